@@ -1,0 +1,525 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// UtilsOptions configures NewUtils. The zero value uses DefaultSchema and
+// slog.Default().
+type UtilsOptions struct {
+	// Schema is the graphile-worker schema; "" means DefaultSchema.
+	Schema string
+	// Logger receives the client's warnings.
+	Logger *slog.Logger
+}
+
+// Utils is the client: it adds and manages jobs. It is safe for concurrent
+// use. Every method runs one statement (Migrate runs several), on the
+// Database, or on the caller's transaction for a Utils made by WithTx.
+type Utils struct {
+	db     Database // nil for a Utils bound to a caller's transaction
+	ex     Executor
+	schema string
+	log    *slog.Logger
+	sql    *utilsSQL
+	names  *nameCache
+}
+
+// NewUtils returns a client for db.
+func NewUtils(db Database, opts UtilsOptions) (*Utils, error) {
+	if db == nil {
+		return nil, &ValidationError{Field: "db", Reason: "must not be nil"}
+	}
+	schema := opts.Schema
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	if err := checkSchemaName(schema); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Utils{db: db, ex: db, schema: schema, log: log, sql: newUtilsSQL(newRenderer(schema)), names: newNameCache()}, nil
+}
+
+// WithTx returns a client whose calls run on tx, typically a transaction the
+// caller already holds (see the drivers' wrappers, such as pgxdriver.Tx), so
+// that jobs are added or changed atomically with the caller's own writes.
+// Nothing is committed or rolled back by the client.
+func (u *Utils) WithTx(tx Executor) *Utils {
+	c := *u
+	c.db, c.ex = nil, tx
+	return &c
+}
+
+// Schema returns the schema the client works on.
+func (u *Utils) Schema() string { return u.schema }
+
+// Migrate brings the schema up to date; see the package function Migrate.
+// On a client made by WithTx every step runs in the caller's transaction.
+func (u *Utils) Migrate(ctx context.Context) error {
+	var begin func(context.Context) (Transaction, error)
+	if u.db != nil {
+		begin = u.db.Begin
+	}
+	m, err := newMigrator(u.ex, begin, u.schema, u.log)
+	if err != nil {
+		return err
+	}
+	return m.migrate(ctx)
+}
+
+// AddJob adds a job for the task that payload's type names.
+func (u *Utils) AddJob(ctx context.Context, payload TaskPayload, spec *JobSpec) (*Job, error) {
+	if payload == nil {
+		return nil, &ValidationError{Field: "payload", Reason: "must not be nil; use AddRawJob to add a job by identifier"}
+	}
+	return u.AddRawJob(ctx, payload.TaskIdentifier(), payload, spec)
+}
+
+// AddRawJob adds a job for the task named identifier. payload is encoded
+// with encoding/json (json.RawMessage and []byte are taken as JSON text);
+// nil means {}. spec may be nil.
+func (u *Utils) AddRawJob(ctx context.Context, identifier string, payload any, spec *JobSpec) (*Job, error) {
+	if spec == nil {
+		spec = &JobSpec{}
+	}
+	if err := checkIdentifier("identifier", identifier); err != nil {
+		return nil, err
+	}
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	body, err := encodePayload("payload", payload)
+	if err != nil {
+		return nil, err
+	}
+	mode := string(spec.JobKeyMode)
+	if mode == "" {
+		mode = string(Replace)
+	}
+	rows, err := u.ex.Query(ctx, u.sql.addJob,
+		identifier, body, nullString(spec.QueueName), nullTime(spec.RunAt), nullInt32(spec.MaxAttempts),
+		nullString(spec.JobKey), int32(spec.Priority), nullStrings(spec.Flags), mode)
+	if err != nil {
+		return nil, fmt.Errorf("gworker: add job %q: %w", identifier, err)
+	}
+	jobs, err := u.readJobs(ctx, rows)
+	if err != nil {
+		return nil, fmt.Errorf("gworker: add job %q: %w", identifier, err)
+	}
+	if len(jobs) == 0 {
+		// Only when a worker locked the keyed job between add_jobs detaching
+		// locked holders and inserting; adding again succeeds.
+		return nil, fmt.Errorf("gworker: add job %q: the job with key %q was taken by a worker at that moment; add it again", identifier, spec.JobKey)
+	}
+	return jobs[0], nil
+}
+
+// AddJobs adds many jobs in one statement (graphile-worker's add_jobs). Job
+// keys must be unique within the call. Keyed jobs use Replace, or
+// PreserveRunAt when their specs say so; the two cannot be mixed in one call,
+// and UnsafeDedupe is not available here (use AddRawJob).
+func (u *Utils) AddJobs(ctx context.Context, jobs []NewJob) ([]*Job, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	type specJSON struct {
+		Identifier  string          `json:"identifier"`
+		Payload     json.RawMessage `json:"payload"`
+		QueueName   *string         `json:"queue_name"`
+		RunAt       *time.Time      `json:"run_at"`
+		MaxAttempts *int            `json:"max_attempts"`
+		JobKey      *string         `json:"job_key"`
+		Priority    int             `json:"priority"`
+		Flags       []string        `json:"flags"`
+	}
+	specs := make([]specJSON, len(jobs))
+	keys := make(map[string]int)
+	var preserve, replace bool
+	for i := range jobs {
+		j := &jobs[i]
+		field := fmt.Sprintf("jobs[%d]", i)
+		if err := checkIdentifier(field+".Identifier", j.Identifier); err != nil {
+			return nil, err
+		}
+		if err := j.Spec.validate(); err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				ve.Field = field + "." + ve.Field
+			}
+			return nil, err
+		}
+		body, err := encodePayload(field+".Payload", j.Payload)
+		if err != nil {
+			return nil, err
+		}
+		s := specJSON{Identifier: j.Identifier, Payload: body, Priority: j.Spec.Priority, Flags: j.Spec.Flags}
+		if j.Spec.QueueName != "" {
+			s.QueueName = &j.Spec.QueueName
+		}
+		if !j.Spec.RunAt.IsZero() {
+			t := j.Spec.RunAt
+			s.RunAt = &t
+		}
+		if j.Spec.MaxAttempts != 0 {
+			s.MaxAttempts = &j.Spec.MaxAttempts
+		}
+		if k := j.Spec.JobKey; k != "" {
+			if prev, dup := keys[k]; dup {
+				return nil, &ValidationError{Field: field + ".job_key", Value: k, Reason: fmt.Sprintf("is also used by jobs[%d]; keys must be unique within one AddJobs call", prev)}
+			}
+			keys[k] = i
+			s.JobKey = &j.Spec.JobKey
+			switch j.Spec.JobKeyMode {
+			case UnsafeDedupe:
+				return nil, &ValidationError{Field: field + ".job_key_mode", Value: string(UnsafeDedupe), Reason: "is not supported by AddJobs; add such jobs with AddRawJob"}
+			case PreserveRunAt:
+				preserve = true
+			default:
+				replace = true
+			}
+		}
+		specs[i] = s
+	}
+	if preserve && replace {
+		return nil, &ValidationError{Field: "jobs", Reason: "mixes job_key_mode preserve_run_at with replace; add them in separate calls"}
+	}
+	payload, err := json.Marshal(specs)
+	if err != nil {
+		return nil, fmt.Errorf("gworker: add jobs: encode specs: %w", err)
+	}
+	rows, err := u.ex.Query(ctx, u.sql.addJobs, json.RawMessage(payload), preserve)
+	if err != nil {
+		return nil, fmt.Errorf("gworker: add %d jobs: %w", len(jobs), err)
+	}
+	out, err := u.readJobs(ctx, rows)
+	if err != nil {
+		return nil, fmt.Errorf("gworker: add %d jobs: %w", len(jobs), err)
+	}
+	return out, nil
+}
+
+// RemoveJob removes the job with the given key. A job a worker holds right
+// now is not deleted: it loses its key and is not retried after this run.
+// It returns ErrJobNotFound when no job has the key.
+func (u *Utils) RemoveJob(ctx context.Context, jobKey string) (*Job, error) {
+	if jobKey == "" {
+		return nil, &ValidationError{Field: "job_key", Reason: "must not be empty"}
+	}
+	jobs, err := u.jobsQuery(ctx, "remove job", u.sql.removeJob, jobKey)
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("gworker: remove job with key %q: %w", jobKey, ErrJobNotFound)
+	}
+	return jobs[0], nil
+}
+
+// CompleteJobs deletes the given jobs as if they had succeeded, and returns
+// them. Jobs a worker holds (locked less than 4 hours ago) are skipped.
+func (u *Utils) CompleteJobs(ctx context.Context, ids []int64) ([]*Job, error) {
+	return u.jobsQuery(ctx, "complete jobs", u.sql.completeJobs, nonNilIDs(ids))
+}
+
+// PermanentlyFailJobs marks the given jobs as failed for good (attempts =
+// max attempts) with reason as last_error ("" means graphile-worker's
+// "Manually marked as failed"), and returns them. Jobs a worker holds are
+// skipped.
+func (u *Utils) PermanentlyFailJobs(ctx context.Context, ids []int64, reason string) ([]*Job, error) {
+	return u.jobsQuery(ctx, "permanently fail jobs", u.sql.permanentlyFailJobs, nonNilIDs(ids), nullString(reason))
+}
+
+// RescheduleOptions says what RescheduleJobs changes; nil fields are kept.
+type RescheduleOptions struct {
+	RunAt       *time.Time
+	Priority    *int
+	Attempts    *int
+	MaxAttempts *int
+}
+
+// RescheduleJobs changes the given jobs and returns them. Jobs a worker holds
+// are skipped.
+func (u *Utils) RescheduleJobs(ctx context.Context, ids []int64, opts RescheduleOptions) ([]*Job, error) {
+	check := func(field string, v *int, lo, hi int) error {
+		if v != nil && (*v < lo || *v > hi) {
+			return &ValidationError{Field: field, Value: *v, Reason: fmt.Sprintf("must be between %d and %d", lo, hi)}
+		}
+		return nil
+	}
+	if err := errors.Join(
+		check("priority", opts.Priority, -32768, 32767),
+		check("attempts", opts.Attempts, 0, 32767),
+		check("max_attempts", opts.MaxAttempts, 1, 32767),
+	); err != nil {
+		return nil, err
+	}
+	var runAt any
+	if opts.RunAt != nil {
+		runAt = *opts.RunAt
+	}
+	return u.jobsQuery(ctx, "reschedule jobs", u.sql.rescheduleJobs, nonNilIDs(ids), runAt,
+		optInt32(opts.Priority), optInt32(opts.Attempts), optInt32(opts.MaxAttempts))
+}
+
+// ForceUnlockWorkers releases every job and queue locked by the given worker
+// ids, for workers known to be dead. The jobs become runnable again.
+func (u *Utils) ForceUnlockWorkers(ctx context.Context, workerIDs []string) error {
+	if workerIDs == nil {
+		workerIDs = []string{}
+	}
+	if _, err := u.ex.Exec(ctx, u.sql.forceUnlockWorkers, workerIDs); err != nil {
+		return fmt.Errorf("gworker: force unlock workers: %w", err)
+	}
+	return nil
+}
+
+// CleanupTask is one of graphile-worker's cleanup operations.
+type CleanupTask string
+
+const (
+	// DeletePermafailedJobs deletes unlocked jobs that have no attempts left.
+	DeletePermafailedJobs CleanupTask = "DELETE_PERMAFAILED_JOBS"
+	// GCTaskIdentifiers deletes task identifiers no job uses.
+	GCTaskIdentifiers CleanupTask = "GC_TASK_IDENTIFIERS"
+	// GCJobQueues deletes unlocked queues no job uses.
+	GCJobQueues CleanupTask = "GC_JOB_QUEUES"
+)
+
+// CleanupOptions configures Cleanup. The zero value runs GCTaskIdentifiers
+// and GCJobQueues, graphile-worker's default.
+type CleanupOptions struct {
+	Tasks []CleanupTask
+	// TaskIdentifiersToKeep are never deleted by GCTaskIdentifiers, for
+	// example the tasks of running workers, which cache their ids.
+	TaskIdentifiersToKeep []string
+}
+
+// Cleanup runs the requested cleanup tasks, each as one statement, in the
+// order DeletePermafailedJobs, GCTaskIdentifiers, GCJobQueues.
+func (u *Utils) Cleanup(ctx context.Context, opts CleanupOptions) error {
+	tasks := opts.Tasks
+	if len(tasks) == 0 {
+		tasks = []CleanupTask{GCTaskIdentifiers, GCJobQueues}
+	}
+	want := map[CleanupTask]bool{}
+	for i, t := range tasks {
+		switch t {
+		case DeletePermafailedJobs, GCTaskIdentifiers, GCJobQueues:
+			want[t] = true
+		default:
+			return &ValidationError{Field: fmt.Sprintf("Tasks[%d]", i), Value: string(t),
+				Reason: "must be DELETE_PERMAFAILED_JOBS, GC_TASK_IDENTIFIERS or GC_JOB_QUEUES"}
+		}
+	}
+	keep := opts.TaskIdentifiersToKeep
+	if keep == nil {
+		keep = []string{}
+	}
+	steps := []struct {
+		task CleanupTask
+		sql  string
+		args []any
+	}{
+		{DeletePermafailedJobs, u.sql.deletePermafailedJobs, nil},
+		{GCTaskIdentifiers, u.sql.gcTaskIdentifiers, []any{keep}},
+		{GCJobQueues, u.sql.gcJobQueues, nil},
+	}
+	for _, s := range steps {
+		if !want[s.task] {
+			continue
+		}
+		if _, err := u.ex.Exec(ctx, s.sql, s.args...); err != nil {
+			return fmt.Errorf("gworker: cleanup %s: %w", s.task, err)
+		}
+	}
+	return nil
+}
+
+func (u *Utils) jobsQuery(ctx context.Context, what, sql string, args ...any) ([]*Job, error) {
+	rows, err := u.ex.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("gworker: %s: %w", what, err)
+	}
+	jobs, err := u.readJobs(ctx, rows)
+	if err != nil {
+		return nil, fmt.Errorf("gworker: %s: %w", what, err)
+	}
+	return jobs, nil
+}
+
+// readJobs scans rows of jobColumns, closes them and fills in task
+// identifiers and queue names.
+func (u *Utils) readJobs(ctx context.Context, rows Rows) ([]*Job, error) {
+	var jobs []*Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	if err := u.names.resolve(ctx, u.ex, u.sql.names, jobs); err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+// nameCache maps task and queue ids to names. Ids come from identity columns
+// and are never reused, so an entry never goes stale.
+type nameCache struct {
+	mu     sync.RWMutex
+	tasks  map[int32]string
+	queues map[int32]string
+}
+
+func newNameCache() *nameCache {
+	return &nameCache{tasks: map[int32]string{}, queues: map[int32]string{}}
+}
+
+// resolve fills TaskIdentifier and QueueName, reading unknown ids in one
+// query. A statement cannot see the task and queue rows that add_jobs
+// created within it, hence the separate lookup.
+func (c *nameCache) resolve(ctx context.Context, ex Executor, sql string, jobs []*Job) error {
+	var missingTasks, missingQueues []int64
+	fill := func() {
+		missingTasks, missingQueues = missingTasks[:0], missingQueues[:0]
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		for _, j := range jobs {
+			if name, ok := c.tasks[j.taskID]; ok {
+				j.TaskIdentifier = name
+			} else {
+				missingTasks = append(missingTasks, int64(j.taskID))
+			}
+			if j.jobQueueID != nil {
+				if name, ok := c.queues[*j.jobQueueID]; ok {
+					j.QueueName = name
+				} else {
+					missingQueues = append(missingQueues, int64(*j.jobQueueID))
+				}
+			}
+		}
+	}
+	fill()
+	if len(missingTasks) == 0 && len(missingQueues) == 0 {
+		return nil
+	}
+	rows, err := ex.Query(ctx, sql, missingTasks, missingQueues)
+	if err != nil {
+		return fmt.Errorf("read task and queue names: %w", err)
+	}
+	defer rows.Close()
+	c.mu.Lock()
+	for rows.Next() {
+		var (
+			kind string
+			id   int32
+			name string
+		)
+		if err := rows.Scan(&kind, &id, &name); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		if kind == "t" {
+			c.tasks[id] = name
+		} else {
+			c.queues[id] = name
+		}
+	}
+	c.mu.Unlock()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	fill()
+	return nil
+}
+
+// utilsSQL holds the client's statements, rendered for one schema.
+type utilsSQL struct {
+	addJob, addJobs, removeJob, completeJobs, permanentlyFailJobs, rescheduleJobs string
+	forceUnlockWorkers, names                                                     string
+	deletePermafailedJobs, gcTaskIdentifiers, gcJobQueues                         string
+}
+
+func newUtilsSQL(r renderer) *utilsSQL {
+	from := func(call string) string {
+		return r.render("select " + jobColumns + " from {{schema}}." + call + " j where j.id is not null")
+	}
+	return &utilsSQL{
+		addJob: from("add_job($1, $2::json, $3, $4::timestamptz, $5::int, $6, $7::int, $8::text[], $9)"),
+		addJobs: from("add_jobs(array(select s from json_populate_recordset(null::{{schema}}.job_spec, $1::json) s)," +
+			" $2::boolean)"),
+		removeJob:           from("remove_job($1)"),
+		completeJobs:        from("complete_jobs($1::bigint[])"),
+		permanentlyFailJobs: from("permanently_fail_jobs($1::bigint[], $2)"),
+		rescheduleJobs:      from("reschedule_jobs($1::bigint[], $2::timestamptz, $3::int, $4::int, $5::int)"),
+		forceUnlockWorkers:  r.render("select {{schema}}.force_unlock_workers($1::text[])"),
+		names: r.render("select 't', id, identifier from {{schema}}._private_tasks where id = any($1::bigint[])" +
+			" union all select 'q', id, queue_name from {{schema}}._private_job_queues where id = any($2::bigint[])"),
+		deletePermafailedJobs: r.render("delete from {{schema}}._private_jobs where attempts >= max_attempts and locked_at is null"),
+		gcTaskIdentifiers: r.render("delete from {{schema}}._private_tasks t" +
+			" where t.identifier <> all($1::text[])" +
+			" and not exists (select 1 from {{schema}}._private_jobs j where j.task_id = t.id)"),
+		gcJobQueues: r.render("delete from {{schema}}._private_job_queues q" +
+			" where q.locked_at is null" +
+			" and not exists (select 1 from {{schema}}._private_jobs j where j.job_queue_id = q.id)"),
+	}
+}
+
+// Helpers turning Go zero values into SQL NULL.
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+func nullInt32(n int) any {
+	if n == 0 {
+		return nil
+	}
+	return int32(n)
+}
+
+func nullStrings(s []string) any {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+func optInt32(p *int) any {
+	if p == nil {
+		return nil
+	}
+	return int32(*p)
+}
+
+func nonNilIDs(ids []int64) []int64 {
+	if ids == nil {
+		return []int64{}
+	}
+	return ids
+}

@@ -1,0 +1,98 @@
+// Command gworker manages and runs graphile-worker jobs stored in PostgreSQL.
+//
+// It works on the same schema as graphile-worker 0.18 (Node.js), so it can
+// install that schema, add jobs that a Node or Go worker runs, and run jobs
+// that Node, Go or SQL (graphile_worker.add_job) added.
+//
+// Usage:
+//
+//	gworker [common flags] COMMAND [flags] [arguments]
+//
+// The commands are:
+//
+//	migrate   install or upgrade the graphile-worker schema
+//	add       add a job
+//	run       run jobs with the executable tasks of a directory
+//	help      show the usage, or a command's (gworker help COMMAND)
+//
+// Common flags, accepted before or after the command:
+//
+//	-c, --connection URL   PostgreSQL connection string (default: $DATABASE_URL;
+//	                       with neither, libpq's PG* variables if PGHOST,
+//	                       PGDATABASE or PGSERVICE is set)
+//	-s, --schema NAME      graphile-worker schema (default: $GRAPHILE_WORKER_SCHEMA,
+//	                       else graphile_worker)
+//	-v, --verbose          log at debug level
+//	-h, --help             show help
+//
+// Flags may also follow a command's arguments (gworker add ID '{}' --queue q);
+// everything after "--" is an argument.
+//
+// # migrate
+//
+//	gworker migrate
+//
+// brings the schema to graphile-worker migration 20, creating it if needed,
+// like graphile-worker --schema-only, and prints
+//
+//	schema "graphile_worker" is up to date (graphile-worker migration 20)
+//
+// # add
+//
+//	gworker add [--queue NAME] [--run-at TIME] [--max-attempts N] [--key KEY]
+//	            [--key-mode replace|preserve_run_at|unsafe_dedupe] [--priority N]
+//	            [--flag FLAG]... IDENTIFIER [JSON]
+//
+// adds a job for the task IDENTIFIER with the payload JSON (default {}). TIME
+// is RFC 3339 (2030-01-02T15:04:05Z). It prints the job as one line of JSON:
+// the columns of the jobs view (id, queue_name, task_identifier, priority,
+// run_at, attempts, max_attempts, last_error, created_at, updated_at, key,
+// locked_at, locked_by, revision, flags) plus payload. The schema must exist.
+//
+// # run
+//
+//	gworker run [--once] [-j N] [--poll-interval DURATION]
+//	            [--grace-period DURATION] [--tasks DIR]
+//
+// migrates the schema, then runs jobs until SIGINT or SIGTERM, or with --once
+// until no job is runnable. -j sets how many jobs run at once (default: the
+// number of CPUs). --poll-interval (default 2s; a bare number is
+// milliseconds, as in graphile-worker) is how often an idle worker looks for
+// jobs when no notification wakes it. --grace-period (default 5s) is how long
+// running jobs may finish after a shutdown signal.
+//
+// The tasks are the executable files under DIR (default ./tasks), searched
+// recursively: a file's identifier is its path relative to DIR without its
+// extension, with / separators, so tasks/a/b/c.sh runs jobs of the task
+// a/b/c. Other files are ignored; two files with one identifier are an error.
+// Only jobs of those tasks are fetched.
+//
+// A job runs its file in a process group of its own, with the worker's
+// environment plus graphile-worker's variables
+//
+//	GRAPHILE_WORKER_PAYLOAD_FORMAT    json
+//	GRAPHILE_WORKER_TASK_IDENTIFIER   the task identifier
+//	GRAPHILE_WORKER_JOB_ID            the job id
+//	GRAPHILE_WORKER_JOB_KEY           the job key, or empty
+//	GRAPHILE_WORKER_JOB_ATTEMPTS      this attempt's number, from 1
+//	GRAPHILE_WORKER_JOB_MAX_ATTEMPTS  the job's max attempts
+//	GRAPHILE_WORKER_JOB_PRIORITY      the job's priority
+//	GRAPHILE_WORKER_JOB_RUN_AT        run_at, RFC 3339 in UTC
+//
+// and {"payload": PAYLOAD} on standard input. Its standard output and error
+// are logged line by line. Exit status 0 completes the job (it is deleted).
+// Any other status fails it: last_error becomes "task exited with status N:"
+// followed by the last 2 KB of standard error, and the job is retried after
+// graphile-worker's backoff until it runs out of attempts.
+//
+// When the grace period after a shutdown signal is over, the process group
+// of each task still running gets SIGTERM, and SIGKILL 5 seconds later. Such
+// jobs go back to the queue without counting the attempt, and gworker waits
+// for their processes before exiting.
+//
+// # Exit status
+//
+// 0 on success, 1 on an error, 2 on bad usage (printed on one line, or the
+// usage for an unknown command), and 57, as graphile-worker, when the
+// database has a breaking migration this gworker does not know.
+package main

@@ -1,0 +1,140 @@
+package core
+
+import (
+	"strconv"
+	"strings"
+)
+
+// workerSQL holds the worker's statements (graphile-worker's inline worker
+// SQL, COMPAT.md §2), rendered for one schema.
+type workerSQL struct {
+	registerTasks, readTaskIDs string
+	// fetch[flags][localTime] locks up to $3 runnable jobs for worker $1.
+	fetch         [2][2]string
+	complete      string
+	fail          string
+	returnJobs    string
+	resetLockedAt string
+}
+
+func newWorkerSQL(r renderer) *workerSQL {
+	s := &workerSQL{
+		registerTasks: r.render("insert into {{schema}}._private_tasks (identifier)" +
+			" select i from unnest($1::text[]) i" +
+			" where not exists (select 1 from {{schema}}._private_tasks t where t.identifier = i)" +
+			" on conflict do nothing"),
+		readTaskIDs: r.render("select id, identifier from {{schema}}._private_tasks where identifier = any($1::text[])"),
+
+		// Completed jobs are deleted; their queues are unlocked if this
+		// worker holds them.
+		complete: r.render(`with done as (
+  delete from {{schema}}._private_jobs as j where j.id = any($1::bigint[]) returning j.job_queue_id
+)
+update {{schema}}._private_job_queues as q set locked_by = null, locked_at = null
+from done where q.id = done.job_queue_id and q.locked_by = $2`),
+
+		// $2 is a JSON array of {"id", "message", "payload"?}; payload
+		// replaces the job's payload (partial batch failure). The backoff is
+		// graphile-worker's: exp(min(attempts, 10)) seconds, on the
+		// database's clock.
+		fail: r.render(`with f as (
+  select (e->>'id')::bigint as id, e->>'message' as message, e->'payload' as payload
+  from json_array_elements($2::json) as e
+), failed as (
+  update {{schema}}._private_jobs as j
+  set last_error = f.message,
+      run_at = greatest(now(), j.run_at) + exp(least(j.attempts, 10)) * interval '1 second',
+      locked_by = null,
+      locked_at = null,
+      payload = coalesce(f.payload, j.payload),
+      updated_at = now()
+  from f
+  where j.id = f.id and j.locked_by = $1
+  returning j.job_queue_id
+)
+update {{schema}}._private_job_queues as q set locked_by = null, locked_at = null
+from failed where q.id = failed.job_queue_id and q.locked_by = $1`),
+
+		// Jobs handed back unfinished: the attempt is not counted.
+		returnJobs: r.render(`with back as (
+  update {{schema}}._private_jobs as j
+  set attempts = greatest(0, j.attempts - 1),
+      locked_by = null,
+      locked_at = null,
+      run_at = greatest(j.run_at, now() + $3::float8 * interval '1 second'),
+      last_error = coalesce($4, j.last_error),
+      updated_at = now()
+  where j.id = any($2::bigint[]) and j.locked_by = $1
+  returning j.job_queue_id
+)
+update {{schema}}._private_job_queues as q set locked_by = null, locked_at = null
+from back where q.id = back.job_queue_id and q.locked_by = $1`),
+
+		// Frees locks a crashed worker left behind, after graphile-worker's
+		// fixed 4 hours.
+		resetLockedAt: r.render(`with j as (
+  update {{schema}}._private_jobs
+  set locked_at = null, locked_by = null, run_at = greatest(run_at, now())
+  where locked_at < now() - interval '4 hours'
+)
+update {{schema}}._private_job_queues
+set locked_at = null, locked_by = null
+where locked_at < now() - interval '4 hours'`),
+	}
+	for flags := 0; flags < 2; flags++ {
+		for local := 0; local < 2; local++ {
+			s.fetch[flags][local] = r.render(fetchSQL(flags == 1, local == 1))
+		}
+	}
+	return s
+}
+
+// fetchSQL builds the statement that locks up to $3 jobs for worker $1 among
+// the tasks $2. It locks the available named queues first and skips rows
+// other workers hold, then keeps at most one job per named queue so that a
+// queue stays serial even when many jobs are fetched at once. $4 holds the
+// forbidden flags and the next parameter the caller's clock, when those
+// variants are used.
+func fetchSQL(withFlags, localTime bool) string {
+	next := 4
+	flags := ""
+	if withFlags {
+		flags = "\n    and ((candidate.flags ?| $4::text[]) is not true)"
+		next++
+	}
+	now := "now()"
+	if localTime {
+		now = "$" + strconv.Itoa(next) + "::timestamptz"
+	}
+	sql := `with candidates as (
+  select candidate.id, candidate.job_queue_id, candidate.priority, candidate.run_at
+  from {{schema}}._private_jobs as candidate
+  where candidate.is_available = true
+    and candidate.run_at <= NOW
+    and candidate.task_id = any($2::bigint[])
+    and (candidate.job_queue_id is null or candidate.job_queue_id in (
+      select q.id from {{schema}}._private_job_queues as q
+      where q.is_available = true
+      for update skip locked
+    ))FLAGS
+  order by candidate.priority asc, candidate.run_at asc
+  limit $3
+  for update skip locked
+), chosen as (
+  select distinct on (c.job_queue_id, case when c.job_queue_id is null then c.id end) c.id, c.job_queue_id
+  from candidates c
+  order by c.job_queue_id, case when c.job_queue_id is null then c.id end, c.priority, c.run_at
+), locked_queues as (
+  update {{schema}}._private_job_queues as q
+  set locked_by = $1, locked_at = now()
+  from chosen
+  where q.id = chosen.job_queue_id
+)
+update {{schema}}._private_jobs as j
+set attempts = j.attempts + 1, locked_by = $1, locked_at = now()
+from chosen
+where j.id = chosen.id
+returning ` + jobColumns
+	sql = strings.Replace(sql, "NOW", now, 1)
+	return strings.Replace(sql, "FLAGS", flags, 1)
+}

@@ -1,0 +1,87 @@
+// Package pgxdriver runs gworker on pgx/v5: it implements core.Database over
+// a *pgxpool.Pool.
+//
+// # Getting a Driver
+//
+// Use New (or NewWithOptions) over a pool you already have; the pool stays
+// yours and Driver.Close leaves it open. Or let Open create a pool from a
+// connection string; Driver.Close then closes it.
+//
+// # Your own transaction or connection
+//
+// Tx wraps a pgx.Tx you hold, so that jobs are added atomically with your own
+// writes: they become visible when you commit and vanish if you roll back.
+// Core never commits or rolls back a transaction handed in this way. Conn
+// does the same for anything with pgx's Exec and Query methods, such as a
+// *pgx.Conn or *pgxpool.Conn, when core's statements should run on that
+// session.
+//
+// # Values
+//
+// Core passes string, int16, int32, int64, bool, float64, time.Time, nil,
+// []string, []int64 and json.RawMessage, and the adapter hands them to pgx
+// as they are: pgx encodes each of them in every query exec mode, including
+// the simple protocol, where json.RawMessage is sent as JSON text (and a nil
+// one as NULL). Results are scanned by pgx directly: json and jsonb columns
+// scanned into *[]byte receive the raw JSON text, and NULL scanned into a
+// pointer to a pointer sets the inner pointer to nil.
+//
+// Errors come from pgx unchanged, so errors.As with *pgconn.PgError works.
+//
+// # PgBouncer
+//
+// Under PgBouncer in transaction pooling mode, prepared statements cannot be
+// used. Select pgx's simple protocol on the pool's configuration:
+//
+//	cfg, err := pgxpool.ParseConfig(url)
+//	// handle err
+//	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+//	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+//
+// or add default_query_exec_mode=simple_protocol to the connection string.
+//
+// LISTEN, on the other hand, needs a session of its own: a transaction
+// pooler hands each statement to any server connection, so a LISTEN would
+// be lost. Point the listener at PostgreSQL directly (or at a session
+// pooling port) with Options.ListenConnConfig:
+//
+//	direct, err := pgx.ParseConfig(directURL)
+//	// handle err
+//	d := pgxdriver.NewWithOptions(pool, pgxdriver.Options{ListenConnConfig: direct})
+//
+// Without it the worker still runs; it then relies on polling when
+// notifications do not arrive.
+//
+// # Notifications
+//
+// Listen opens a connection of its own with pgx.ConnectConfig, from
+// Options.ListenConnConfig or else a copy of the pool's configuration; it is
+// never taken from the pool, so a long-lived listener cannot starve it.
+// Whatever BuildContextWatcherHandler that configuration names, the listener
+// interrupts a wait with a read deadline, which returns at once and keeps
+// the connection (a cancel request would do nothing for an idle session).
+//
+// Receive returns the next notification, in the order PostgreSQL sent them.
+// Receive is meant to be called from one goroutine in a loop; concurrent
+// calls are serialised.
+//
+// When ctx ends, Receive returns ctx.Err() and the connection stays open and
+// subscribed: a notification that arrives meanwhile waits in the connection
+// and the next Receive returns it. So a worker may call Receive with short
+// contexts without losing anything. (Should pgx close the connection all the
+// same, the next Receive reconnects and reports it as below.)
+//
+// When the connection is lost for any other reason, Receive reconnects by
+// itself, runs LISTEN again on every channel and then returns a Notification
+// with Reconnected set, since messages sent while it was down are gone. It
+// waits before each attempt: 100ms at first, doubling up to 5s, each wait
+// randomised within its upper half. The wait goes back to 100ms once a
+// connection has stayed up for longer than 5s. Receive keeps trying until
+// it succeeds, ctx ends (the next Receive picks up where it left off) or
+// Close is called; Options.OnListenError sees each failure.
+//
+// Close closes the connection. It may be called while another goroutine is
+// blocked in Receive, which then returns at once; that Receive, and every
+// later one, returns an error wrapping core.ErrNotificationsClosed.
+// Driver.Close does not close Notifications: close them first.
+package pgxdriver

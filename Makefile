@@ -14,6 +14,7 @@ all: build
 test: postgres
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./cronspec/
 
 ## postgres: make sure the PostgreSQL server binaries the tests need are installed
 postgres:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,10 +23,23 @@ type completer struct {
 	stopCh  chan struct{}
 	doneCh  chan struct{}
 	onFlush func(n int)
+	first   time.Time // when the oldest pending outcome arrived
+	flushes atomic.Int64
 }
+
+// maxBatch caps how many outcomes one flush records, so that a huge backlog
+// does not become one huge statement.
+const maxBatch = 5000
 
 func newCompleter(w *Worker) *completer {
 	return &completer{w: w, sig: make(chan struct{}, 1), stopCh: make(chan struct{}), doneCh: make(chan struct{})}
+}
+
+// backlog is how many outcomes wait to be recorded.
+func (c *completer) backlog() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
 }
 
 // start runs the completer; onFlush is told how many outcomes each flush
@@ -37,6 +51,9 @@ func (c *completer) start(onFlush func(n int)) {
 
 func (c *completer) add(o outcome) {
 	c.mu.Lock()
+	if len(c.pending) == 0 {
+		c.first = time.Now()
+	}
 	c.pending = append(c.pending, o)
 	c.mu.Unlock()
 	select {
@@ -62,9 +79,43 @@ func (c *completer) take() []outcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	batch := c.pending
-	c.pending = nil
+	if len(batch) > maxBatch {
+		batch = batch[:maxBatch:maxBatch]
+		c.pending = append([]outcome(nil), c.pending[maxBatch:]...)
+		c.first = time.Now()
+	} else {
+		c.pending = nil
+	}
 	c.busy = len(batch) > 0
 	return batch
+}
+
+// wait returns how long to keep gathering before the next flush: the
+// batch delay of the pending outcomes' kinds (the shortest applies),
+// measured from the oldest; 0 once it passed or the batch is full.
+func (c *completer) wait() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 || len(c.pending) >= maxBatch {
+		return 0
+	}
+	delay := time.Duration(-1)
+	for _, o := range c.pending {
+		d := time.Duration(0)
+		switch o.kind {
+		case outcomeComplete:
+			d = c.w.opts.CompleteJobBatchDelay
+		case outcomeFail:
+			d = c.w.opts.FailJobBatchDelay
+		}
+		if delay < 0 || d < delay {
+			delay = d
+		}
+		if delay == 0 {
+			return 0
+		}
+	}
+	return max(0, delay-time.Since(c.first))
 }
 
 func (c *completer) run() {
@@ -77,15 +128,33 @@ func (c *completer) run() {
 			stopping = true
 		}
 		for {
+			if d := c.wait(); d > 0 && !stopping {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-c.stopCh:
+					stopping = true
+				}
+				t.Stop()
+			}
 			batch := c.take()
 			if len(batch) == 0 {
 				break
 			}
 			c.flush(batch)
+			c.flushes.Add(1)
 			c.mu.Lock()
 			c.busy = false
 			c.mu.Unlock()
-			c.onFlush(len(batch))
+			// Released jobs were never started: they free no slot, and
+			// fetching them straight back would defeat their release.
+			freed := 0
+			for _, o := range batch {
+				if o.kind != outcomeRelease {
+					freed++
+				}
+			}
+			c.onFlush(freed)
 		}
 		if stopping {
 			return
@@ -99,7 +168,7 @@ func (c *completer) run() {
 // all stays locked and is logged: the lock-expiry rules make it runnable
 // again, so it is retried rather than lost.
 func (c *completer) flush(batch []outcome) {
-	var completes, returns []*Job
+	var completes, returns, releases []*Job
 	var fails []outcome
 	for _, o := range batch {
 		switch o.kind {
@@ -109,8 +178,12 @@ func (c *completer) flush(batch []outcome) {
 			fails = append(fails, o)
 		case outcomeReturn:
 			returns = append(returns, o.job)
+		case outcomeRelease:
+			releases = append(releases, o.job)
 		}
 	}
+	c.w.log.Debug("gworker: recording outcomes", slog.Int("complete", len(completes)), slog.Int("fail", len(fails)),
+		slog.Int("return", len(returns)), slog.Int("release", len(releases)))
 	if len(completes) > 0 {
 		c.record("complete", completes, func(ctx context.Context, jobs []*Job) error {
 			_, err := c.w.db.Exec(ctx, c.w.sql.complete, jobIDs(jobs), c.w.id)
@@ -118,19 +191,21 @@ func (c *completer) flush(batch []outcome) {
 		})
 	}
 	if len(fails) > 0 {
-		byID := make(map[int64]string, len(fails))
+		byID := make(map[int64]outcome, len(fails))
 		jobs := make([]*Job, len(fails))
 		for i, o := range fails {
-			byID[o.job.ID], jobs[i] = o.message, o.job
+			byID[o.job.ID], jobs[i] = o, o.job
 		}
 		c.record("fail", jobs, func(ctx context.Context, jobs []*Job) error {
 			type item struct {
-				ID      int64  `json:"id"`
-				Message string `json:"message"`
+				ID      int64           `json:"id"`
+				Message string          `json:"message"`
+				Payload json.RawMessage `json:"payload,omitempty"`
 			}
 			items := make([]item, len(jobs))
 			for i, j := range jobs {
-				items[i] = item{ID: j.ID, Message: byID[j.ID]}
+				o := byID[j.ID]
+				items[i] = item{ID: j.ID, Message: o.message, Payload: o.payload}
 			}
 			b, err := json.Marshal(items)
 			if err != nil {
@@ -144,6 +219,12 @@ func (c *completer) flush(batch []outcome) {
 		delay := max(c.w.opts.InterruptedRetryDelay, 0).Seconds()
 		c.record("return", returns, func(ctx context.Context, jobs []*Job) error {
 			_, err := c.w.db.Exec(ctx, c.w.sql.returnJobs, c.w.id, jobIDs(jobs), delay, interruptedMessage)
+			return err
+		})
+	}
+	if len(releases) > 0 {
+		c.record("release", releases, func(ctx context.Context, jobs []*Job) error {
+			_, err := c.w.db.Exec(ctx, c.w.sql.returnJobs, c.w.id, jobIDs(jobs), nil, nil)
 			return err
 		})
 	}

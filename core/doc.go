@@ -43,8 +43,42 @@
 // cancelled and unfinished jobs go back to the queue without counting the
 // attempt. RunOnce runs until no job is runnable.
 //
+// For throughput, WorkerOptions.LocalQueue lets one fetch lock a batch of
+// jobs for the whole worker (graphile-worker's localQueue), and
+// CompleteJobBatchDelay / FailJobBatchDelay gather more outcomes per
+// statement. Outcomes are always recorded in batches, and AddJobs inserts
+// keyless jobs with one plain INSERT.
+//
+// NewBatchTask defines a task whose payload is an array of items; when some
+// items fail, only those are retried. Utils.CancelJob cancels a job for good,
+// including one a worker runs right now.
+//
 // Inside a handler, LoggerFromContext, UtilsFromContext and JobFromContext
 // give the job's logger, a client for adding jobs and the job itself.
+//
+// # Cron
+//
+// WorkerOptions.Crontab (graphile-worker's crontab text, see package
+// cronspec) and WorkerOptions.Schedules (entries built in Go) make Run add a
+// job for each entry at each minute it matches; RunOnce does not run cron,
+// as graphile-worker's --once does not. Any number of workers, gworker and
+// graphile-worker alike, may run the same entries: each minute of an entry
+// is scheduled once, by whichever worker first moves the entry's
+// last_execution in _private_known_crontabs forward to it, in the statement
+// that adds the job. The job's payload is the entry's plus
+// _cron: {ts, backfilled}, ts being the minute as JavaScript's toISOString
+// writes it (2024-01-02T03:04:00.000Z) and also the job's run_at.
+//
+// At start the runner registers entries it has never seen (they are not
+// back-filled), then back-fills, minute by minute, the minutes a known entry
+// missed since its last execution, as far back as its fill option allows.
+// It then schedules each minute from the next whole one on. When it wakes
+// late (the process stalled, the clock was set forward) it schedules every
+// minute it missed; when it wakes early (the clock was set back) it waits
+// again, and a minute that already ran never runs again. After a failure it
+// restarts with a growing delay and back-fills again: minutes missed
+// meanwhile run only for entries with a fill period. WorkerOptions.Clock
+// and WorkerOptions.CronEvents let tests drive and observe it.
 //
 // # Errors
 //

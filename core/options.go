@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+
+	"github.com/gworker/gworker/cronspec"
 )
 
 // Defaults of WorkerOptions.
@@ -24,7 +26,41 @@ const (
 	// the jittered period of the sweep that frees locks older than 4 hours.
 	DefaultMinResetLockedInterval = 8 * time.Minute
 	DefaultMaxResetLockedInterval = 10 * time.Minute
+	// DefaultLocalQueueTTL is how long the local queue holds a job no slot
+	// took before handing it back.
+	DefaultLocalQueueTTL = 5 * time.Minute
 )
+
+// LocalQueueOptions configures the local queue: one fetch locks up to Size
+// jobs for the whole worker, and slots take them from memory, so a busy
+// worker asks the database for work far less often and the next batch is
+// already there when a slot frees. The zero value (Size 0) turns it off:
+// each fetch then asks for as many jobs as there are free slots.
+type LocalQueueOptions struct {
+	// Size is how many jobs one fetch may lock. It should be at least the
+	// concurrency; graphile-worker suggests concurrency + 1, and bigger
+	// batches help throughput when jobs are short.
+	Size int
+	// TTL is how long a fetched job may wait in the local queue; jobs still
+	// waiting then go back to the database (attempt not counted, run_at
+	// unchanged). 0 means DefaultLocalQueueTTL.
+	TTL time.Duration
+	// RefetchDelay spaces out fetches while there is little work.
+	RefetchDelay RefetchDelayOptions
+}
+
+// RefetchDelayOptions: after a fetch that returned at most Threshold jobs,
+// wait (0.5 to 1.5) × Duration before fetching again, unless notifications
+// announce more than a random share of MaxAbortThreshold new jobs. The zero
+// value (Duration 0) fetches again as soon as there is reason to.
+type RefetchDelayOptions struct {
+	Duration time.Duration
+	// Threshold: fetches returning at most this many jobs start a delay.
+	Threshold int
+	// MaxAbortThreshold bounds the random number of announced jobs that
+	// ends a delay early; 0 means 5 × LocalQueueOptions.Size.
+	MaxAbortThreshold int
+}
 
 // WorkerOptions configures a Worker. Zero values mean the documented
 // defaults; only Database and Tasks are required.
@@ -70,8 +106,37 @@ type WorkerOptions struct {
 	// at a random moment within min(1 minute, MaxResetLockedInterval).
 	MinResetLockedInterval time.Duration
 	MaxResetLockedInterval time.Duration
-	// Clock returns the current time for UseLocalTime; nil means time.Now.
-	Clock func() time.Time
+	// Clock is the worker's source of time: the cron runner's minutes and
+	// timers, and the time fetches compare run_at with under UseLocalTime.
+	// nil means the system clock; tests use a fake one.
+	Clock Clock
+	// LocalQueue fetches jobs in batches for the whole worker; see
+	// LocalQueueOptions. Off by default.
+	LocalQueue LocalQueueOptions
+	// CompleteJobBatchDelay and FailJobBatchDelay: outcomes are always
+	// recorded in batches (whatever accumulates while one statement runs
+	// goes out together in the next); a positive delay also waits that long
+	// after the first outcome to gather more, trading latency of the
+	// recording (jobs stay locked meanwhile) for fewer statements. 0 means
+	// no waiting.
+	CompleteJobBatchDelay time.Duration
+	FailJobBatchDelay     time.Duration
+
+	// Crontab is a crontab in graphile-worker's format (see package
+	// cronspec): Run schedules its entries, each matching minute once
+	// across all workers, Node ones included. A crontab that does not parse
+	// makes NewWorker fail with an error that errors.As turns into a
+	// *cronspec.ParseError. "" means none.
+	Crontab string
+	// Schedules are more cron entries, built in Go (cronspec.DailyAt and
+	// the others) or parsed; they run alongside Crontab's. Identifiers must
+	// be unique across both.
+	Schedules []cronspec.Entry
+	// CronEvents, if set, is called with each CronEvent of the cron
+	// runner, in order, on the runner's goroutine: it must return quickly.
+	CronEvents func(CronEvent)
+
+	cron cronspec.Crontab // Crontab and Schedules, checked by normalize
 }
 
 // normalize validates the options and fills in defaults.
@@ -144,8 +209,42 @@ func (o WorkerOptions) normalize() (WorkerOptions, error) {
 	if o.MinResetLockedInterval < 0 || o.MaxResetLockedInterval < o.MinResetLockedInterval {
 		bad("MaxResetLockedInterval", o.MaxResetLockedInterval, "must be at least MinResetLockedInterval, and both positive")
 	}
-	if o.Clock == nil {
-		o.Clock = time.Now
+	lq := &o.LocalQueue
+	switch {
+	case lq.Size < 0:
+		bad("LocalQueue.Size", lq.Size, "must not be negative (0 turns the local queue off)")
+	case lq.Size > 0:
+		if lq.Size < o.Concurrency {
+			o.Logger.Warn("gworker: LocalQueue.Size is smaller than Concurrency; some slots will wait for the next fetch",
+				slog.Int("size", lq.Size), slog.Int("concurrency", o.Concurrency))
+		}
+		if lq.TTL == 0 {
+			lq.TTL = DefaultLocalQueueTTL
+		}
+		if lq.TTL < 0 {
+			bad("LocalQueue.TTL", lq.TTL, "must be positive")
+		}
+		if lq.RefetchDelay.MaxAbortThreshold == 0 {
+			lq.RefetchDelay.MaxAbortThreshold = 5 * lq.Size
+		}
 	}
+	if lq.RefetchDelay.Duration < 0 || lq.RefetchDelay.Duration > o.PollInterval {
+		bad("LocalQueue.RefetchDelay.Duration", lq.RefetchDelay.Duration, "must be between 0 and PollInterval")
+	}
+	if lq.RefetchDelay.Threshold < 0 || lq.RefetchDelay.MaxAbortThreshold < 0 {
+		bad("LocalQueue.RefetchDelay", lq.RefetchDelay, "thresholds must not be negative")
+	}
+	if o.CompleteJobBatchDelay < 0 {
+		bad("CompleteJobBatchDelay", o.CompleteJobBatchDelay, "must not be negative")
+	}
+	if o.FailJobBatchDelay < 0 {
+		bad("FailJobBatchDelay", o.FailJobBatchDelay, "must not be negative")
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	var cronErrs []error
+	o.cron, cronErrs = checkCron(o.Crontab, o.Schedules)
+	errs = append(errs, cronErrs...)
 	return o, errors.Join(errs...)
 }

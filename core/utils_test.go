@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -782,5 +784,97 @@ func TestUtilsOnCallerTransaction(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// AddJobs takes a plain-INSERT path for keyless jobs; its rows must be the
+// ones graphile-worker's add_jobs makes from the same specs.
+func TestAddJobsFastPathMatchesAddJobsFunction(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	at := time.Date(2030, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	var specs []core.NewJob
+	var js []map[string]any
+	for i := 0; i < 12; i++ {
+		s := core.JobSpec{RunAt: at.Add(time.Duration(i) * time.Second), Priority: i%3 - 1}
+		if i%2 == 0 {
+			s.QueueName = fmt.Sprintf("q%d", i%4)
+		}
+		if i%3 == 0 {
+			s.MaxAttempts = 7
+			s.Flags = []string{"x", "y"}
+		}
+		payload := map[string]any{"i": i, "nested": []any{1, "two", nil}}
+		specs = append(specs, core.NewJob{Identifier: fmt.Sprintf("task%d", i%3), Payload: payload, Spec: s})
+		m := map[string]any{"identifier": fmt.Sprintf("task%d", i%3), "payload": payload, "run_at": s.RunAt, "priority": s.Priority}
+		if s.QueueName != "" {
+			m["queue_name"] = s.QueueName
+		}
+		if s.MaxAttempts != 0 {
+			m["max_attempts"] = s.MaxAttempts
+		}
+		if len(s.Flags) > 0 {
+			m["flags"] = s.Flags
+		}
+		js = append(js, m)
+	}
+	if _, err := b.utils.AddJobs(b.ctx, specs); err != nil {
+		t.Fatal(err)
+	}
+	fast := b.jobs(t)
+	b.exec(t, "delete from S._private_jobs")
+	raw, _ := json.Marshal(js)
+	b.exec(t, "select S.add_jobs(array(select s from json_populate_recordset(null::S.job_spec, $1::json) s))", string(raw))
+	slow := b.jobs(t)
+	norm := func(rows []jobRow) []string {
+		var out []string
+		for _, r := range rows {
+			var p any
+			_ = json.Unmarshal([]byte(r.Payload), &p)
+			out = append(out, fmt.Sprintf("%s|%v|%v|%d|%s|%d|%d|%v|%v|%v|%d|%v", r.Task, deref(r.Queue), p, r.Priority,
+				r.RunAt.UTC().Format(time.RFC3339Nano), r.Attempts, r.MaxAttempts, deref(r.LastError), deref(r.Key), deref(r.LockedBy), r.Revision, deref(r.Flags)))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if f, s := norm(fast), norm(slow); !slices.Equal(f, s) {
+		t.Fatalf("fast path rows differ from add_jobs:\nfast: %v\nslow: %v", f, s)
+	}
+}
+
+func TestConcurrentBulkInsertsOfNewNamesLoseNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const writers, per = 8, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var jobs []core.NewJob
+			for i := 0; i < per; i++ {
+				// Every writer creates the same new tasks and queues at once.
+				jobs = append(jobs, core.NewJob{Identifier: fmt.Sprintf("new%d", i%5), Spec: core.JobSpec{QueueName: fmt.Sprintf("nq%d", i%3)}})
+			}
+			out, err := b.utils.AddJobs(b.ctx, jobs)
+			if err == nil && len(out) != per {
+				err = fmt.Errorf("AddJobs returned %d jobs, want %d", len(out), per)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.queryInt(t, "select count(*) from S._private_jobs where job_queue_id is not null"); n != writers*per {
+		t.Fatalf("%d jobs with their queue, want %d", n, writers*per)
+	}
+	if n := b.queryInt(t, "select count(*) from S._private_tasks"); n != 5 {
+		t.Fatalf("%d tasks, want 5", n)
 	}
 }

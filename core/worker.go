@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +140,9 @@ func (w *Worker) run(ctx context.Context, once bool) error {
 	if err := w.registerTasks(ctx); err != nil {
 		return err
 	}
+	// Cron runs with Run only, as in graphile-worker; it stops before Run returns.
+	stopCron := w.startCron(ctx, once)
+	defer stopCron()
 	w.log.Info("gworker: worker started", slog.Int("concurrency", w.opts.Concurrency), slog.Bool("once", once),
 		slog.String("schema", w.opts.Schema))
 	err := newRunner(w, once).loop(ctx)
@@ -219,7 +223,7 @@ func (w *Worker) fetch(ctx context.Context, n int) ([]*Job, error) {
 	}
 	if w.opts.UseLocalTime {
 		local = 1
-		args = append(args, w.opts.Clock())
+		args = append(args, w.opts.Clock.Now())
 	}
 	rows, err := w.db.Query(ctx, w.sql.fetch[hasFlags][local], args...)
 	if err != nil {
@@ -229,6 +233,13 @@ func (w *Worker) fetch(ctx context.Context, n int) ([]*Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gworker: fetch jobs: %w", err)
 	}
+	// RETURNING has no order; start the batch in the order it was chosen.
+	slices.SortFunc(jobs, func(a, b *Job) int {
+		if a.Priority != b.Priority {
+			return a.Priority - b.Priority
+		}
+		return a.RunAt.Compare(b.RunAt)
+	})
 	return jobs, nil
 }
 
@@ -256,21 +267,24 @@ type outcomeKind int
 const (
 	outcomeComplete outcomeKind = iota
 	outcomeFail
-	outcomeReturn // back to the queue, attempt not counted
+	outcomeReturn  // interrupted: back to the queue later, attempt not counted
+	outcomeRelease // never started: back to the queue as it was
 )
 
 type outcome struct {
 	job     *Job
 	kind    outcomeKind
-	message string // last_error for fail and return
+	message string          // last_error for fail and return
+	payload json.RawMessage // for fail: replaces the job's payload (batch jobs' failed items)
 }
 
 // activeJob is a job whose handler runs.
 type activeJob struct {
 	job         *Job
-	cancel      context.CancelFunc
-	interrupted bool // shutdown cancelled it
-	abandoned   bool // shutdown gave up waiting; its result is ignored
+	cancel      context.CancelCauseFunc
+	interrupted bool   // shutdown cancelled it
+	cancelled   string // CancelJob's reason, when it cancelled it
+	abandoned   bool   // shutdown gave up waiting; its result is ignored
 }
 
 type result struct {
@@ -287,12 +301,17 @@ type runner struct {
 	cancelJobs context.CancelFunc
 	done       chan result
 	active     map[int64]*activeJob
+	buffer     []buffered // the local queue
 	completer  *completer
 
 	wakeMu  sync.Mutex
 	wakeN   int
 	wakeSig chan struct{}
 	fatal   chan error
+
+	cancelMu  sync.Mutex
+	cancels   []cancelRequest // from the listener, for the loop
+	cancelSig chan struct{}
 }
 
 func newRunner(w *Worker, once bool) *runner {
@@ -306,6 +325,7 @@ func newRunner(w *Worker, once bool) *runner {
 		active:     map[int64]*activeJob{},
 		wakeSig:    make(chan struct{}, 1),
 		fatal:      make(chan error, 1),
+		cancelSig:  make(chan struct{}, 1),
 	}
 	r.completer = newCompleter(w)
 	return r
@@ -334,7 +354,8 @@ func (r *runner) takeWake() int {
 }
 
 func (r *runner) loop(ctx context.Context) error {
-	conc := r.w.opts.Concurrency
+	o := r.w.opts
+	conc, lq := o.Concurrency, o.LocalQueue
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	var bgWG sync.WaitGroup
@@ -345,40 +366,103 @@ func (r *runner) loop(ctx context.Context) error {
 	}
 	r.completer.start(r.wake)
 
-	poll := time.NewTimer(r.w.opts.PollInterval)
+	// Without a local queue a fetch asks for as many jobs as there are free
+	// slots; with one it asks for Size whenever the buffer runs dry.
+	want := conc
+	if lq.Size > 0 {
+		want = lq.Size
+	}
+	// Outcomes waiting to be recorded keep their jobs locked; past this many
+	// the loop stops fetching until the completer catches up.
+	backlogLimit := 4 * max(conc, want)
+
+	poll := time.NewTimer(o.PollInterval)
 	defer poll.Stop()
-	pending := conc // slots worth trying to fill now
+	ttl := time.NewTimer(time.Hour)
+	ttl.Stop()
+	defer ttl.Stop()
+	refetch := time.NewTimer(time.Hour)
+	refetch.Stop()
+	defer refetch.Stop()
+	delaying := false // a refetch delay is running
+	delayAbortAt := 0 // announced jobs that end the delay early
+	announced := 0    // jobs announced during the delay
+	pending := want   // jobs worth asking for now
 	var fatalErr error
 	fetchFailures := 0
 
 	for ctx.Err() == nil && fatalErr == nil {
-		pending = min(conc, pending+r.takeWake())
-		if free := conc - len(r.active); pending > 0 && free > 0 {
-			n := min(pending, free)
+		if woken := r.takeWake(); woken > 0 {
+			pending = min(want, pending+woken)
+			if delaying {
+				if announced += woken; announced > delayAbortAt {
+					delaying = false
+					refetch.Stop()
+					r.w.log.Debug("gworker: refetch delay aborted", slog.Int("announced", announced))
+				}
+			}
+		}
+		for len(r.active) < conc && len(r.buffer) > 0 {
+			r.start(r.buffer[0].job)
+			r.buffer = r.buffer[1:]
+		}
+		n := 0
+		if lq.Size > 0 {
+			if len(r.buffer) == 0 {
+				n = want
+			}
+		} else {
+			n = min(pending, conc-len(r.active))
+		}
+		if n > 0 && pending > 0 && !delaying && r.completer.backlog() < backlogLimit {
 			// A fetch that commits must have its rows read, or the jobs
 			// stay locked by nobody: it is not cancelled by shutdown.
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			// RunOnce may stop after an empty fetch only if no outcome was
+			// being recorded meanwhile: a completion committing during the
+			// fetch can free a named queue the fetch could not yet see.
+			settled := r.completer.idle()
+			flushes := r.completer.flushes.Load()
 			jobs, err := r.w.fetch(fctx, n)
 			cancel()
 			if err != nil {
 				fetchFailures++
 				r.w.log.Error("gworker: fetching jobs failed; will retry", slog.Any("error", err))
 				pending = 0
-				resetTimer(poll, backoff(fetchFailures, r.w.opts.PollInterval))
-			} else {
-				fetchFailures = 0
-				for _, j := range jobs {
+				resetTimer(poll, backoff(fetchFailures, o.PollInterval))
+				continue
+			}
+			fetchFailures = 0
+			if r.w.log.Enabled(ctx, slog.LevelDebug) {
+				r.w.log.Debug("gworker: fetched jobs", slog.Int("asked", n), slog.Int("got", len(jobs)),
+					slog.Int("running", len(r.active)), slog.Int("buffered", len(r.buffer)))
+			}
+			now := time.Now()
+			for _, j := range jobs {
+				if lq.Size > 0 {
+					r.buffer = append(r.buffer, buffered{job: j, at: now})
+				} else {
 					r.start(j)
 				}
-				if len(jobs) < n {
-					pending = 0
-					resetTimer(poll, r.w.opts.PollInterval)
-					if r.once && len(r.active) == 0 && r.completer.idle() {
-						break
-					}
-				} else {
-					pending -= len(jobs)
+			}
+			if lq.Size > 0 && len(jobs) > 0 && len(r.buffer) == len(jobs) {
+				resetTimer(ttl, lq.TTL)
+			}
+			if len(jobs) < n {
+				pending = 0
+				resetTimer(poll, o.PollInterval)
+				if r.once && len(r.active) == 0 && len(r.buffer) == 0 && settled && r.completer.flushes.Load() == flushes {
+					break
 				}
+			} else if lq.Size == 0 {
+				pending -= len(jobs)
+			}
+			if lq.RefetchDelay.Duration > 0 && len(jobs) <= lq.RefetchDelay.Threshold {
+				delaying, announced = true, 0
+				delayAbortAt = mathrand.IntN(lq.RefetchDelay.MaxAbortThreshold + 1)
+				d := time.Duration((0.5 + mathrand.Float64()) * float64(lq.RefetchDelay.Duration))
+				resetTimer(refetch, d)
+				r.w.log.Debug("gworker: refetch delay started", slog.Duration("delay", d), slog.Int("abort_after", delayAbortAt))
 			}
 			continue
 		}
@@ -388,8 +472,16 @@ func (r *runner) loop(ctx context.Context) error {
 			r.finish(res)
 		case <-r.wakeSig:
 		case <-poll.C:
-			pending = conc
-			poll.Reset(r.w.opts.PollInterval)
+			pending = want
+			poll.Reset(o.PollInterval)
+		case <-refetch.C:
+			delaying = false
+			pending = want
+			r.w.log.Debug("gworker: refetch delay expired")
+		case <-ttl.C:
+			r.expireBuffer(lq.TTL, ttl)
+		case <-r.cancelSig:
+			r.applyCancels()
 		case err := <-r.fatal:
 			fatalErr = err
 		}
@@ -398,6 +490,35 @@ func (r *runner) loop(ctx context.Context) error {
 	r.shutdown(ctx)
 	bgWG.Wait()
 	return fatalErr
+}
+
+// buffered is a job waiting in the local queue.
+type buffered struct {
+	job *Job
+	at  time.Time
+}
+
+// expireBuffer hands back the jobs that waited in the local queue longer
+// than ttl, and re-arms the timer for the rest.
+func (r *runner) expireBuffer(ttl time.Duration, timer *time.Timer) {
+	now := time.Now()
+	keep := r.buffer[:0]
+	expired := 0
+	for _, b := range r.buffer {
+		if now.Sub(b.at) >= ttl {
+			r.completer.add(outcome{job: b.job, kind: outcomeRelease})
+			expired++
+		} else {
+			keep = append(keep, b)
+		}
+	}
+	r.buffer = keep
+	if expired > 0 {
+		r.w.log.Debug("gworker: local queue TTL expired; jobs returned", slog.Int("jobs", expired))
+	}
+	if len(r.buffer) > 0 {
+		timer.Reset(r.buffer[0].at.Add(ttl).Sub(now))
+	}
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {
@@ -419,14 +540,14 @@ func backoff(failures int, max time.Duration) time.Duration {
 }
 
 func (r *runner) start(job *Job) {
-	jctx, cancel := context.WithCancel(r.jobsCtx)
+	jctx, cancel := context.WithCancelCause(r.jobsCtx)
 	jctx = context.WithValue(context.WithValue(jctx, ctxKeyWorker, r.w), ctxKeyJob, job)
 	a := &activeJob{job: job, cancel: cancel}
 	r.active[job.ID] = a
 	go func() {
 		start := time.Now()
 		err := r.w.execute(jctx, job)
-		cancel()
+		cancel(nil)
 		r.done <- result{a: a, err: err, dur: time.Since(start)}
 	}()
 }
@@ -440,6 +561,11 @@ func (r *runner) finish(res result) {
 	delete(r.active, a.job.ID)
 	log := r.w.jobLogger(a.job)
 	switch {
+	case a.cancelled != "":
+		// Whatever the handler made of it: CancelJob already took the
+		// job's remaining attempts, so failing it is final.
+		log.Warn("gworker: job cancelled", slog.String("reason", a.cancelled), slog.Any("handler_result", res.err))
+		r.completer.add(outcome{job: a.job, kind: outcomeFail, message: a.cancelled})
 	case res.err == nil:
 		log.Debug("gworker: job completed", slog.Duration("duration", res.dur))
 		r.completer.add(outcome{job: a.job, kind: outcomeComplete})
@@ -455,13 +581,22 @@ func (r *runner) finish(res result) {
 		} else {
 			log.Warn("gworker: job failed; will retry", slog.String("error", msg), slog.Duration("duration", res.dur))
 		}
-		r.completer.add(outcome{job: a.job, kind: outcomeFail, message: msg})
+		o := outcome{job: a.job, kind: outcomeFail, message: msg}
+		var bf *BatchFailure
+		if errors.As(res.err, &bf) {
+			o.payload = bf.Payload
+		}
+		r.completer.add(o)
 	}
 }
 
 // shutdown lets running jobs finish within the grace period, cancels the
 // rest, hands back those that did not finish, and flushes every outcome.
 func (r *runner) shutdown(ctx context.Context) {
+	for _, b := range r.buffer {
+		r.completer.add(outcome{job: b.job, kind: outcomeRelease})
+	}
+	r.buffer = nil
 	grace := time.NewTimer(max(r.w.opts.GracePeriod, 0))
 	defer grace.Stop()
 	for len(r.active) > 0 {
@@ -477,7 +612,7 @@ func (r *runner) shutdown(ctx context.Context) {
 		r.w.log.Warn("gworker: grace period over; cancelling running jobs", slog.Int("jobs", len(r.active)))
 		for _, a := range r.active {
 			a.interrupted = true
-			a.cancel()
+			a.cancel(errShutdown)
 		}
 		// Handlers that honour their context return now; give them a moment.
 		settle := time.NewTimer(time.Second)
@@ -508,7 +643,7 @@ func (r *runner) shutdown(ctx context.Context) {
 func (r *runner) listen(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
-		n, err := r.w.db.Listen(ctx, "jobs:insert", "worker:migrate")
+		n, err := r.w.db.Listen(ctx, "jobs:insert", "worker:migrate", cancelChannel)
 		if errors.Is(err, ErrNotificationsUnsupported) {
 			r.w.log.Info("gworker: driver cannot LISTEN; relying on polling", slog.Duration("poll_interval", r.w.opts.PollInterval))
 			return
@@ -544,6 +679,17 @@ func (r *runner) receive(ctx context.Context, n Notifications) {
 		case msg.Reconnected:
 			r.w.log.Info("gworker: LISTEN connection re-established; polling now")
 			r.wake(r.w.opts.Concurrency)
+		case msg.Channel == cancelChannel:
+			var c cancelRequest
+			if json.Unmarshal([]byte(msg.Payload), &c) == nil && c.Schema == r.w.opts.Schema && c.Worker == r.w.id {
+				r.cancelMu.Lock()
+				r.cancels = append(r.cancels, c)
+				r.cancelMu.Unlock()
+				select {
+				case r.cancelSig <- struct{}{}:
+				default:
+				}
+			}
 		case msg.Channel == "jobs:insert":
 			r.wake(insertCount(msg.Payload))
 		case msg.Channel == "worker:migrate":
@@ -551,13 +697,23 @@ func (r *runner) receive(ctx context.Context, n Notifications) {
 				MigrationNumber int  `json:"migrationNumber"`
 				Breaking        bool `json:"breaking"`
 			}
-			if json.Unmarshal([]byte(msg.Payload), &m) == nil && m.Breaking {
-				err := &BreakingMigrationError{Schema: r.w.opts.Schema, Migration: m.MigrationNumber}
-				r.w.log.Error("gworker: breaking migration applied; shutting down", slog.Int("migration", m.MigrationNumber))
-				select {
-				case r.fatal <- err:
-				default:
-				}
+			if json.Unmarshal([]byte(msg.Payload), &m) != nil || !m.Breaking {
+				continue
+			}
+			// The channel is server-wide and names no schema, and a
+			// migration this worker knows cannot break it: only a newer
+			// breaking migration of our own schema is a reason to stop.
+			if m.MigrationNumber <= LatestMigration {
+				continue
+			}
+			if _, breaking, err := r.w.utils.ledger(ctx); err == nil && breaking <= LatestMigration {
+				continue
+			}
+			err := &BreakingMigrationError{Schema: r.w.opts.Schema, Migration: m.MigrationNumber}
+			r.w.log.Error("gworker: breaking migration applied; shutting down", slog.Int("migration", m.MigrationNumber))
+			select {
+			case r.fatal <- err:
+			default:
 			}
 		}
 	}
@@ -613,5 +769,38 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-t.C:
+	}
+}
+
+// errShutdown is the cause of a handler context cancelled by shutdown.
+var errShutdown = errors.New("gworker: worker shutting down")
+
+// cancelRequest is the payload of a cancelChannel notification.
+type cancelRequest struct {
+	Schema string `json:"schema"`
+	ID     int64  `json:"id"`
+	Worker string `json:"worker"`
+	Reason string `json:"reason"`
+}
+
+// applyCancels cancels the running or waiting jobs CancelJob asked for.
+func (r *runner) applyCancels() {
+	r.cancelMu.Lock()
+	reqs := r.cancels
+	r.cancels = nil
+	r.cancelMu.Unlock()
+	for _, c := range reqs {
+		if a, ok := r.active[c.ID]; ok && a.cancelled == "" {
+			a.cancelled = c.Reason
+			a.cancel(&CancelledError{Reason: c.Reason})
+			continue
+		}
+		for i, b := range r.buffer {
+			if b.job.ID == c.ID {
+				r.buffer = append(r.buffer[:i], r.buffer[i+1:]...)
+				r.completer.add(outcome{job: b.job, kind: outcomeFail, message: c.Reason})
+				break
+			}
+		}
 	}
 }

@@ -55,13 +55,15 @@ from done where q.id = done.job_queue_id and q.locked_by = $2`),
 update {{schema}}._private_job_queues as q set locked_by = null, locked_at = null
 from failed where q.id = failed.job_queue_id and q.locked_by = $1`),
 
-		// Jobs handed back unfinished: the attempt is not counted.
+		// Jobs handed back unfinished: the attempt is not counted. A null
+		// delay ($3) keeps run_at, a null message ($4) keeps last_error.
 		returnJobs: r.render(`with back as (
   update {{schema}}._private_jobs as j
   set attempts = greatest(0, j.attempts - 1),
       locked_by = null,
       locked_at = null,
-      run_at = greatest(j.run_at, now() + $3::float8 * interval '1 second'),
+      run_at = case when $3::float8 is null then j.run_at
+                    else greatest(j.run_at, now() + $3::float8 * interval '1 second') end,
       last_error = coalesce($4, j.last_error),
       updated_at = now()
   where j.id = any($2::bigint[]) and j.locked_by = $1

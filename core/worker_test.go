@@ -17,6 +17,7 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
+	"github.com/gworker/gworker/internal/clocktest"
 	"github.com/gworker/gworker/internal/pgtest"
 )
 
@@ -318,7 +319,7 @@ func TestUseLocalTimeComparesRunAtWithTheAppClock(t *testing.T) {
 		t.Fatal("future job ran on the database clock")
 	}
 	local, _ := b.worker(t, core.WorkerOptions{Tasks: []core.Task{task}, UseLocalTime: true,
-		Clock: func() time.Time { return time.Now().Add(2 * time.Hour) }})
+		Clock: clocktest.New(time.Now().Add(2 * time.Hour))})
 	if err := local.RunOnce(b.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -376,6 +377,7 @@ func TestNamedQueueRunsOneJobAtATimeAcrossWorkers(t *testing.T) {
 	var mu sync.Mutex
 	var done atomic.Int32
 	var workers []*core.Worker
+	var sinks []*logSink
 	task := core.RawTask("serial", func(ctx context.Context, j *core.Job) error {
 		n := running.Add(1)
 		defer running.Add(-1)
@@ -401,15 +403,19 @@ func TestNamedQueueRunsOneJobAtATimeAcrossWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ {
-		w, _ := b.worker(t, core.WorkerOptions{Concurrency: 4, PollInterval: 20 * time.Millisecond, Tasks: []core.Task{task}})
+		w, sink := b.worker(t, core.WorkerOptions{Concurrency: 4, PollInterval: 20 * time.Millisecond, Tasks: []core.Task{task}})
 		workers = append(workers, w)
+		sinks = append(sinks, sink)
 		runInBackground(t, w)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for done.Load() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %d of %d ran; jobs %+v; queues locked by %v", done.Load(), n, b.jobs(t),
-				b.strings(t, "select coalesce(locked_by, '-') from S._private_job_queues"))
+			recs := sinkRecs(sinks[0])
+			t.Fatalf("timed out: %d of %d ran; jobs %+v; queues locked by %v\nactivity: %v\nworker 0 log tail:\n%s\nworker 1 log tail:\n%s",
+				done.Load(), n, b.jobs(t), b.strings(t, "select coalesce(locked_by, '-') from S._private_job_queues"),
+				b.strings(t, "select state || ' ' || coalesce(wait_event_type, '') || ' ' || left(query, 80) from pg_stat_activity where state <> 'idle' and backend_type = 'client backend'"),
+				strings.Join(recs[max(0, len(recs)-15):], "\n"), strings.Join(sinkRecs(sinks[1])[max(0, len(sinkRecs(sinks[1]))-15):], "\n"))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -476,7 +482,8 @@ func TestNotifyWakesIdleWorkerLongBeforePoll(t *testing.T) {
 			t.Fatalf("ran %d", id)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("job added to an idle worker did not run; the poll interval is an hour, so NOTIFY did not wake it")
+		t.Fatalf("job added to an idle worker did not run; the poll interval is an hour, so NOTIFY did not wake it\njobs: %+v\nlog:\n%s",
+			b.jobs(t), strings.Join(sinkRecs(sink), "\n"))
 	}
 }
 
@@ -743,6 +750,8 @@ func TestBreakingMigrationStopsTheWorker(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(b.ctx) }()
 	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	// Another process applies a breaking migration 21 to this schema.
+	b.exec(t, "insert into S.migrations (id, breaking) values (21, true)")
 	b.exec(t, `select pg_notify('worker:migrate', '{"migrationNumber":21,"breaking":true}')`)
 	select {
 	case err := <-errc:
@@ -793,5 +802,44 @@ func TestFailureMessageWithNULIsRecorded(t *testing.T) {
 	}
 	if r := b.job(t, job.ID); r.LockedBy != nil || r.Attempts != 1 || deref(r.LastError) != "badbyte \uFFFD" {
 		t.Fatalf("row = %+v", r)
+	}
+}
+
+// worker:migrate names no schema: a fresh install elsewhere on the server
+// (breaking migrations 1, 3, 11, ...) and a newer breaking migration of
+// another schema must not stop this worker. Not parallel: it sends
+// server-wide notifications.
+func TestMigrationsOfOtherSchemasDoNotStopTheWorker(t *testing.T) {
+	b := setup(t)
+	ran := make(chan int64, 1)
+	w, sink := b.worker(t, core.WorkerOptions{PollInterval: time.Hour, Tasks: []core.Task{
+		core.RawTask("x", func(_ context.Context, j *core.Job) error { ran <- j.ID; return nil })}})
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	go func() { errc <- w.Run(ctx) }()
+	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	other := setupUnmigrated(t)
+	if err := other.utils.Migrate(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	other.exec(t, "insert into S.migrations (id, breaking) values (21, true)")
+	other.exec(t, `select pg_notify('worker:migrate', '{"migrationNumber":21,"breaking":true}')`)
+	// The notifications are delivered in order: once a job added after them
+	// runs, the worker has seen them all and kept going.
+	job := b.add(t, "x", nil, nil)
+	select {
+	case id := <-ran:
+		if id != job.ID {
+			t.Fatalf("ran %d", id)
+		}
+	case err := <-errc:
+		t.Fatalf("worker stopped: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("job never ran")
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }

@@ -55,7 +55,7 @@ type command struct {
 
 // commands lists the subcommands in the order the usage shows them.
 func commands() []*command {
-	return []*command{migrateCommand(), addCommand(), runCommand()}
+	return []*command{migrateCommand(), addCommand(), runCommand(), cancelCommand(), cronCommand(), benchCommand()}
 }
 
 func findCommand(name string) *command {

@@ -13,6 +13,7 @@
 //	migrate   install or upgrade the graphile-worker schema
 //	add       add a job
 //	run       run jobs with the executable tasks of a directory
+//	cron      check a crontab and show when its entries fire
 //	help      show the usage, or a command's (gworker help COMMAND)
 //
 // Common flags, accepted before or after the command:
@@ -52,7 +53,7 @@
 // # run
 //
 //	gworker run [--once] [-j N] [--poll-interval DURATION]
-//	            [--grace-period DURATION] [--tasks DIR]
+//	            [--grace-period DURATION] [--tasks DIR] [--crontab FILE]
 //
 // migrates the schema, then runs jobs until SIGINT or SIGTERM, or with --once
 // until no job is runnable. -j sets how many jobs run at once (default: the
@@ -89,6 +90,32 @@
 // of each task still running gets SIGTERM, and SIGKILL 5 seconds later. Such
 // jobs go back to the queue without counting the attempt, and gworker waits
 // for their processes before exiting.
+//
+// Without --once, run also runs cron: it schedules the entries of the
+// crontab FILE given with --crontab (which must exist), or of ./crontab when
+// it exists, as graphile-worker does. Each minute an entry matches adds one
+// job, once across all the workers serving the schema, gworker and
+// graphile-worker alike, with the payload's _cron key set; at start, entries
+// with a fill option get the runs they missed (see package cronspec for the
+// format). With --once cron does not run, and --crontab is refused.
+//
+// # cron check
+//
+//	gworker cron check FILE [--from TIME] [--count N] [--json]
+//
+// reads the crontab FILE and prints, for each entry, its identifier, its task
+// and the next N (default 5) times it fires strictly after TIME (RFC 3339,
+// default now), in RFC 3339 UTC:
+//
+//	IDENTIFIER    TASK          NEXT (UTC)
+//	send_report   send_report   2030-01-02T04:30:00Z
+//	                            2030-01-03T04:30:00Z
+//
+// With --json it prints one JSON array of
+// {"identifier": ..., "task": ..., "next": [...]} objects instead. An entry
+// that never fires (February 30) has no times. When FILE has errors, each is
+// printed on standard error as "FILE: line L, column C: what was expected",
+// and the exit status is 1. It needs no database.
 //
 // # Exit status
 //

@@ -40,7 +40,12 @@ task's standard error as the job's last_error. Its output is logged.
 
 On shutdown, running tasks get the grace period to finish; then their process
 group gets SIGTERM, and SIGKILL 5s later. Jobs interrupted that way go back to
-the queue without counting the attempt.`,
+the queue without counting the attempt.
+
+Without --once, run also schedules the entries of the crontab FILE given with
+--crontab, or of ./crontab when it exists (graphile-worker's format; see
+"gworker cron check"): each matching minute adds one job, once across all
+workers, Node ones included. With --once cron does not run.`,
 		setup: func(fs *flagSet) action {
 			o := runOptions{pollInterval: core.DefaultPollInterval, gracePeriod: core.DefaultGracePeriod, tasksDir: defaultTasksDir}
 			fs.flag(&boolValue{p: &o.once}, "", "run until no job is runnable, then exit", "once")
@@ -48,6 +53,7 @@ the queue without counting the attempt.`,
 			fs.flag(&durationValue{p: &o.pollInterval, min: time.Millisecond}, "DURATION", "how often to look for jobs when no notification arrives (default: 2s)", "poll-interval")
 			fs.flag(&durationValue{p: &o.gracePeriod}, "DURATION", "on shutdown, how long running tasks may finish before SIGTERM; 0 means none (default: 5s)", "grace-period")
 			fs.flag(&stringValue{p: &o.tasksDir}, "DIR", "directory of executable tasks (default: "+defaultTasksDir+")", "tasks")
+			fs.flag(&stringValue{p: &o.crontab}, "FILE", "crontab to schedule jobs from (default: "+defaultCrontabFile+" when it exists)", "crontab")
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("run takes no arguments, got %q", args[0])
@@ -64,10 +70,15 @@ type runOptions struct {
 	pollInterval time.Duration
 	gracePeriod  time.Duration
 	tasksDir     string
+	crontab      string
 }
 
 func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) error {
 	log := opts.logger(e, slog.LevelInfo)
+	crontab, err := loadCrontab(o.crontab, defaultCrontabFile, o.once, log)
+	if err != nil {
+		return err
+	}
 	tasks, err := loadExecTasks(o.tasksDir, log)
 	if err != nil {
 		return err
@@ -97,6 +108,7 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 		HandleSignals: true,
 		GracePeriod:   grace,
 		Logger:        log,
+		Crontab:       crontab,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,124 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/driver/pgxdriver"
+	"github.com/gworker/gworker/internal/pgtest"
+)
+
+func TestCancelQueuedJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ran := &counter{}
+	w, _ := b.worker(t, core.WorkerOptions{Tasks: []core.Task{core.RawTask("c", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
+	job := b.add(t, "c", nil, &core.JobSpec{JobKey: "k"})
+	got, err := b.utils.CancelJobByKey(b.ctx, "k", "no longer needed")
+	if err != nil || got.ID != job.ID {
+		t.Fatalf("cancel: %+v %v", got, err)
+	}
+	if err := w.RunOnce(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(ran.list()) != 0 {
+		t.Fatal("a cancelled job ran")
+	}
+	if r := b.job(t, job.ID); r.Attempts != r.MaxAttempts || deref(r.LastError) != "Cancelled: no longer needed" {
+		t.Fatalf("row = %+v", r)
+	}
+	if _, err := b.utils.CancelJob(b.ctx, 999999, ""); !errors.Is(err, core.ErrJobNotFound) {
+		t.Fatalf("missing job: %v", err)
+	}
+}
+
+// cancelRunning starts a job on worker w, cancels it while its handler runs
+// and returns the row once the worker recorded the outcome.
+func TestCancelRunningJob(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"handler observes ctx", "handler ignores ctx", "job on another worker"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			started := make(chan struct{}, 1)
+			sawCancel := make(chan error, 1)
+			release := make(chan struct{})
+			task := core.RawTask("long", func(ctx context.Context, _ *core.Job) error {
+				started <- struct{}{}
+				go func() { <-ctx.Done(); sawCancel <- context.Cause(ctx) }()
+				if mode == "handler ignores ctx" {
+					<-release
+					return nil // claims success: the cancellation must still win
+				}
+				<-ctx.Done()
+				return ctx.Err()
+			})
+			db := core.Database(b.db)
+			if mode == "job on another worker" {
+				db = pgxdriver.New(pgtest.Pool(t)) // its own connections, like another process
+				idle, idleSink := b.worker(t, core.WorkerOptions{Tasks: []core.Task{task}, PollInterval: time.Hour})
+				runInBackground(t, idle)
+				eventually(t, "the idle worker to listen", func() bool { return idleSink.has("listening for notifications") })
+			}
+			w, sink := b.worker(t, core.WorkerOptions{Database: db, Tasks: []core.Task{task}})
+			job := b.add(t, "long", nil, nil)
+			runInBackground(t, w)
+			eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+			<-started
+			if _, err := b.utils.CancelJob(b.ctx, job.ID, "user asked"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case cause := <-sawCancel:
+				var ce *core.CancelledError
+				if !errors.As(cause, &ce) || ce.Reason != "Cancelled: user asked" {
+					t.Fatalf("context cause = %v", cause)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the handler's context was never cancelled")
+			}
+			close(release)
+			eventually(t, "the outcome to be recorded", func() bool { return b.job(t, job.ID).LockedBy == nil })
+			r := b.job(t, job.ID)
+			if r.Attempts != r.MaxAttempts || deref(r.LastError) != "Cancelled: user asked" {
+				t.Fatalf("row = %+v", r)
+			}
+		})
+	}
+}
+
+func TestCancelJobWaitingInTheLocalQueue(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bl := newBlocker()
+	w, sink := b.worker(t, core.WorkerOptions{Concurrency: 1, LocalQueue: core.LocalQueueOptions{Size: 10}, Tasks: []core.Task{bl.task()}})
+	runInBackground(t, w)
+	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	added, err := b.utils.AddJobs(b.ctx, []core.NewJob{{Identifier: "lq", Spec: core.JobSpec{Priority: -1}}, {Identifier: "lq"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, waiting := added[0], added[1]
+	if first.Priority != -1 {
+		first, waiting = waiting, first
+	}
+	<-bl.started
+	eventually(t, "the second job to wait locked in the local queue", func() bool { return b.job(t, waiting.ID).LockedBy != nil })
+	if _, err := b.utils.CancelJob(b.ctx, waiting.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cancellation to be recorded", func() bool { return b.job(t, waiting.ID).LockedBy == nil })
+	close(bl.release)
+	eventually(t, "the first job to finish", func() bool { return len(b.jobs(t)) == 1 })
+	if r := b.job(t, waiting.ID); r.Attempts != r.MaxAttempts || deref(r.LastError) != "Cancelled" {
+		t.Fatalf("row = %+v", r)
+	}
+	for _, id := range bl.ran.list() {
+		if id == waiting.ID {
+			t.Fatal("the cancelled job ran")
+		}
+	}
+}

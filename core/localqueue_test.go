@@ -1,0 +1,290 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gworker/gworker/core"
+)
+
+// blocker is a task whose first job blocks until released, so that the
+// jobs fetched with it wait in the local queue.
+type blocker struct {
+	started chan int64
+	release chan struct{}
+	ran     counter
+	first   atomic.Bool
+}
+
+func newBlocker() *blocker {
+	return &blocker{started: make(chan int64, 100), release: make(chan struct{})}
+}
+
+func (b *blocker) task() core.Task {
+	return core.RawTask("lq", func(ctx context.Context, j *core.Job) error {
+		b.started <- j.ID
+		if b.first.CompareAndSwap(false, true) {
+			select {
+			case <-b.release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		b.ran.record(j.ID)
+		return nil
+	})
+}
+
+func TestLocalQueueReturnsJobsAfterTTL(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bl := newBlocker()
+	w, sink := b.worker(t, core.WorkerOptions{Concurrency: 1, PollInterval: time.Hour,
+		LocalQueue: core.LocalQueueOptions{Size: 10, TTL: 50 * time.Millisecond},
+		Tasks:      []core.Task{bl.task()}})
+	runInBackground(t, w)
+	// Added once the worker listens, so that its first wake-up cannot come
+	// after the TTL and fetch the returned jobs straight back.
+	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	added, err := b.utils.AddJobs(b.ctx, []core.NewJob{{Identifier: "lq", Spec: core.JobSpec{Priority: -1}}, {Identifier: "lq"}, {Identifier: "lq"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(added, func(a, b *core.Job) int { return a.Priority - b.Priority })
+	first, others := added[0], added[1:]
+	if id := <-bl.started; id != first.ID {
+		t.Fatalf("started %d first", id)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !sink.has("local queue TTL expired") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the TTL did not hand back the waiting jobs; log:\n%s", strings.Join(sinkRecs(sink), "\n"))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	eventually(t, "the waiting jobs to be unlocked", func() bool {
+		return b.queryInt(t, "select count(*) from S._private_jobs where locked_by is null") == 2
+	})
+	for _, j := range others {
+		r := b.job(t, j.ID)
+		if r.Attempts != 0 || r.LockedBy != nil || !r.RunAt.Equal(j.RunAt) || r.LastError != nil {
+			t.Fatalf("job %d after TTL: %+v, want attempts 0, unlocked, run_at and last_error unchanged", j.ID, r)
+		}
+	}
+	close(bl.release)
+	eventually(t, "all jobs to run", func() bool { return len(bl.ran.list()) == 3 })
+	eventually(t, "the table to empty", func() bool { return len(b.jobs(t)) == 0 })
+}
+
+func TestLocalQueueReturnsJobsOnShutdown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	bl := newBlocker()
+	w, _ := b.worker(t, core.WorkerOptions{Concurrency: 1, GracePeriod: 10 * time.Millisecond, InterruptedRetryDelay: time.Hour,
+		LocalQueue: core.LocalQueueOptions{Size: 10}, Tasks: []core.Task{bl.task()}})
+	first := b.add(t, "lq", nil, &core.JobSpec{Priority: -1, QueueName: "q1"})
+	waiting := []*core.Job{b.add(t, "lq", nil, &core.JobSpec{QueueName: "q2"}), b.add(t, "lq", nil, nil)}
+	stop := runInBackground(t, w)
+	<-bl.started
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range waiting {
+		r := b.job(t, j.ID)
+		if r.Attempts != 0 || r.LockedBy != nil || !r.RunAt.Equal(j.RunAt) || r.LastError != nil {
+			t.Fatalf("waiting job %d after shutdown: %+v", j.ID, r)
+		}
+	}
+	if r := b.job(t, first.ID); r.Attempts != 0 || r.LockedBy != nil || !strings.Contains(deref(r.LastError).(string), "interrupted") {
+		t.Fatalf("running job after shutdown: %+v", r)
+	}
+	if n := b.queryInt(t, "select count(*) from S._private_job_queues where locked_by is not null"); n != 0 {
+		t.Fatalf("%d queues still locked", n)
+	}
+}
+
+func TestLocalQueueRefetchDelayIsAbortedByAnnouncedJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ran := make(chan int64, 10)
+	w, sink := b.worker(t, core.WorkerOptions{PollInterval: time.Hour, LocalQueue: core.LocalQueueOptions{Size: 4,
+		RefetchDelay: core.RefetchDelayOptions{Duration: time.Hour, MaxAbortThreshold: 2}},
+		Tasks: []core.Task{core.RawTask("lq", func(_ context.Context, j *core.Job) error { ran <- j.ID; return nil })}})
+	runInBackground(t, w)
+	// The first fetch finds nothing and starts an hour-long delay.
+	eventually(t, "the refetch delay", func() bool { return sink.has("refetch delay started") })
+	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	// Three announced jobs exceed any abort threshold up to 2.
+	if _, err := b.utils.AddJobs(b.ctx, []core.NewJob{{Identifier: "lq"}, {Identifier: "lq"}, {Identifier: "lq"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		select {
+		case <-ran:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("job %d did not run: the delay was not aborted; log:\n%s", i, strings.Join(sinkRecs(sink), "\n"))
+		}
+	}
+	if !sink.has("refetch delay aborted") {
+		t.Fatal("jobs ran but the log does not show the delay being aborted")
+	}
+}
+
+func TestLocalQueueRefetchDelayHoldsBackThenExpires(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ran := make(chan int64, 10)
+	w, sink := b.worker(t, core.WorkerOptions{PollInterval: 100 * time.Millisecond, LocalQueue: core.LocalQueueOptions{Size: 4,
+		RefetchDelay: core.RefetchDelayOptions{Duration: 100 * time.Millisecond, Threshold: 1, MaxAbortThreshold: 1000}},
+		Tasks: []core.Task{core.RawTask("lq", func(_ context.Context, j *core.Job) error { ran <- j.ID; return nil })}})
+	job := b.add(t, "lq", nil, nil)
+	runInBackground(t, w)
+	if id := <-ran; id != job.ID {
+		t.Fatalf("ran %d", id)
+	}
+	// That fetch returned 1 <= Threshold: a delay starts, and a job added now
+	// runs only after it expired (one announced job cannot abort it).
+	eventually(t, "the refetch delay", func() bool { return sink.has("refetch delay started") })
+	later := b.add(t, "lq", nil, nil)
+	select {
+	case id := <-ran:
+		if id != later.ID {
+			t.Fatalf("ran %d", id)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("job never ran after the delay; log:\n%s", strings.Join(sinkRecs(sink), "\n"))
+	}
+	if !sink.has("refetch delay expired") {
+		t.Fatalf("delay did not run its course:\n%s", strings.Join(sinkRecs(sink), "\n"))
+	}
+}
+
+func TestSerialQueuesStaySerialUnderBatchFetch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var mu sync.Mutex
+	running := map[string]int{}
+	var overlap atomic.Bool
+	var done atomic.Int32
+	task := core.RawTask("s", func(_ context.Context, j *core.Job) error {
+		mu.Lock()
+		running[j.QueueName]++
+		if j.QueueName != "" && running[j.QueueName] > 1 {
+			overlap.Store(true)
+		}
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		running[j.QueueName]--
+		mu.Unlock()
+		done.Add(1)
+		return nil
+	})
+	var jobs []core.NewJob
+	for i := 0; i < 60; i++ {
+		q := []string{"a", "b", "c", ""}[i%4]
+		jobs = append(jobs, core.NewJob{Identifier: "s", Spec: core.JobSpec{QueueName: q}})
+	}
+	if _, err := b.utils.AddJobs(b.ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		w, _ := b.worker(t, core.WorkerOptions{Concurrency: 4, PollInterval: 20 * time.Millisecond,
+			LocalQueue: core.LocalQueueOptions{Size: 20}, Tasks: []core.Task{task}})
+		runInBackground(t, w)
+	}
+	eventually(t, "all jobs to run", func() bool { return done.Load() == 60 })
+	if overlap.Load() {
+		t.Fatal("two jobs of one named queue ran at the same time")
+	}
+}
+
+func TestBatchDelayGathersOutcomesAndShutdownFlushesThem(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var done atomic.Int32
+	w, sink := b.worker(t, core.WorkerOptions{Concurrency: 5, CompleteJobBatchDelay: time.Hour, FailJobBatchDelay: time.Hour,
+		Tasks: []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error {
+			done.Add(1)
+			if j.Priority == 1 {
+				return errors.New("fails")
+			}
+			return nil
+		})}})
+	for i := 0; i < 5; i++ {
+		b.add(t, "t", nil, &core.JobSpec{Priority: i % 2})
+	}
+	stop := runInBackground(t, w)
+	eventually(t, "the handlers", func() bool { return done.Load() == 5 })
+	// An hour's delay: nothing is recorded until shutdown flushes it all.
+	if n := b.queryInt(t, "select count(*) from S._private_jobs where locked_by is not null"); n != 5 {
+		t.Fatalf("%d jobs locked while their outcomes wait, want 5", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	rows := b.jobs(t)
+	if len(rows) != 2 {
+		t.Fatalf("%d jobs left, want the 2 failures", len(rows))
+	}
+	for _, r := range rows {
+		if r.Attempts != 1 || deref(r.LastError) != "fails" || r.LockedBy != nil {
+			t.Fatalf("failed job = %+v", r)
+		}
+	}
+	if !sink.has("complete=3 fail=2") {
+		t.Fatalf("outcomes were not recorded as one batch:\n%s", strings.Join(sinkRecs(sink), "\n"))
+	}
+}
+
+func TestBatchedFailureBacksOffExactlyAsUnbatched(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w, _ := b.worker(t, core.WorkerOptions{FailJobBatchDelay: 20 * time.Millisecond, LocalQueue: core.LocalQueueOptions{Size: 8},
+		Tasks: []core.Task{core.RawTask("f", func(context.Context, *core.Job) error { return errors.New("x") })}})
+	job := b.add(t, "f", nil, nil)
+	b.exec(t, "update S._private_jobs set attempts = 3 where id = $1", job.ID)
+	if err := w.RunOnce(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var delay float64
+	if err := b.pool.QueryRow(b.ctx, b.sql("select extract(epoch from run_at - updated_at)::float8 from S._private_jobs where id = $1"),
+		job.ID).Scan(&delay); err != nil {
+		t.Fatal(err)
+	}
+	if want := math.Exp(4); math.Abs(delay-want) > 0.001 {
+		t.Fatalf("batched failure delay %.4fs, want %.4fs", delay, want)
+	}
+}
+
+func TestLocalQueueRunOnceDrainsEverything(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var n atomic.Int32
+	w, _ := b.worker(t, core.WorkerOptions{Concurrency: 3, LocalQueue: core.LocalQueueOptions{Size: 7},
+		Tasks: []core.Task{core.RawTask("d", func(context.Context, *core.Job) error { n.Add(1); return nil })}})
+	var jobs []core.NewJob
+	for i := 0; i < 100; i++ {
+		q := ""
+		if i%10 == 0 {
+			q = "serial"
+		}
+		jobs = append(jobs, core.NewJob{Identifier: "d", Spec: core.JobSpec{QueueName: q}})
+	}
+	if _, err := b.utils.AddJobs(b.ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.RunOnce(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 100 || len(b.jobs(t)) != 0 {
+		t.Fatalf("ran %d, %d left", n.Load(), len(b.jobs(t)))
+	}
+}

@@ -1,0 +1,193 @@
+// Package clocktest provides a fake core.Clock whose time moves only when a
+// test says so, for testing the cron runner without sleeping.
+//
+// Like the system clock it keeps two times: the wall clock, which Now
+// returns and Set may step backwards or forwards (as NTP or an operator
+// would), and the elapsed time timers are measured on, which only Advance
+// moves on. Advance moves both together and fires every timer it reaches,
+// in order.
+//
+// Tests synchronise with the code under test through its timers: after
+// Advance has fired the timer a goroutine waited on, WaitForTimers returns
+// once that goroutine has done its work and waits again.
+//
+//	clock := clocktest.New(time.Date(2024, 1, 2, 3, 4, 30, 0, time.UTC))
+//	// ... start a worker with WorkerOptions.Clock = clock ...
+//	clock.WaitForTimers(ctx, 1)               // the runner waits for 03:05
+//	clock.AdvanceTo(time.Date(2024, 1, 2, 3, 5, 0, 0, time.UTC))
+//	clock.WaitForTimers(ctx, 1)               // 03:05 is done; it waits for 03:06
+package clocktest
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gworker/gworker/core"
+)
+
+// Clock is a fake core.Clock. Its zero value is not usable; call New.
+type Clock struct {
+	mu      sync.Mutex
+	wall    time.Time
+	elapsed time.Duration // since New; timers' deadlines are on this scale
+	pending []*timer      // sorted by deadline, then creation
+	changed chan struct{} // closed and replaced whenever pending changes
+}
+
+var _ core.Clock = (*Clock)(nil)
+
+// New returns a clock whose wall clock reads start.
+func New(start time.Time) *Clock {
+	return &Clock{wall: start, changed: make(chan struct{})}
+}
+
+// Now returns the wall-clock time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wall
+}
+
+// NewTimer returns a timer that fires when Advance has moved time on by d.
+// With d <= 0 it fires at once.
+func (c *Clock) NewTimer(d time.Duration) core.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &timer{c: c, deadline: c.elapsed + d, ch: make(chan time.Time, 1)}
+	if d <= 0 {
+		t.ch <- c.wall
+		return t
+	}
+	i, _ := slices.BinarySearchFunc(c.pending, t.deadline, func(p *timer, d time.Duration) int {
+		if p.deadline <= d {
+			return -1
+		}
+		return 1
+	})
+	c.pending = slices.Insert(c.pending, i, t)
+	c.notify()
+	return t
+}
+
+// Advance moves the wall clock and elapsed time on by d, firing every timer
+// whose deadline it reaches, in deadline order, each with the wall-clock
+// time of its deadline.
+func (c *Clock) Advance(d time.Duration) {
+	if d < 0 {
+		panic("clocktest: Advance with a negative duration; use Set to step the wall clock back")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	end := c.elapsed + d
+	fired := false
+	for len(c.pending) > 0 && c.pending[0].deadline <= end {
+		t := c.pending[0]
+		c.pending = c.pending[1:]
+		c.wall = c.wall.Add(t.deadline - c.elapsed)
+		c.elapsed = t.deadline
+		t.ch <- c.wall
+		fired = true
+	}
+	c.wall = c.wall.Add(end - c.elapsed)
+	c.elapsed = end
+	if fired {
+		c.notify()
+	}
+}
+
+// AdvanceTo advances until the wall clock reads t; it does nothing when the
+// wall clock is already at or past t.
+func (c *Clock) AdvanceTo(t time.Time) {
+	if d := t.Sub(c.Now()); d > 0 {
+		c.Advance(d)
+	}
+}
+
+// AdvanceToNextTimer advances to the deadline of the earliest pending timer
+// and fires it. It reports false, and does nothing, when no timer is
+// pending.
+func (c *Clock) AdvanceToNextTimer() bool {
+	c.mu.Lock()
+	if len(c.pending) == 0 {
+		c.mu.Unlock()
+		return false
+	}
+	d := c.pending[0].deadline - c.elapsed
+	c.mu.Unlock()
+	c.Advance(d)
+	return true
+}
+
+// Set steps the wall clock to t, backwards or forwards, without moving
+// elapsed time: no timer fires, as when the system clock is set.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wall = t
+}
+
+// PendingTimers returns how many timers wait to fire.
+func (c *Clock) PendingTimers() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
+// NextTimer returns the wall-clock time at which the earliest pending timer
+// fires if the wall clock is not set meanwhile, and false when none is
+// pending.
+func (c *Clock) NextTimer() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 {
+		return time.Time{}, false
+	}
+	return c.wall.Add(c.pending[0].deadline - c.elapsed), true
+}
+
+// WaitForTimers blocks until at least n timers are pending, or ctx is done.
+func (c *Clock) WaitForTimers(ctx context.Context, n int) error {
+	for {
+		c.mu.Lock()
+		if len(c.pending) >= n {
+			c.mu.Unlock()
+			return nil
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notify wakes WaitForTimers; c.mu is held.
+func (c *Clock) notify() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+type timer struct {
+	c        *Clock
+	deadline time.Duration
+	ch       chan time.Time
+}
+
+func (t *timer) C() <-chan time.Time { return t.ch }
+
+func (t *timer) Stop() bool {
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := slices.Index(c.pending, t)
+	if i < 0 {
+		return false
+	}
+	c.pending = slices.Delete(c.pending, i, i+1)
+	c.notify()
+	return true
+}

@@ -24,24 +24,8 @@ func (Resize) TaskIdentifier() string { return "resize_image" }
 // Add jobs with the client and run them with a worker.
 func Example() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Stop()
-	db, err := pgxdriver.Open(ctx, srv.URL())
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-
-	utils, err := core.NewUtils(db, core.UtilsOptions{Schema: "example"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := utils.Migrate(ctx); err != nil {
-		log.Fatal(err)
-	}
+	db, utils, stop := exampleSetup(ctx, "example")
+	defer stop()
 	if _, err := utils.AddJob(ctx, Resize{URL: "https://example.com/a.png", Width: 640}, nil); err != nil {
 		log.Fatal(err)
 	}
@@ -70,23 +54,8 @@ func Example() {
 // debounced "send digest" job keeps its first run time.
 func ExampleUtils_AddRawJob_jobKey() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer srv.Stop()
-	db, err := pgxdriver.Open(ctx, srv.URL())
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer db.Close()
-	utils, err := core.NewUtils(db, core.UtilsOptions{Schema: "keys"})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := utils.Migrate(ctx); err != nil {
-		log.Fatal(err)
-	}
+	_, utils, stop := exampleSetup(ctx, "keys")
+	defer stop()
 	first := time.Now().Add(time.Minute)
 	spec := &core.JobSpec{JobKey: "digest:42", JobKeyMode: core.PreserveRunAt, RunAt: first}
 	a, err := utils.AddRawJob(ctx, "send_digest", map[string]int{"user": 42}, spec)
@@ -100,4 +69,26 @@ func ExampleUtils_AddRawJob_jobKey() {
 	}
 	fmt.Println("same job:", a.ID == b.ID, "revision:", b.Revision, "run_at kept:", b.RunAt.Equal(a.RunAt))
 	// Output: same job: true revision: 1 run_at kept: true
+}
+
+// exampleSetup starts a throwaway PostgreSQL (your application would
+// connect to its own) and returns a driver and a client on a migrated
+// schema, and a function that stops it all.
+func exampleSetup(ctx context.Context, schema string) (*pgxdriver.Driver, *core.Utils, func()) {
+	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	db, err := pgxdriver.Open(ctx, srv.URL())
+	if err != nil {
+		log.Fatal(err)
+	}
+	utils, err := core.NewUtils(db, core.UtilsOptions{Schema: schema})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := utils.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+	return db, utils, func() { db.Close(); _ = srv.Stop() }
 }

@@ -176,6 +176,7 @@ type cronRunner struct {
 	entries cronspec.Crontab
 	jobs    []cronJob // by entry
 	ids     []string  // identifiers, by entry
+	hooks   *hookSet  // the worker's: BeforeSchedule sees each job
 }
 
 // cronJob is what an entry's jobs are made of, but for the minute.
@@ -197,8 +198,9 @@ func newCronRunner(w *Worker) *cronRunner {
 		sql:     newCronSQL(newRenderer(w.opts.Schema)),
 		clock:   w.opts.Clock,
 		log:     w.log,
-		events:  w.opts.CronEvents,
+		events:  w.cronEvents(),
 		entries: w.opts.cron,
+		hooks:   w.hooks,
 	}
 	for _, e := range c.entries {
 		c.jobs = append(c.jobs, newCronJob(e))
@@ -567,6 +569,7 @@ func (c *cronRunner) schedule(ctx context.Context, minute time.Time, due []int, 
 			Queue: j.queue, MaxAttempts: j.maxAttempts, JobKey: j.jobKey, Priority: j.priority, JobKeyMode: j.jobKeyMode,
 		}
 	}
+	specs = c.hooks.beforeCronSchedule(ctx, minute, backfilled, specs)
 	var body bytes.Buffer
 	enc := json.NewEncoder(&body)
 	enc.SetEscapeHTML(false)

@@ -56,6 +56,23 @@
 // Inside a handler, LoggerFromContext, UtilsFromContext and JobFromContext
 // give the job's logger, a client for adding jobs and the job itself.
 //
+// # Dead-worker recovery
+//
+// graphile-worker frees the jobs of a crashed worker only after 4 hours.
+// gworker workers also register in the schema's _private_gworker_workers
+// table (a gworker object, see Migrate) and refresh a heartbeat there every
+// RecoveryOptions.HeartbeatInterval (30s). Every SweepInterval (1m) one
+// live worker of the schema, chosen by an advisory lock, takes the workers
+// whose heartbeat is older than StaleThreshold (5m) for dead and, in one
+// transaction, hands their jobs back to the queue (the attempt does not
+// count; not before Delay, 30s; last_error says which worker died), unlocks
+// their named queues and removes their rows. Jobs flagged ResilientFlag
+// wait ResilientMultiplier (3) times longer. Locks held by ids that never
+// registered, graphile-worker's, are left to its 4-hour rule unless
+// SweepForeignLocks is set. It is on by default (WorkerOptions.Recovery);
+// Utils.ListActiveWorkers and Utils.SweepStaleWorkers (with a dry run) do the
+// same by hand.
+//
 // # Cron
 //
 // WorkerOptions.Crontab (graphile-worker's crontab text, see package
@@ -79,6 +96,25 @@
 // restarts with a growing delay and back-fills again: minutes missed
 // meanwhile run only for entries with a fill period. WorkerOptions.Clock
 // and WorkerOptions.CronEvents let tests drive and observe it.
+//
+// # Hooks, plugins and extensions
+//
+// Hooks (WorkerOptions.Hooks, UtilsOptions.Hooks) observe and steer every
+// step. OnEvent receives typed events (WorkerStarted, JobsFetched,
+// JobStarted, JobCompleted, JobFailed, JobPermanentlyFailed,
+// JobInterrupted, JobCancelled, JobSkipped, JobAdded, LocalQueueEvent,
+// WorkerShutdown, WorkerStopped, and CronEvent). Interceptors steer:
+// BeforeJobRun continues, skips (the job goes back to the queue untouched,
+// never deleted) or fails a job; AroundJobRun wraps its handler;
+// AfterJobRun overrides its outcome; BeforeSchedule rewrites, skips or
+// refuses every job being added, by the client, by a handler or by cron;
+// AroundAdd wraps client adds. A hook that panics is logged and never
+// costs a job. A Plugin is a named set of hooks (WorkerOptions.Plugins);
+// gworker's plugin directory has slog logging and OpenTelemetry ones.
+// Without hooks the cost is a nil check.
+//
+// WorkerOptions.Extensions hold typed application state (WithExtension),
+// which handlers read with LookupExtension or ExtensionFromContext.
 //
 // # Errors
 //

@@ -45,6 +45,11 @@ type MigrateOptions struct {
 // *DatabaseTooOldError below 11, a *DatabaseNewerError when the schema has a
 // breaking migration newer than LatestMigration (nothing is changed), and a
 // *UnsupportedServerError before PostgreSQL 12.
+//
+// Then it creates or upgrades gworker's own objects (the tables named
+// _private_gworker_*, such as the worker registry of dead-worker recovery),
+// tracked in their own ledger, _private_gworker_migrations: graphile-worker's
+// ledger never gets a row above 20.
 func Migrate(ctx context.Context, db Database, opts MigrateOptions) error {
 	m, err := newMigrator(db, db.Begin, opts.Schema, opts.Logger)
 	if err != nil {
@@ -105,9 +110,10 @@ func (m *migrator) migrate(ctx context.Context) error {
 		case latest > LatestMigration:
 			m.log.Warn("gworker: the database schema is newer than this gworker; continuing since no newer migration is breaking",
 				slog.String("schema", m.schema), slog.Int("database_migration", latest), slog.Int("known_migration", LatestMigration))
-			return nil
+			return m.migrateGworker(ctx)
 		case latest == LatestMigration:
-			return nil
+			// graphile-worker's part is done; gworker's own objects follow.
+			return m.migrateGworker(ctx)
 		case latest == 0:
 			err = m.install(ctx)
 		case latest < oldestUpgradable:

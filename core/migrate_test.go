@@ -23,7 +23,9 @@ import (
 // catalog describes every object of a schema as sorted lines, with the
 // schema's own name replaced by S, so two schemas can be compared and a
 // schema can be compared with the contract. Function bodies are left out:
-// behaviour tests cover them.
+// behaviour tests cover them. gworker's own objects (_private_gworker_*) are
+// left out too, since they are not graphile-worker's; see
+// TestMigrateKeepsGworkerObjectsOutOfNodesLedger.
 func catalog(t *testing.T, b *bundle, schema string) []string {
 	t.Helper()
 	const q = `
@@ -35,14 +37,16 @@ select 'column ' || c.relname || '.' || a.attname || ' ' || format_type(a.atttyp
   || case a.attidentity when 'a' then ' identity always' when 'd' then ' identity by default' else '' end
 from pg_attribute a
 join pg_class c on c.oid = a.attrelid and c.relnamespace = (select oid from ns) and c.relkind in ('r', 'v')
+  and c.relname !~ '^_private_gworker_'
 left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
 where a.attnum > 0 and not a.attisdropped
 union all
 select 'constraint ' || c.relname || '.' || con.conname || ' ' || pg_get_constraintdef(con.oid)
 from pg_constraint con join pg_class c on c.oid = con.conrelid
-where con.connamespace = (select oid from ns)
+where con.connamespace = (select oid from ns) and c.relname !~ '^_private_gworker_'
 union all
 select 'index ' || i.indexname || ' ' || i.indexdef from pg_indexes i where i.schemaname = $1
+  and i.tablename !~ '^_private_gworker_'
 union all
 select 'function ' || p.proname || '(' || pg_get_function_arguments(p.oid) || ') returns '
   || pg_get_function_result(p.oid) || ' language ' || l.lanname || ' volatility ' || p.provolatile::text
@@ -53,6 +57,7 @@ where p.pronamespace = (select oid from ns)
 union all
 select 'relation ' || c.relname || ' kind ' || c.relkind::text || case when c.relrowsecurity then ' rls' else '' end
 from pg_class c where c.relnamespace = (select oid from ns) and c.relkind in ('r', 'v', 'S', 'c')
+  and c.relname !~ '^_private_gworker_'
 union all
 select 'type-attribute ' || t.typname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
 from pg_type t join pg_attribute a on a.attrelid = t.typrelid

@@ -136,6 +136,21 @@ type WorkerOptions struct {
 	// runner, in order, on the runner's goroutine: it must return quickly.
 	CronEvents func(CronEvent)
 
+	// Recovery configures dead-worker recovery: heartbeats in gworker's own
+	// registry and a sweep that returns the jobs of workers whose heartbeat
+	// went stale. On by default; see RecoveryOptions.
+	Recovery RecoveryOptions
+
+	// Plugins add hooks: logging, tracing, metrics (see gworker's plugin
+	// directory), or your own; see Plugin and Hooks. Their hooks run in
+	// this order, before those of Hooks.
+	Plugins []Plugin
+	// Hooks are single hooks of the application's own; see Hooks.
+	Hooks Hooks
+	// Extensions are typed application state for handlers and hooks to
+	// read with LookupExtension or ExtensionFromContext; one per type.
+	Extensions []Extension
+
 	cron cronspec.Crontab // Crontab and Schedules, checked by normalize
 }
 
@@ -246,5 +261,9 @@ func (o WorkerOptions) normalize() (WorkerOptions, error) {
 	var cronErrs []error
 	o.cron, cronErrs = checkCron(o.Crontab, o.Schedules)
 	errs = append(errs, cronErrs...)
+	var recoveryErrs []error
+	o.Recovery, recoveryErrs = o.Recovery.normalize()
+	errs = append(errs, recoveryErrs...)
+	errs = append(errs, checkHookOptions(&o)...)
 	return o, errors.Join(errs...)
 }

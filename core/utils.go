@@ -17,6 +17,10 @@ type UtilsOptions struct {
 	Schema string
 	// Logger receives the client's warnings.
 	Logger *slog.Logger
+	// Plugins and Hooks hook the adding of jobs: BeforeSchedule, AroundAdd
+	// and OnEvent (JobAdded); see Hooks. Plugins run first, in order.
+	Plugins []Plugin
+	Hooks   Hooks
 }
 
 // Utils is the client: it adds and manages jobs. It is safe for concurrent
@@ -29,6 +33,7 @@ type Utils struct {
 	log    *slog.Logger
 	sql    *utilsSQL
 	names  *nameCache
+	hooks  *hookSet // nil when none
 }
 
 // NewUtils returns a client for db.
@@ -47,7 +52,11 @@ func NewUtils(db Database, opts UtilsOptions) (*Utils, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Utils{db: db, ex: db, schema: schema, log: log, sql: newUtilsSQL(newRenderer(schema)), names: newNameCache()}, nil
+	if errs := checkPlugins("UtilsOptions.Plugins", opts.Plugins); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &Utils{db: db, ex: db, schema: schema, log: log, sql: newUtilsSQL(newRenderer(schema)), names: newNameCache(),
+		hooks: newHookSet(opts.Plugins, opts.Hooks, log)}, nil
 }
 
 // WithTx returns a client whose calls run on tx, typically a transaction the
@@ -89,6 +98,9 @@ func (u *Utils) AddJob(ctx context.Context, payload TaskPayload, spec *JobSpec) 
 // with encoding/json (json.RawMessage and []byte are taken as JSON text);
 // nil means {}. spec may be nil.
 func (u *Utils) AddRawJob(ctx context.Context, identifier string, payload any, spec *JobSpec) (*Job, error) {
+	if u.hooks.schedules() {
+		return u.addRawJobHooked(ctx, identifier, payload, spec)
+	}
 	if spec == nil {
 		spec = &JobSpec{}
 	}
@@ -131,6 +143,9 @@ func (u *Utils) AddRawJob(ctx context.Context, identifier string, payload any, s
 func (u *Utils) AddJobs(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	if len(jobs) == 0 {
 		return nil, nil
+	}
+	if u.hooks.schedules() {
+		return u.addJobsHooked(ctx, jobs)
 	}
 	specs := make([]specJSON, len(jobs))
 	keys := make(map[string]int)

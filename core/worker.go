@@ -36,6 +36,7 @@ type Worker struct {
 	taskIDs []int64          // registered task ids, for the fetch
 	byID    map[int32]Task   // task id -> task
 	names   map[int32]string // task id -> identifier
+	hooks   *hookSet         // plugins' and WorkerOptions.Hooks' hooks; nil when none
 }
 
 // BreakingMigrationError is returned by Run when another process applied a
@@ -94,6 +95,7 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 	for _, t := range o.Tasks {
 		w.tasks[t.identifier] = t
 	}
+	w.installHooks()
 	return w, nil
 }
 
@@ -140,6 +142,14 @@ func (w *Worker) run(ctx context.Context, once bool) error {
 	if err := w.registerTasks(ctx); err != nil {
 		return err
 	}
+	// Dead-worker recovery: registration and heartbeats (through shutdown),
+	// and sweeps; stopped, and the registration removed, after the jobs.
+	stopRecovery, rerr := w.startRecovery(ctx, once)
+	if rerr != nil {
+		return rerr
+	}
+	defer stopRecovery()
+	w.emitStarted(ctx, once)
 	// Cron runs with Run only, as in graphile-worker; it stops before Run returns.
 	stopCron := w.startCron(ctx, once)
 	defer stopCron()
@@ -147,6 +157,7 @@ func (w *Worker) run(ctx context.Context, once bool) error {
 		slog.String("schema", w.opts.Schema))
 	err := newRunner(w, once).loop(ctx)
 	w.log.Info("gworker: worker stopped", slog.Any("error", err))
+	w.emitStopped(ctx, err)
 	return err
 }
 
@@ -399,6 +410,7 @@ func (r *runner) loop(ctx context.Context) error {
 					delaying = false
 					refetch.Stop()
 					r.w.log.Debug("gworker: refetch delay aborted", slog.Int("announced", announced))
+					r.emitLocalQueue(LocalQueueEvent{Change: RefetchDelayAborted, Announced: announced})
 				}
 			}
 		}
@@ -433,6 +445,7 @@ func (r *runner) loop(ctx context.Context) error {
 				continue
 			}
 			fetchFailures = 0
+			r.emitFetched(ctx, n, jobs)
 			if r.w.log.Enabled(ctx, slog.LevelDebug) {
 				r.w.log.Debug("gworker: fetched jobs", slog.Int("asked", n), slog.Int("got", len(jobs)),
 					slog.Int("running", len(r.active)), slog.Int("buffered", len(r.buffer)))
@@ -463,6 +476,7 @@ func (r *runner) loop(ctx context.Context) error {
 				d := time.Duration((0.5 + mathrand.Float64()) * float64(lq.RefetchDelay.Duration))
 				resetTimer(refetch, d)
 				r.w.log.Debug("gworker: refetch delay started", slog.Duration("delay", d), slog.Int("abort_after", delayAbortAt))
+				r.emitLocalQueue(LocalQueueEvent{Change: RefetchDelayStarted, Delay: d, AbortAfter: delayAbortAt})
 			}
 			continue
 		}
@@ -478,6 +492,7 @@ func (r *runner) loop(ctx context.Context) error {
 			delaying = false
 			pending = want
 			r.w.log.Debug("gworker: refetch delay expired")
+			r.emitLocalQueue(LocalQueueEvent{Change: RefetchDelayExpired})
 		case <-ttl.C:
 			r.expireBuffer(lq.TTL, ttl)
 		case <-r.cancelSig:
@@ -486,6 +501,7 @@ func (r *runner) loop(ctx context.Context) error {
 			fatalErr = err
 		}
 	}
+	r.emitShutdown(ctx, fatalErr)
 	stopBackground()
 	r.shutdown(ctx)
 	bgWG.Wait()
@@ -502,6 +518,7 @@ type buffered struct {
 // than ttl, and re-arms the timer for the rest.
 func (r *runner) expireBuffer(ttl time.Duration, timer *time.Timer) {
 	now := time.Now()
+	r.emitExpiring(now, ttl)
 	keep := r.buffer[:0]
 	expired := 0
 	for _, b := range r.buffer {
@@ -546,7 +563,7 @@ func (r *runner) start(job *Job) {
 	r.active[job.ID] = a
 	go func() {
 		start := time.Now()
-		err := r.w.execute(jctx, job)
+		err := r.w.runJob(jctx, job)
 		cancel(nil)
 		r.done <- result{a: a, err: err, dur: time.Since(start)}
 	}()
@@ -566,12 +583,17 @@ func (r *runner) finish(res result) {
 		// job's remaining attempts, so failing it is final.
 		log.Warn("gworker: job cancelled", slog.String("reason", a.cancelled), slog.Any("handler_result", res.err))
 		r.completer.add(outcome{job: a.job, kind: outcomeFail, message: a.cancelled})
+		r.emitOutcome(res, outcomeFail, a.cancelled)
+	case isRunSkipped(res.err):
+		r.skipJob(res)
 	case res.err == nil:
 		log.Debug("gworker: job completed", slog.Duration("duration", res.dur))
 		r.completer.add(outcome{job: a.job, kind: outcomeComplete})
+		r.emitOutcome(res, outcomeComplete, "")
 	case a.interrupted:
 		log.Warn("gworker: job interrupted by shutdown; returning it to the queue", slog.Any("error", res.err))
 		r.completer.add(outcome{job: a.job, kind: outcomeReturn, message: interruptedMessage})
+		r.emitOutcome(res, outcomeReturn, interruptedMessage)
 	default:
 		// PostgreSQL text cannot hold NUL; a message with one would never be
 		// recorded and the job would stay locked.
@@ -587,12 +609,14 @@ func (r *runner) finish(res result) {
 			o.payload = bf.Payload
 		}
 		r.completer.add(o)
+		r.emitOutcome(res, outcomeFail, msg)
 	}
 }
 
 // shutdown lets running jobs finish within the grace period, cancels the
 // rest, hands back those that did not finish, and flushes every outcome.
 func (r *runner) shutdown(ctx context.Context) {
+	r.emitReleasing()
 	for _, b := range r.buffer {
 		r.completer.add(outcome{job: b.job, kind: outcomeRelease})
 	}
@@ -631,6 +655,7 @@ func (r *runner) shutdown(ctx context.Context) {
 			a.abandoned = true
 			delete(r.active, id)
 			r.completer.add(outcome{job: a.job, kind: outcomeReturn, message: interruptedMessage})
+			r.emitOutcome(result{a: a, err: errShutdown}, outcomeReturn, interruptedMessage)
 		}
 	}
 	r.cancelJobs()
@@ -799,6 +824,7 @@ func (r *runner) applyCancels() {
 			if b.job.ID == c.ID {
 				r.buffer = append(r.buffer[:i], r.buffer[i+1:]...)
 				r.completer.add(outcome{job: b.job, kind: outcomeFail, message: c.Reason})
+				r.emitCancelledWaiting(b.job, c.Reason)
 				break
 			}
 		}

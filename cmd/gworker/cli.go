@@ -55,7 +55,7 @@ type command struct {
 
 // commands lists the subcommands in the order the usage shows them.
 func commands() []*command {
-	return []*command{migrateCommand(), addCommand(), runCommand(), cancelCommand(), cronCommand(), benchCommand()}
+	return []*command{migrateCommand(), addCommand(), runCommand(), cancelCommand(), workersCommand(), sweepCommand(), cronCommand(), benchCommand()}
 }
 
 func findCommand(name string) *command {

@@ -13,6 +13,8 @@
 //	migrate   install or upgrade the graphile-worker schema
 //	add       add a job
 //	run       run jobs with the executable tasks of a directory
+//	workers   list the running gworker workers and their heartbeats
+//	sweep     recover the jobs of dead gworker workers now
 //	cron      check a crontab and show when its entries fire
 //	help      show the usage, or a command's (gworker help COMMAND)
 //
@@ -54,6 +56,9 @@
 //
 //	gworker run [--once] [-j N] [--poll-interval DURATION]
 //	            [--grace-period DURATION] [--tasks DIR] [--crontab FILE]
+//	            [--heartbeat-interval DURATION] [--sweep-interval DURATION]
+//	            [--sweep-threshold DURATION] [--recovery-delay DURATION]
+//	            [--recovery-action ACTION] [--sweep-foreign-locks] [--no-recovery]
 //
 // migrates the schema, then runs jobs until SIGINT or SIGTERM, or with --once
 // until no job is runnable. -j sets how many jobs run at once (default: the
@@ -98,6 +103,42 @@
 // graphile-worker alike, with the payload's _cron key set; at start, entries
 // with a fill option get the runs they missed (see package cronspec for the
 // format). With --once cron does not run, and --crontab is refused.
+//
+// Dead-worker recovery is on unless --no-recovery is given: the worker
+// registers in the schema's gworker registry and records a heartbeat every
+// --heartbeat-interval (default 30s); every --sweep-interval (default 1m)
+// one worker of the schema hands the jobs of workers whose heartbeat is
+// older than --sweep-threshold (default 5m) back to the queue, not before
+// --recovery-delay (default 30s; 0 means at once). --recovery-action
+// fail_with_backoff counts the attempt as failed instead; skip leaves the
+// jobs locked. Locks of workers that never registered (graphile-worker's)
+// wait for graphile-worker's 4-hour rule, unless --sweep-foreign-locks frees
+// those older than the threshold too. With --once the worker sweeps once, at
+// start.
+//
+// # workers
+//
+//	gworker workers [--threshold DURATION] [--json]
+//
+// lists the registered gworker workers, oldest first:
+//
+//	WORKER                    HOST   PID    VERSION   STARTED (UTC)          LAST HEARTBEAT   STATE   JOBS
+//	pool-4c0d8e2a9b1f3e5d7a   web1   4242   v0.3.0    2030-01-02T03:04:05Z   12.5s ago        alive   3
+//
+// STATE is stale when the last heartbeat is older than --threshold (default
+// 5m, or twice the worker's own interval if longer); JOBS is how many jobs it
+// holds. --json prints a JSON array instead.
+//
+// # sweep
+//
+//	gworker sweep [--dry-run] [--threshold DURATION] [--delay DURATION]
+//	              [--action ACTION] [--foreign] [--json]
+//
+// recovers now, in one transaction, the jobs and named queues of the workers
+// whose heartbeat is older than --threshold (default 5m), as running workers
+// do every sweep interval, and prints the dead workers, the jobs freed and
+// the queues unlocked. --dry-run changes nothing and prints what a sweep
+// would do.
 //
 // # cron check
 //

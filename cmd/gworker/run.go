@@ -45,7 +45,15 @@ the queue without counting the attempt.
 Without --once, run also schedules the entries of the crontab FILE given with
 --crontab, or of ./crontab when it exists (graphile-worker's format; see
 "gworker cron check"): each matching minute adds one job, once across all
-workers, Node ones included. With --once cron does not run.`,
+workers, Node ones included. With --once cron does not run.
+
+While it runs, the worker registers in the schema's gworker registry and
+records a heartbeat every --heartbeat-interval; every --sweep-interval one
+worker of the schema looks for workers whose heartbeat is older than
+--sweep-threshold (they crashed or lost the database) and hands their jobs
+back to the queue, not before --recovery-delay (see "gworker help sweep").
+--no-recovery turns that off; crashed workers' jobs then wait for
+graphile-worker's 4-hour rule.`,
 		setup: func(fs *flagSet) action {
 			o := runOptions{pollInterval: core.DefaultPollInterval, gracePeriod: core.DefaultGracePeriod, tasksDir: defaultTasksDir}
 			fs.flag(&boolValue{p: &o.once}, "", "run until no job is runnable, then exit", "once")
@@ -54,6 +62,7 @@ workers, Node ones included. With --once cron does not run.`,
 			fs.flag(&durationValue{p: &o.gracePeriod}, "DURATION", "on shutdown, how long running tasks may finish before SIGTERM; 0 means none (default: 5s)", "grace-period")
 			fs.flag(&stringValue{p: &o.tasksDir}, "DIR", "directory of executable tasks (default: "+defaultTasksDir+")", "tasks")
 			fs.flag(&stringValue{p: &o.crontab}, "FILE", "crontab to schedule jobs from (default: "+defaultCrontabFile+" when it exists)", "crontab")
+			o.recovery.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("run takes no arguments, got %q", args[0])
@@ -71,6 +80,7 @@ type runOptions struct {
 	gracePeriod  time.Duration
 	tasksDir     string
 	crontab      string
+	recovery     recoveryFlags
 }
 
 func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) error {
@@ -99,6 +109,10 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 	if grace == 0 {
 		grace = -1 // core: negative cancels at once, 0 would mean the default
 	}
+	recovery, err := o.recovery.options()
+	if err != nil {
+		return err
+	}
 	w, err := core.NewWorker(core.WorkerOptions{
 		Database:      db,
 		Schema:        schema,
@@ -109,6 +123,7 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 		GracePeriod:   grace,
 		Logger:        log,
 		Crontab:       crontab,
+		Recovery:      recovery,
 	})
 	if err != nil {
 		return err

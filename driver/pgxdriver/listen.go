@@ -61,6 +61,9 @@ func newNotifications(cfg *pgx.ConnConfig, listenSQL string, onError func(error)
 	// A pool may be configured to send a cancel request instead, which is
 	// pointless for an idle listener and delays Receive's return, so this
 	// connection always uses the deadline handler.
+	// A config copied from a live connection may carry its OnNotification
+	// handler, which would consume every message before Receive sees it.
+	cfg.OnNotification = nil
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
 	}

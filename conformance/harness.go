@@ -1,0 +1,268 @@
+package conformance
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gworker/gworker/core"
+)
+
+// Harness tells the suite how to use the driver under test. Only
+// NewDatabase is required.
+type Harness struct {
+	// NewDatabase returns a new Database, opened the way an application
+	// opens it, connected to the database the suite runs against. The suite
+	// calls it several times in one test (a second Database stands for
+	// another process, for instance to send notifications or to look at
+	// data from outside a transaction) and closes nothing itself: close the
+	// Database with t.Cleanup. It fails the test with t.Fatal when it cannot
+	// connect.
+	NewDatabase func(t testing.TB) core.Database
+
+	// BeginCallerTx begins a transaction on db (a Database NewDatabase
+	// returned) with the library's own API — the pgx.Tx, *sql.Tx or bun.Tx
+	// an application holds — and returns it wrapped by the driver for core,
+	// with the library's own commit and rollback. Nil leaves out the tests
+	// of adding jobs inside the caller's transaction.
+	BeginCallerTx func(ctx context.Context, db core.Database) (CallerTx, error)
+
+	// NoListen declares a driver that cannot LISTEN: its Listen returns an
+	// error wrapping core.ErrNotificationsUnsupported. The suite then checks
+	// exactly that, leaves out the notification tests and runs the worker
+	// poll-only.
+	NoListen bool
+
+	// ListenerPIDs returns the server process ids (pg_backend_pid) of the
+	// connection a Notifications session listens on, so that the reconnect
+	// test can terminate it. Nil means: look it up in pg_stat_activity, as
+	// the backends whose last statement is a LISTEN naming one of the
+	// session's channels. Set it if the session runs other statements on
+	// its connection after LISTEN (a health check, say).
+	ListenerPIDs func(ctx context.Context, n core.Notifications) ([]int32, error)
+
+	// NewSchema returns a schema name for one test that does not exist yet
+	// and is dropped when the test ends. Nil means: the suite picks
+	// "gwconf_" and random hex digits and drops the schema itself, through
+	// a Database from NewDatabase.
+	NewSchema func(t testing.TB) string
+}
+
+// CallerTx is a transaction the application holds, wrapped for core.
+type CallerTx struct {
+	// Executor is the driver's wrapper of the transaction (pgxdriver.Tx,
+	// pqdriver.Tx, bundriver.Tx, ...).
+	Executor core.Executor
+	// Commit and Rollback end the transaction through the library's own
+	// API, as the application would.
+	Commit   func(ctx context.Context) error
+	Rollback func(ctx context.Context) error
+}
+
+// Timeouts of the suite. Waits are polls or blocking calls bounded by these;
+// nothing sleeps for a fixed time to let something happen.
+const (
+	// testTimeout bounds each test's context.
+	testTimeout = 2 * time.Minute
+	// waitTimeout bounds each wait for something that should happen soon: a
+	// notification, a reconnect, a cancelled statement returning.
+	waitTimeout = 15 * time.Second
+	// promptly is how soon a cancelled call must return.
+	promptly = 5 * time.Second
+)
+
+// Run runs the whole suite against the driver h describes: the driver
+// contract (values, errors, transactions, cancellation, notifications,
+// concurrency) and the engine end to end (migrate, add, run, shut down).
+// Each sub-test calls t.Parallel. A failure names the contract item that
+// broke, what happened and how to fix the driver.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	if h.NewDatabase == nil {
+		t.Fatal("conformance: Harness.NewDatabase is required: a function returning a fresh core.Database for one test")
+	}
+	s := &suite{h: h}
+	t.Run("Contract", s.contract)
+	t.Run("Engine", s.engine)
+}
+
+type suite struct {
+	h Harness
+}
+
+// env is what one test works with.
+type env struct {
+	t      *testing.T
+	s      *suite
+	ctx    context.Context
+	db     core.Database
+	token  string // unique per test: for channel names, comments, schema names
+	schema string // "" until newSchema
+}
+
+func (s *suite) setup(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	t.Cleanup(cancel)
+	return &env{t: t, s: s, ctx: ctx, db: s.newDatabase(t), token: randomHex(6)}
+}
+
+func (s *suite) newDatabase(t testing.TB) core.Database {
+	t.Helper()
+	db := s.h.NewDatabase(t)
+	if db == nil {
+		t.Fatal("conformance: Harness.NewDatabase returned nil")
+	}
+	return db
+}
+
+// other returns a second Database: another process, from the server's
+// point of view.
+func (e *env) other() core.Database { return e.s.newDatabase(e.t) }
+
+// newSchema creates the test's own schema (empty) and returns its name.
+func (e *env) newSchema() string {
+	e.t.Helper()
+	name := e.schemaName()
+	e.exec(itemSetup, "create schema "+quoteIdent(name))
+	return name
+}
+
+// schemaName returns a fresh schema name that is dropped when the test ends,
+// without creating the schema (migrations do).
+func (e *env) schemaName() string {
+	e.t.Helper()
+	if e.s.h.NewSchema != nil {
+		e.schema = e.s.h.NewSchema(e.t)
+		return e.schema
+	}
+	e.schema = "gwconf_" + randomHex(6)
+	e.dropAtEnd(e.schema)
+	return e.schema
+}
+
+// dropAtEnd drops schema when the test ends, through the test's Database
+// (its own cleanup, registered earlier, runs later).
+func (e *env) dropAtEnd(schema string) {
+	db := e.db
+	e.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := db.Exec(ctx, "drop schema if exists "+quoteIdent(schema)+" cascade"); err != nil {
+			e.t.Logf("conformance: drop schema %q: %v", schema, err)
+		}
+	})
+}
+
+// exec runs a statement the test depends on, failing it under item.
+func (e *env) exec(it item, sql string, args ...any) int64 {
+	e.t.Helper()
+	return mustExec(e.t, e.ctx, e.db, it, sql, args...)
+}
+
+func mustExec(t testing.TB, ctx context.Context, ex core.Executor, it item, sql string, args ...any) int64 {
+	t.Helper()
+	n, err := ex.Exec(ctx, sql, args...)
+	if err != nil {
+		it.fatalf(t, "Exec(%s) failed: %v", short(sql), err)
+	}
+	return n
+}
+
+// queryRow runs a query expected to return exactly one row and scans it.
+func queryRow(ctx context.Context, ex core.Executor, sql string, args []any, dest ...any) error {
+	rows, err := ex.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return errors.New("no row (Next returned false and Err nil)")
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	if rows.Next() {
+		return errors.New("more than one row")
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+func (e *env) queryRow(it item, sql string, args []any, dest ...any) {
+	e.t.Helper()
+	if err := queryRow(e.ctx, e.db, sql, args, dest...); err != nil {
+		it.fatalf(e.t, "Query(%s): %v", short(sql), err)
+	}
+}
+
+func (e *env) count(it item, sql string, args ...any) int64 {
+	e.t.Helper()
+	var n int64
+	e.queryRow(it, sql, args, &n)
+	return n
+}
+
+// eventually polls cond until it holds, failing the test under it after
+// waitTimeout. It polls often: cond is cheap or a quick statement.
+func eventually(t testing.TB, it item, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			it.fatalf(t, "timed out after %v waiting for %s", waitTimeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// within runs f and fails the test under it if f has not returned after d.
+// f keeps running in the background then; the test stops waiting for it.
+func within(t testing.TB, it item, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		it.fatalf(t, "%s did not return within %v", what, d)
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// quoteIdent quotes a PostgreSQL identifier.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// quoteLiteral writes s as an escape string constant, which means the same
+// whatever standard_conforming_strings says.
+func quoteLiteral(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	return "E'" + strings.ReplaceAll(s, `'`, `''`) + "'"
+}
+
+// short shortens SQL for messages.
+func short(sql string) string {
+	sql = strings.Join(strings.Fields(sql), " ")
+	if len(sql) > 160 {
+		return sql[:157] + "..."
+	}
+	return sql
+}

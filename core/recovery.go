@@ -1,0 +1,597 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	mathrand "math/rand/v2"
+	"os"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Dead-worker recovery. graphile-worker frees the locks of a crashed worker
+// only after 4 hours. gworker workers also register in the schema's
+// _private_gworker_workers table and refresh a heartbeat there; a sweeper on
+// any live worker (one at a time per schema, across the cluster) returns the
+// jobs and queues of workers whose heartbeat went stale. Only workers that
+// registered are judged: a lock held by an id the registry does not know
+// (a graphile-worker) is left to the 4-hour rule unless
+// SweepForeignLocks says otherwise.
+
+// Defaults of RecoveryOptions and SweepOptions.
+const (
+	// DefaultHeartbeatInterval is how often a worker refreshes its
+	// heartbeat.
+	DefaultHeartbeatInterval = 30 * time.Second
+	// DefaultSweepInterval is how often a worker looks for dead workers.
+	DefaultSweepInterval = time.Minute
+	// DefaultStaleThreshold is how old a heartbeat must be for its worker to
+	// count as dead.
+	DefaultStaleThreshold = 5 * time.Minute
+	// DefaultRecoveryDelay is how long a job returned by recovery waits
+	// before it may run again, so that a job that crashes its worker does
+	// not take down the next one at once.
+	DefaultRecoveryDelay = 30 * time.Second
+	// DefaultResilientMultiplier multiplies the threshold for jobs carrying
+	// ResilientFlag.
+	DefaultResilientMultiplier = 3
+)
+
+// ResilientFlag marks a job (JobSpec.Flags) as one whose worker may stop
+// heartbeating for a while without being dead, say because the job holds
+// the process's CPU or the network is flaky: recovery waits the threshold ×
+// ResilientMultiplier before returning it. It is an ordinary
+// graphile-worker flag, stored as {"gworker:resilient": true}.
+const ResilientFlag = "gworker:resilient"
+
+// RecoveryAction says what recovery does with a dead worker's jobs.
+type RecoveryAction string
+
+const (
+	// RecoveryReturn (the default) hands the job back as if it had never
+	// been fetched: attempts - 1 (not below 0), unlocked, run_at =
+	// max(run_at, now + delay), last_error saying the worker died.
+	RecoveryReturn RecoveryAction = "return"
+	// RecoveryFailWithBackoff records the attempt as failed, as if the
+	// handler had returned an error: attempts kept, graphile-worker's
+	// backoff, last_error saying the worker died. A job out of attempts
+	// stays failed for good.
+	RecoveryFailWithBackoff RecoveryAction = "fail_with_backoff"
+	// RecoverySkip leaves dead workers' locks alone: graphile-worker's
+	// 4-hour rule, force_unlock_workers or a manual sweep frees them. Dead
+	// workers' rows are removed once they hold nothing.
+	RecoverySkip RecoveryAction = "skip"
+)
+
+func (a RecoveryAction) valid() bool {
+	return a == RecoveryReturn || a == RecoveryFailWithBackoff || a == RecoverySkip
+}
+
+// RecoveryOptions configures a worker's part in dead-worker recovery. The
+// zero value turns it on with the defaults.
+//
+// While Run or RunOnce runs, the worker has a row in the schema's
+// _private_gworker_workers table (its ID, host, pid, version, start and last
+// heartbeat), refreshed every HeartbeatInterval and deleted at a clean
+// shutdown. Run also sweeps every SweepInterval: if no other worker of the
+// schema is sweeping, it takes the workers whose heartbeat is older than
+// StaleThreshold and applies Action to the jobs and named queues they hold,
+// all in one transaction. RunOnce sweeps once, at start.
+type RecoveryOptions struct {
+	// Disabled turns recovery off: no row, no heartbeat, no sweep. Jobs of
+	// crashed workers then wait for graphile-worker's 4-hour rule.
+	Disabled bool
+	// HeartbeatInterval is how often the worker refreshes its heartbeat; 0
+	// means DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// SweepInterval is how often Run looks for dead workers (jittered by
+	// ±10%); 0 means DefaultSweepInterval.
+	SweepInterval time.Duration
+	// StaleThreshold is how old a heartbeat must be for its worker to count
+	// as dead; 0 means DefaultStaleThreshold. It must be at least twice
+	// HeartbeatInterval, and a worker is never judged dead before twice its
+	// own heartbeat interval, whatever the sweeper's threshold.
+	StaleThreshold time.Duration
+	// Delay is how long a returned job waits before it may run again; 0
+	// means DefaultRecoveryDelay, negative means it may run at once.
+	Delay time.Duration
+	// ResilientMultiplier multiplies StaleThreshold for jobs carrying
+	// ResilientFlag; 0 means DefaultResilientMultiplier.
+	ResilientMultiplier int
+	// Action is what happens to a dead worker's jobs; "" means
+	// RecoveryReturn.
+	Action RecoveryAction
+	// SweepForeignLocks also frees locks held by ids the registry does not
+	// know (graphile-worker workers, or gworker workers with recovery
+	// disabled) once locked_at is older than StaleThreshold (× the
+	// multiplier for resilient jobs), instead of leaving them to the
+	// 4-hour rule. Only turn it on if no such worker runs jobs longer than
+	// that. Each sweep then reads the whole jobs table.
+	SweepForeignLocks bool
+}
+
+// normalize fills in defaults and checks the options.
+func (r RecoveryOptions) normalize() (RecoveryOptions, []error) {
+	var errs []error
+	bad := func(field string, value any, reason string) {
+		errs = append(errs, &ValidationError{Field: "WorkerOptions.Recovery." + field, Value: value, Reason: reason})
+	}
+	if r.HeartbeatInterval == 0 {
+		r.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if r.SweepInterval == 0 {
+		r.SweepInterval = DefaultSweepInterval
+	}
+	if r.StaleThreshold == 0 {
+		r.StaleThreshold = DefaultStaleThreshold
+	}
+	if r.Delay == 0 {
+		r.Delay = DefaultRecoveryDelay
+	}
+	if r.ResilientMultiplier == 0 {
+		r.ResilientMultiplier = DefaultResilientMultiplier
+	}
+	if r.Action == "" {
+		r.Action = RecoveryReturn
+	}
+	if r.Disabled {
+		return r, nil
+	}
+	if r.HeartbeatInterval < time.Millisecond {
+		bad("HeartbeatInterval", r.HeartbeatInterval, "must be at least 1ms")
+	}
+	if r.SweepInterval < time.Millisecond {
+		bad("SweepInterval", r.SweepInterval, "must be at least 1ms")
+	}
+	if r.StaleThreshold < 2*r.HeartbeatInterval {
+		bad("StaleThreshold", r.StaleThreshold, fmt.Sprintf("must be at least twice HeartbeatInterval (%v), or one late heartbeat would make a live worker look dead", r.HeartbeatInterval))
+	}
+	if r.ResilientMultiplier < 1 {
+		bad("ResilientMultiplier", r.ResilientMultiplier, "must be at least 1")
+	}
+	if !r.Action.valid() {
+		bad("Action", string(r.Action), `must be "return", "fail_with_backoff" or "skip"`)
+	}
+	return r, errs
+}
+
+// WorkerInfo is a registered gworker worker, as ListActiveWorkers reports
+// it. Ages are measured on the database's clock.
+type WorkerInfo struct {
+	ID                string // the pool id it writes to locked_by
+	Hostname          string
+	PID               int
+	Version           string // gworker's module version
+	Concurrency       int
+	RunOnce           bool
+	HeartbeatInterval time.Duration
+	StartedAt         time.Time
+	LastHeartbeatAt   time.Time
+	HeartbeatAge      time.Duration // how long ago the last heartbeat was
+	// Stale says the heartbeat is older than the threshold asked for (or
+	// twice the worker's own interval, if longer): a sweep would take the
+	// worker for dead.
+	Stale bool
+	// LockedJobs is how many jobs the worker holds.
+	LockedJobs int
+}
+
+// ListWorkersOptions configures ListActiveWorkers.
+type ListWorkersOptions struct {
+	// StaleThreshold decides WorkerInfo.Stale; 0 means
+	// DefaultStaleThreshold.
+	StaleThreshold time.Duration
+}
+
+// ListActiveWorkers returns the registered gworker workers of the schema,
+// oldest first: the running ones, and dead ones no sweep has removed yet
+// (Stale). graphile-worker workers do not register and are not listed.
+func (u *Utils) ListActiveWorkers(ctx context.Context, opts ListWorkersOptions) ([]WorkerInfo, error) {
+	threshold := opts.StaleThreshold
+	switch {
+	case threshold == 0:
+		threshold = DefaultStaleThreshold
+	case threshold < 0:
+		return nil, &ValidationError{Field: "StaleThreshold", Value: threshold, Reason: "must not be negative"}
+	}
+	rows, err := u.ex.Query(ctx, newRecoverySQL(newRenderer(u.schema)).listWorkers, threshold.Seconds())
+	if err != nil {
+		return nil, fmt.Errorf("gworker: list workers%s: %w", u.noRegistryHint(err), err)
+	}
+	defer rows.Close()
+	var out []WorkerInfo
+	for rows.Next() {
+		var (
+			w                WorkerInfo
+			pid, concurrency int32
+			interval, age    float64
+			locked           int64
+		)
+		if err := rows.Scan(&w.ID, &w.Hostname, &pid, &w.Version, &concurrency, &w.RunOnce, &interval,
+			&w.StartedAt, &w.LastHeartbeatAt, &age, &w.Stale, &locked); err != nil {
+			return nil, fmt.Errorf("gworker: list workers: %w", err)
+		}
+		w.PID, w.Concurrency, w.LockedJobs = int(pid), int(concurrency), int(locked)
+		w.HeartbeatInterval = seconds(interval)
+		w.HeartbeatAge = seconds(age)
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("gworker: list workers: %w", err)
+	}
+	return out, nil
+}
+
+// SweepOptions configures SweepStaleWorkers. The zero value sweeps as a
+// worker with default RecoveryOptions does.
+type SweepOptions struct {
+	// Threshold is how old a heartbeat must be for its worker to count as
+	// dead; 0 means DefaultStaleThreshold. A worker is never judged dead
+	// before twice its own heartbeat interval.
+	Threshold time.Duration
+	// Delay is how long a returned job waits before it may run again; 0
+	// means DefaultRecoveryDelay, negative means it may run at once.
+	Delay time.Duration
+	// ResilientMultiplier multiplies Threshold for jobs carrying
+	// ResilientFlag; 0 means DefaultResilientMultiplier.
+	ResilientMultiplier int
+	// Action is what happens to the jobs; "" means RecoveryReturn.
+	Action RecoveryAction
+	// SweepForeignLocks also frees locks of unregistered ids older than
+	// Threshold; see RecoveryOptions.SweepForeignLocks.
+	SweepForeignLocks bool
+	// DryRun changes nothing: the sweep runs in a transaction that is rolled
+	// back, and the result says what it would have done.
+	DryRun bool
+}
+
+func (o SweepOptions) normalize() (SweepOptions, error) {
+	var errs []error
+	bad := func(field string, value any, reason string) {
+		errs = append(errs, &ValidationError{Field: "SweepOptions." + field, Value: value, Reason: reason})
+	}
+	switch {
+	case o.Threshold == 0:
+		o.Threshold = DefaultStaleThreshold
+	case o.Threshold < 0:
+		bad("Threshold", o.Threshold, "must not be negative")
+	}
+	switch {
+	case o.Delay == 0:
+		o.Delay = DefaultRecoveryDelay
+	case o.Delay < 0:
+		o.Delay = 0
+	}
+	switch {
+	case o.ResilientMultiplier == 0:
+		o.ResilientMultiplier = DefaultResilientMultiplier
+	case o.ResilientMultiplier < 1:
+		bad("ResilientMultiplier", o.ResilientMultiplier, "must be at least 1")
+	}
+	if o.Action == "" {
+		o.Action = RecoveryReturn
+	}
+	if !o.Action.valid() {
+		bad("Action", string(o.Action), `must be "return", "fail_with_backoff" or "skip"`)
+	}
+	return o, errors.Join(errs...)
+}
+
+// SweepResult is what a sweep did (or, for a dry run, would have done).
+type SweepResult struct {
+	// WorkerIDs are the registered workers found dead, sorted.
+	WorkerIDs []string
+	// RemovedWorkerIDs are those whose registry row was removed: all but
+	// the ones still holding resilient jobs within the longer window (or,
+	// with RecoverySkip, any lock).
+	RemovedWorkerIDs []string
+	// ForeignWorkerIDs are the unregistered lockers whose locks were freed
+	// (SweepForeignLocks), sorted.
+	ForeignWorkerIDs []string
+	// JobIDs are the jobs freed, sorted; Jobs is their number.
+	JobIDs []int64
+	Jobs   int
+	// Queues is the number of named queues unlocked.
+	Queues int
+}
+
+// SweepStaleWorkers frees the jobs and queues of dead gworker workers now,
+// as a worker's periodic sweep does, and reports what it did. It waits for
+// a sweep running elsewhere to finish rather than skipping, so that its
+// result is complete. Each job is freed by exactly one sweep, however many
+// run at once.
+func (u *Utils) SweepStaleWorkers(ctx context.Context, opts SweepOptions) (SweepResult, error) {
+	o, err := opts.normalize()
+	if err != nil {
+		return SweepResult{}, err
+	}
+	res, _, err := u.sweep(ctx, o, "", false)
+	return res, err
+}
+
+// sweep runs one sweep in a transaction (a savepoint on a client bound to
+// the caller's transaction). With try it gives up at once, ran = false,
+// when another sweep of the schema holds the lock. self is a worker id never
+// judged dead, "" for none.
+func (u *Utils) sweep(ctx context.Context, o SweepOptions, self string, try bool) (res SweepResult, ran bool, err error) {
+	s := newRecoverySQL(newRenderer(u.schema))
+	err = u.inSweepTx(ctx, o.DryRun, func(ex Executor) error {
+		lock := s.lock
+		if try {
+			lock = s.tryLock
+		}
+		if _, err := queryOne(ctx, ex, lock, []any{u.schema}, &ran); err != nil {
+			return fmt.Errorf("take the sweep lock: %w", err)
+		}
+		if !ran {
+			return nil
+		}
+		var selfID any
+		if self != "" {
+			selfID = self
+		}
+		rows, err := ex.Query(ctx, s.findDead, o.Threshold.Seconds(), float64(o.ResilientMultiplier), selfID)
+		if err != nil {
+			return fmt.Errorf("find dead workers: %w", err)
+		}
+		dead := []string{}
+		expired := []string{}
+		for rows.Next() {
+			var id string
+			var past bool
+			if err := rows.Scan(&id, &past); err != nil {
+				rows.Close()
+				return fmt.Errorf("find dead workers: %w", err)
+			}
+			dead = append(dead, id)
+			if past {
+				expired = append(expired, id)
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("find dead workers: %w", err)
+		}
+		res.WorkerIDs = dead
+		if len(dead) == 0 && !o.SweepForeignLocks {
+			return nil
+		}
+		rows, err = ex.Query(ctx, s.sweep, dead, expired, o.Delay.Seconds(), o.SweepForeignLocks,
+			o.Threshold.Seconds(), float64(o.ResilientMultiplier), ResilientFlag, string(o.Action))
+		if err != nil {
+			return fmt.Errorf("free dead workers' locks: %w", err)
+		}
+		foreign := map[string]bool{}
+		for rows.Next() {
+			var kind, locker string
+			var id int64
+			if err := rows.Scan(&kind, &id, &locker); err != nil {
+				rows.Close()
+				return fmt.Errorf("free dead workers' locks: %w", err)
+			}
+			switch kind {
+			case "job":
+				res.JobIDs = append(res.JobIDs, id)
+				if !slices.Contains(dead, locker) {
+					foreign[locker] = true
+				}
+			case "queue":
+				res.Queues++
+			case "worker":
+				res.RemovedWorkerIDs = append(res.RemovedWorkerIDs, locker)
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return fmt.Errorf("free dead workers' locks: %w", err)
+		}
+		for id := range foreign {
+			res.ForeignWorkerIDs = append(res.ForeignWorkerIDs, id)
+		}
+		slices.Sort(res.ForeignWorkerIDs)
+		slices.Sort(res.RemovedWorkerIDs)
+		slices.Sort(res.JobIDs)
+		res.Jobs = len(res.JobIDs)
+		if res.Jobs > 0 && o.Action == RecoveryReturn && o.Delay <= 0 {
+			// The jobs are runnable now: wake idle workers, as add_jobs does.
+			payload := fmt.Sprintf(`{"r":%v,"count":%d}`, mathrand.Float64(), res.Jobs)
+			if _, err := ex.Exec(ctx, "select pg_notify('jobs:insert', $1)", payload); err != nil {
+				return fmt.Errorf("notify: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return SweepResult{}, false, fmt.Errorf("gworker: sweep stale workers%s: %w", u.noRegistryHint(err), err)
+	}
+	return res, ran, nil
+}
+
+// noRegistryHint explains an error caused by a schema that lacks gworker's
+// own tables (graphile-worker installed it and gworker never migrated it).
+func (u *Utils) noRegistryHint(err error) string {
+	if !isUndefined(err) {
+		return ""
+	}
+	return fmt.Sprintf(" (schema %q lacks gworker's worker registry: migrate it with gworker first)", u.schema)
+}
+
+// inSweepTx runs fn in a transaction of its own, or in a savepoint of the
+// caller's, and commits unless rollback is set or fn fails.
+func (u *Utils) inSweepTx(ctx context.Context, rollback bool, fn func(Executor) error) (err error) {
+	if u.db == nil {
+		if _, err := u.ex.Exec(ctx, "savepoint gworker_sweep"); err != nil {
+			return err
+		}
+		err = fn(u.ex)
+		if err != nil || rollback {
+			if _, rerr := u.ex.Exec(context.WithoutCancel(ctx), "rollback to savepoint gworker_sweep"); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		_, err = u.ex.Exec(ctx, "release savepoint gworker_sweep")
+		return err
+	}
+	tx, err := u.db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err = fn(tx); err != nil || rollback {
+		return errors.Join(err, tx.Rollback(context.WithoutCancel(ctx)))
+	}
+	return tx.Commit(ctx)
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// startRecovery registers the worker and starts its heartbeat and, for Run,
+// its periodic sweep; RunOnce sweeps once before it fetches. The returned
+// function stops both and removes the registration. With recovery disabled,
+// or when the worker cannot register (SkipMigrate on a schema gworker never
+// migrated, or a role without the privilege), it does nothing.
+func (w *Worker) startRecovery(ctx context.Context, once bool) (stop func(), err error) {
+	o := w.opts.Recovery
+	if o.Disabled {
+		return func() {}, nil
+	}
+	s := newRecoverySQL(newRenderer(w.opts.Schema))
+	host, _ := os.Hostname()
+	register := func(ctx context.Context) error {
+		_, err := w.db.Exec(ctx, s.register, w.id, host, int32(os.Getpid()), buildVersion(),
+			int32(w.opts.Concurrency), once, o.HeartbeatInterval.Seconds())
+		return err
+	}
+	if err := register(ctx); err != nil {
+		if isUndefined(err) || sqlState(err) == "42501" {
+			w.log.Warn("gworker: dead-worker recovery is off: the worker cannot register in the schema's _private_gworker_workers table; "+
+				"run gworker's migrations (Migrate, or Run without SkipMigrate) with a role that may create it, and let this one write it",
+				slog.String("schema", w.opts.Schema), slog.Any("error", err))
+			return func() {}, nil
+		}
+		return nil, fmt.Errorf("gworker: register worker for dead-worker recovery: %w", err)
+	}
+	sweepOpts := SweepOptions{Threshold: o.StaleThreshold, Delay: o.Delay, ResilientMultiplier: o.ResilientMultiplier,
+		Action: o.Action, SweepForeignLocks: o.SweepForeignLocks}
+	if sweepOpts.Delay < 0 {
+		sweepOpts.Delay = 0
+	}
+	// Heartbeats go on through shutdown's grace period, while jobs finish:
+	// they stop only when run is done with the jobs.
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.heartbeat(rctx, s, register)
+	}()
+	if once {
+		w.sweepOnce(ctx, sweepOpts)
+	} else {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.sweepLoop(rctx, sweepOpts)
+		}()
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer dcancel()
+		n, err := w.db.Exec(dctx, s.deregister, w.id)
+		switch {
+		case err != nil:
+			w.log.Warn("gworker: removing the worker's registration failed; a sweep will remove it once it is stale", slog.Any("error", err))
+		case n == 0:
+			w.log.Warn("gworker: the worker still holds locks; its registration stays, and a sweep will free them once it is stale")
+		}
+	}, nil
+}
+
+// heartbeat refreshes the worker's row every HeartbeatInterval. When the row
+// is gone, a sweeper took the worker for dead (its heartbeats were late) and
+// handed its jobs to others: it says so and registers again.
+func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(context.Context) error) {
+	o := w.opts.Recovery
+	t := time.NewTicker(o.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// Past the threshold a heartbeat is of no use any more.
+		bctx, cancel := context.WithTimeout(ctx, o.StaleThreshold)
+		n, err := w.db.Exec(bctx, s.heartbeat, w.id)
+		if err == nil && n == 0 {
+			w.log.Error("gworker: this worker was taken for dead by a sweep (its heartbeats were late); " +
+				"the jobs it was running were handed to other workers and may run twice; registering again")
+			err = register(bctx)
+		}
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("gworker: heartbeat failed; will retry", slog.Any("error", err))
+		}
+	}
+}
+
+// sweepLoop sweeps at once, then every SweepInterval ± 10%.
+func (w *Worker) sweepLoop(ctx context.Context, o SweepOptions) {
+	interval := w.opts.Recovery.SweepInterval
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.sweepOnce(ctx, o)
+		jitter := time.Duration((0.9 + 0.2*mathrand.Float64()) * float64(interval))
+		t.Reset(jitter)
+	}
+}
+
+func (w *Worker) sweepOnce(ctx context.Context, o SweepOptions) {
+	res, ran, err := w.utils.sweep(ctx, o, w.id, true)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			w.log.Warn("gworker: sweeping dead workers failed; will retry", slog.Any("error", err))
+		}
+	case !ran:
+		w.log.Debug("gworker: another worker is sweeping dead workers")
+	case res.Jobs > 0 || len(res.RemovedWorkerIDs) > 0:
+		w.log.Warn("gworker: dead workers found; their jobs were recovered",
+			slog.Any("dead_workers", res.WorkerIDs), slog.Any("foreign_lockers", res.ForeignWorkerIDs),
+			slog.Int("jobs", res.Jobs), slog.Int("queues", res.Queues), slog.String("action", string(o.Action)))
+	case len(res.WorkerIDs) > 0:
+		// Dead, but holding only resilient jobs within their longer window
+		// (or, with RecoverySkip, locks left alone): nothing new to say.
+		w.log.Debug("gworker: dead workers still hold jobs that are not recovered yet", slog.Any("dead_workers", res.WorkerIDs))
+	}
+}
+
+// buildVersion is gworker's module version as the binary records it.
+var buildVersion = sync.OnceValue(func() string {
+	const module = "github.com/gworker/gworker"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	if bi.Main.Path == module {
+		return bi.Main.Version
+	}
+	for _, d := range bi.Deps {
+		if d.Path == module {
+			return d.Version
+		}
+	}
+	return ""
+})

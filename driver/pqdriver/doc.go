@@ -1,0 +1,71 @@
+// Package pqdriver runs gworker on database/sql with lib/pq: it implements
+// core.Database over a *sql.DB.
+//
+// # Getting a Driver
+//
+// Open connects with a connection string and owns the resulting *sql.DB
+// (Driver.Close closes it); it also listens for notifications on that
+// connection string. New and NewWithOptions wrap a *sql.DB you already have
+// and leave it yours. A *sql.DB does not reveal how it connects, so to
+// LISTEN with New, give the connection string as Options.ListenDSN;
+// without it Listen reports core.ErrNotificationsUnsupported and workers
+// rely on polling (WorkerOptions.PollInterval).
+//
+//	db, err := sql.Open("postgres", dsn)
+//	// handle err
+//	d := pqdriver.NewWithOptions(db, pqdriver.Options{ListenDSN: dsn})
+//
+// # Your own transaction or connection
+//
+// Tx wraps a *sql.Tx you hold, so that jobs are added atomically with your
+// own writes: they become visible when you commit and vanish if you roll
+// back. Core never commits or rolls back a transaction handed in this way.
+// Conn does the same for a *sql.Conn.
+//
+//	tx, err := d.DB().BeginTx(ctx, nil)
+//	// ... your writes on tx ...
+//	_, err = utils.WithTx(pqdriver.Tx(tx)).AddJob(ctx, payload, nil)
+//	err = tx.Commit()
+//
+// # Values
+//
+// Core passes string, int16, int32, int64, bool, float64, time.Time, nil,
+// []string, []int64 and json.RawMessage. The adapter sends json.RawMessage
+// as a string (JSON text, never bytea) and slices as pq.StringArray and
+// pq.Int64Array; database/sql and lib/pq take the rest as they are. Rows
+// scan through database/sql, which fills pointers to pointers (nil for
+// NULL) and copies []byte, plus pq's array scanners for *[]string,
+// *[]int64 and pointers to them.
+//
+// Errors are lib/pq's *pq.Error, whose SQLState method core relies on.
+// Cancelling a context stops the statement: lib/pq sends PostgreSQL a
+// cancel request. As with database/sql, a transaction is rolled back if
+// the context given to Begin ends first.
+//
+// # PgBouncer
+//
+// lib/pq never keeps prepared statements: a statement without arguments
+// goes in the simple protocol, one with arguments through an unnamed
+// statement, parsed in a first round trip and executed in a second. Behind
+// PgBouncer in transaction pooling mode, add binary_parameters=yes to the
+// connection string: lib/pq then sends each statement and its arguments in
+// one round trip, which a transaction pooler handles, and which is faster
+// anyway. The adapter sends only text values, so this changes nothing else.
+// LISTEN needs a session: point Options.ListenDSN at PostgreSQL itself or at
+// a session pooling port.
+//
+// # Notifications
+//
+// Listen opens a pq.Listener on Options.ListenDSN, a connection of its own,
+// and returns once the server acknowledged every LISTEN (a first
+// connection attempt that fails is an error). Receive returns notifications
+// in order; when its context ends it returns ctx.Err() and nothing is lost,
+// since pq.Listener keeps reading into its channel. When the connection is
+// lost, pq.Listener reconnects by itself, waiting
+// Options.MinReconnectInterval at first and doubling up to
+// Options.MaxReconnectInterval, re-runs every LISTEN and Receive then
+// returns a Notification with Reconnected set. Options.OnListenError sees
+// each loss and failed attempt. Close may be called while another goroutine
+// is blocked in Receive, which then returns at once; that Receive, and
+// every later one, returns an error wrapping core.ErrNotificationsClosed.
+package pqdriver

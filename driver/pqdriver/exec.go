@@ -1,0 +1,142 @@
+package pqdriver
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+
+	"github.com/lib/pq"
+
+	"github.com/gworker/gworker/core"
+)
+
+// executor maps core's calls onto database/sql with lib/pq.
+type executor struct {
+	q Querier
+}
+
+func (e executor) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := e.q.ExecContext(ctx, query, convertArgs(args)...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (e executor) Query(ctx context.Context, query string, args ...any) (core.Rows, error) {
+	r, err := e.q.QueryContext(ctx, query, convertArgs(args)...)
+	if err != nil {
+		return nil, err
+	}
+	return rows{r: r}, nil
+}
+
+// convertArgs maps core's argument types to what lib/pq sends as text:
+// json.RawMessage as a string (never bytea, not even with
+// binary_parameters=yes), []string and []int64 as PostgreSQL array
+// literals. Everything else database/sql and lib/pq handle as they are.
+func convertArgs(args []any) []any {
+	var out []any
+	for i, a := range args {
+		var v any
+		switch a := a.(type) {
+		case json.RawMessage:
+			if a == nil {
+				v = nil
+			} else {
+				v = string(a)
+			}
+		case []string:
+			v = pq.StringArray(a)
+		case []int64:
+			v = pq.Int64Array(a)
+		default:
+			continue
+		}
+		if out == nil {
+			out = append([]any(nil), args...)
+		}
+		out[i] = v
+	}
+	if out == nil {
+		return args
+	}
+	return out
+}
+
+// rows adapts *sql.Rows to core.Rows. database/sql scans the scalar types
+// and their pointers to pointers (NULL gives a nil pointer) and copies
+// []byte; arrays go through pq's array scanners.
+type rows struct {
+	r *sql.Rows
+}
+
+func (r rows) Next() bool   { return r.r.Next() }
+func (r rows) Err() error   { return r.r.Err() }
+func (r rows) Close() error { return r.r.Close() }
+
+func (r rows) Scan(dest ...any) error {
+	return r.r.Scan(convertDests(dest)...)
+}
+
+// convertDests wraps the destinations database/sql cannot fill itself.
+func convertDests(dest []any) []any {
+	var out []any
+	for i, d := range dest {
+		var w any
+		switch p := d.(type) {
+		case *[]string:
+			w = (*pq.StringArray)(p)
+		case *[]int64:
+			w = (*pq.Int64Array)(p)
+		case **[]string:
+			w = nullStrings{p}
+		case **[]int64:
+			w = nullInt64s{p}
+		default:
+			continue
+		}
+		if out == nil {
+			out = append([]any(nil), dest...)
+		}
+		out[i] = w
+	}
+	if out == nil {
+		return dest
+	}
+	return out
+}
+
+// nullStrings and nullInt64s scan arrays into **[]string and **[]int64:
+// NULL sets the inner pointer to nil.
+type nullStrings struct{ p **[]string }
+
+func (n nullStrings) Scan(src any) error {
+	if src == nil {
+		*n.p = nil
+		return nil
+	}
+	var a pq.StringArray
+	if err := a.Scan(src); err != nil {
+		return err
+	}
+	v := []string(a)
+	*n.p = &v
+	return nil
+}
+
+type nullInt64s struct{ p **[]int64 }
+
+func (n nullInt64s) Scan(src any) error {
+	if src == nil {
+		*n.p = nil
+		return nil
+	}
+	var a pq.Int64Array
+	if err := a.Scan(src); err != nil {
+		return err
+	}
+	v := []int64(a)
+	*n.p = &v
+	return nil
+}

@@ -1,0 +1,259 @@
+package fxmodule
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/uptrace/bun"
+	"go.uber.org/fx"
+
+	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/cronspec"
+	"github.com/gworker/gworker/driver/bundriver"
+	"github.com/gworker/gworker/driver/pgxdriver"
+	"github.com/gworker/gworker/driver/pqdriver"
+)
+
+// The value groups the modules collect registrations from.
+const (
+	TasksGroup      = "gworker.tasks"
+	PluginsGroup    = "gworker.plugins"
+	SchedulesGroup  = "gworker.schedules"
+	ExtensionsGroup = "gworker.extensions"
+)
+
+// Config configures the modules. Provide one to the graph (fx.Supply or a
+// constructor); without one, the zero Config applies: core's defaults.
+type Config struct {
+	// Worker holds the worker's options. Database comes from the graph (a
+	// field set here is ignored); Tasks, Plugins, Schedules and Extensions
+	// from the value groups are added to those set here. A nil Logger is
+	// the graph's *slog.Logger when it has one.
+	Worker core.WorkerOptions
+}
+
+// ExitCodeBreakingMigration is the exit code the application shuts down
+// with when another process applied a breaking migration, as
+// graphile-worker exits.
+const ExitCodeBreakingMigration = 57
+
+// Module provides *core.Worker and *core.Utils (the worker's client) and
+// runs the worker with the application's lifecycle.
+var Module = fx.Module("gworker",
+	fx.Provide(NewWorker, workerUtils),
+	fx.Invoke(Run),
+)
+
+// ClientModule provides a *core.Utils and no worker.
+var ClientModule = fx.Module("gworker.client",
+	fx.Provide(NewUtils),
+)
+
+// WorkerParams is what NewWorker takes from the graph.
+type WorkerParams struct {
+	fx.In
+	Database   core.Database
+	Config     Config           `optional:"true"`
+	Logger     *slog.Logger     `optional:"true"`
+	Tasks      []core.Task      `group:"gworker.tasks"`
+	Plugins    []core.Plugin    `group:"gworker.plugins"`
+	Schedules  []cronspec.Entry `group:"gworker.schedules"`
+	Extensions []core.Extension `group:"gworker.extensions"`
+}
+
+// NewWorker builds the worker from the graph. Module provides it; call it
+// yourself to wire a worker differently. The worker's SkipMigrate is set:
+// Run migrates in OnStart instead, so that a migration failure fails the
+// application's start.
+func NewWorker(p WorkerParams) (*core.Worker, error) {
+	o := p.Config.Worker
+	o.Database = p.Database
+	if o.Logger == nil {
+		o.Logger = p.Logger
+	}
+	o.Tasks = append(slices.Clone(o.Tasks), p.Tasks...)
+	o.Plugins = append(slices.Clone(o.Plugins), sortPlugins(p.Plugins)...)
+	schedules := slices.Clone(p.Schedules)
+	slices.SortStableFunc(schedules, func(a, b cronspec.Entry) int { return cmp.Compare(a.Identifier, b.Identifier) })
+	o.Schedules = append(slices.Clone(o.Schedules), schedules...)
+	o.Extensions = append(slices.Clone(o.Extensions), p.Extensions...)
+	o.SkipMigrate = true // Run migrates in OnStart
+	return core.NewWorker(o)
+}
+
+// sortPlugins orders the group's plugins by name: value groups are
+// unordered, and hook order should not change from run to run.
+func sortPlugins(ps []core.Plugin) []core.Plugin {
+	out := slices.Clone(ps)
+	slices.SortStableFunc(out, func(a, b core.Plugin) int {
+		if a == nil || b == nil {
+			return 0
+		}
+		return cmp.Compare(a.Name(), b.Name())
+	})
+	return out
+}
+
+func workerUtils(w *core.Worker) *core.Utils { return w.Utils() }
+
+// ClientParams is what NewUtils takes from the graph.
+type ClientParams struct {
+	fx.In
+	Database core.Database
+	Config   Config        `optional:"true"`
+	Logger   *slog.Logger  `optional:"true"`
+	Plugins  []core.Plugin `group:"gworker.plugins"`
+}
+
+// NewUtils builds a client from the graph; ClientModule provides it.
+func NewUtils(p ClientParams) (*core.Utils, error) {
+	o := p.Config.Worker
+	log := o.Logger
+	if log == nil {
+		log = p.Logger
+	}
+	return core.NewUtils(p.Database, core.UtilsOptions{Schema: o.Schema, Logger: log,
+		Plugins: append(slices.Clone(o.Plugins), sortPlugins(p.Plugins)...), Hooks: o.Hooks})
+}
+
+// RunParams is what Run takes from the graph.
+type RunParams struct {
+	fx.In
+	Lifecycle  fx.Lifecycle
+	Shutdowner fx.Shutdowner
+	Worker     *core.Worker
+	Config     Config       `optional:"true"`
+	Logger     *slog.Logger `optional:"true"`
+}
+
+// Run ties the worker to the lifecycle; Module invokes it. OnStart
+// migrates (unless Config.Worker.SkipMigrate) and starts Run in a
+// goroutine; OnStop cancels Run and waits for it within the stop context.
+func Run(p RunParams) {
+	w := p.Worker
+	log := p.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var (
+		cancel context.CancelFunc
+		done   chan error
+	)
+	p.Lifecycle.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if !p.Config.Worker.SkipMigrate {
+				if err := w.Utils().Migrate(ctx); err != nil {
+					return err
+				}
+			}
+			runCtx, c := context.WithCancel(context.Background())
+			cancel, done = c, make(chan error, 1)
+			go func() {
+				err := w.Run(runCtx)
+				done <- err
+				if err != nil && runCtx.Err() == nil {
+					code := 1
+					var bm *core.BreakingMigrationError
+					if errors.As(err, &bm) {
+						code = ExitCodeBreakingMigration
+					}
+					log.Error("gworker: worker stopped on its own; shutting the application down", slog.Any("error", err),
+						slog.Int("exit_code", code))
+					_ = p.Shutdowner.Shutdown(fx.ExitCode(code))
+				}
+			}()
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			if cancel == nil {
+				return nil
+			}
+			cancel()
+			select {
+			case err := <-done:
+				return err
+			case <-ctx.Done():
+				return fmt.Errorf("gworker: the worker did not finish its graceful shutdown in time: %w", ctx.Err())
+			}
+		},
+	})
+}
+
+// AsTask annotates a constructor of a core.Task so that its result joins
+// the tasks group: fx.Provide(fxmodule.AsTask(newSendEmail)).
+func AsTask(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"`+TasksGroup+`"`))
+}
+
+// Tasks supplies tasks to the tasks group.
+func Tasks(tasks ...core.Task) fx.Option {
+	opts := make([]fx.Option, len(tasks))
+	for i, t := range tasks {
+		opts[i] = fx.Supply(fx.Annotated{Group: TasksGroup, Target: t})
+	}
+	return fx.Options(opts...)
+}
+
+// AsPlugin annotates a constructor of a plugin (any type implementing
+// core.Plugin) so that its result joins the plugins group:
+// fx.Provide(fxmodule.AsPlugin(newTelemetry)).
+func AsPlugin(constructor any) any {
+	return fx.Annotate(constructor, fx.As(new(core.Plugin)), fx.ResultTags(`group:"`+PluginsGroup+`"`))
+}
+
+// Plugins supplies plugins to the plugins group.
+func Plugins(plugins ...core.Plugin) fx.Option {
+	opts := make([]fx.Option, len(plugins))
+	for i, p := range plugins {
+		// Supplied as core.Plugin, not as the value's concrete type.
+		opts[i] = fx.Provide(fx.Annotate(func() core.Plugin { return p }, fx.ResultTags(`group:"`+PluginsGroup+`"`)))
+	}
+	return fx.Options(opts...)
+}
+
+// AsSchedule annotates a constructor of a cronspec.Entry so that its
+// result joins the schedules group.
+func AsSchedule(constructor any) any {
+	return fx.Annotate(constructor, fx.ResultTags(`group:"`+SchedulesGroup+`"`))
+}
+
+// Crontab parses a crontab (see package cronspec) and supplies its entries
+// to the schedules group. A crontab that does not parse fails the
+// application with the *cronspec.ParseError.
+func Crontab(crontab string) fx.Option {
+	entries, err := cronspec.Parse(crontab)
+	if err != nil {
+		return fx.Error(fmt.Errorf("gworker: fxmodule.Crontab: %w", err))
+	}
+	opts := make([]fx.Option, len(entries))
+	for i, e := range entries {
+		opts[i] = fx.Supply(fx.Annotated{Group: SchedulesGroup, Target: e})
+	}
+	return fx.Options(opts...)
+}
+
+// Extension makes the graph's value of type T a worker extension, which
+// handlers read with core.LookupExtension[T] or core.ExtensionFromContext[T].
+func Extension[T any]() fx.Option {
+	return fx.Provide(fx.Annotate(func(v T) core.Extension { return core.WithExtension(v) },
+		fx.ResultTags(`group:"`+ExtensionsGroup+`"`)))
+}
+
+// PgxDatabase is a constructor of the core.Database for a pgx pool
+// (pgxdriver); the pool stays the application's to close.
+func PgxDatabase(pool *pgxpool.Pool) core.Database { return pgxdriver.New(pool) }
+
+// SQLDatabase is a constructor of the core.Database for a database/sql
+// *sql.DB opened with lib/pq (pqdriver); the *sql.DB stays the
+// application's to close.
+func SQLDatabase(db *sql.DB) core.Database { return pqdriver.New(db) }
+
+// BunDatabase is a constructor of the core.Database for a *bun.DB
+// (bundriver); the *bun.DB stays the application's to close.
+func BunDatabase(db *bun.DB) core.Database { return bundriver.New(db) }

@@ -62,9 +62,9 @@ func TestBindReplacesEveryPlaceholderOrFails(t *testing.T) {
 func TestPgbenchScriptTurnsTheFetchIntoACTEAndFeedsTheComplete(t *testing.T) {
 	t.Parallel()
 	fetch := &captured{
-		sql: "with candidates as (\n  select id from s._private_jobs where task_id = any($2::bigint[]) limit $3 for update skip locked\n)\n" +
+		sql: "with candidates as (\n  select id from s._private_jobs where task_id = any($2::bigint[]) limit 24 for update skip locked\n)\n" +
 			"update s._private_jobs as j set locked_by = $1 from candidates c where j.id = c.id\nreturning j.id, j.payload",
-		args: []any{"pool-x", []int64{7}, int32(24)},
+		args: []any{"pool-x", []int64{7}},
 	}
 	complete := &captured{sql: "with done as (delete from s._private_jobs as j where j.id = any($1::bigint[]) returning j.job_queue_id)\n" +
 		"update s._private_job_queues as q set locked_by = null from done where q.locked_by = $2"}

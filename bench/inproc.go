@@ -216,7 +216,7 @@ func (b *bench) fetchTime(ctx context.Context, n int) (string, error) {
 	if err != nil {
 		return fail(err)
 	}
-	stmt, err := bind(b.sql.fetch.sql, map[int]string{1: "'bench-explain'", 2: tasks, 3: strconv.Itoa(b.cfg.batch)})
+	stmt, err := bind(b.sql.fetch.sql, map[int]string{1: "'bench-explain'", 2: tasks})
 	if err != nil {
 		return fail(err)
 	}

@@ -153,9 +153,9 @@ func pgbenchScript(fetch, complete *captured, batch int) (string, error) {
 		return "", fmt.Errorf("the worker's fetch and complete statements were not captured")
 	}
 	worker := "('pgbench-' || :client_id::text)"
-	values := map[int]string{1: worker, 3: strconv.Itoa(batch)}
-	if len(fetch.args) < 3 {
-		return "", fmt.Errorf("fetch statement has %d arguments, want at least 3", len(fetch.args))
+	values := map[int]string{1: worker}
+	if len(fetch.args) < 2 {
+		return "", fmt.Errorf("fetch statement has %d arguments, want at least 2", len(fetch.args))
 	}
 	taskIDs, err := literal(fetch.args[1])
 	if err != nil {
@@ -166,6 +166,8 @@ func pgbenchScript(fetch, complete *captured, batch int) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// core writes the batch size into the text; replay it with ours.
+	f = limitRE.ReplaceAllString(f, "limit "+strconv.Itoa(batch))
 	if !strings.HasPrefix(strings.ToLower(strings.TrimSpace(f)), "with ") {
 		return "", fmt.Errorf("fetch statement does not start with WITH: %q", tailString(f, 200))
 	}
@@ -194,3 +196,5 @@ func oneLine(sql string) string {
 	}
 	return s
 }
+
+var limitRE = regexp.MustCompile(`(?i)limit \d+`)

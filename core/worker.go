@@ -226,7 +226,7 @@ func (w *Worker) fetch(ctx context.Context, n int) ([]*Job, error) {
 	w.taskMu.RLock()
 	taskIDs := w.taskIDs
 	w.taskMu.RUnlock()
-	args := []any{w.id, taskIDs, int32(n)}
+	args := []any{w.id, taskIDs}
 	hasFlags, local := 0, 0
 	if len(flags) > 0 {
 		hasFlags = 1
@@ -236,7 +236,7 @@ func (w *Worker) fetch(ctx context.Context, n int) ([]*Job, error) {
 		local = 1
 		args = append(args, w.opts.Clock.Now())
 	}
-	rows, err := w.db.Query(ctx, w.sql.fetch[hasFlags][local], args...)
+	rows, err := w.db.Query(ctx, w.sql.fetchText(hasFlags, local, n), args...)
 	if err != nil {
 		return nil, fmt.Errorf("gworker: fetch jobs: %w", err)
 	}
@@ -576,22 +576,25 @@ func (r *runner) finish(res result) {
 		return // already handed back by shutdown
 	}
 	delete(r.active, a.job.ID)
-	log := r.w.jobLogger(a.job)
+	// Building the job's logger costs allocations; only when it logs.
+	log := func() *slog.Logger { return r.w.jobLogger(a.job) }
 	switch {
 	case a.cancelled != "":
 		// Whatever the handler made of it: CancelJob already took the
 		// job's remaining attempts, so failing it is final.
-		log.Warn("gworker: job cancelled", slog.String("reason", a.cancelled), slog.Any("handler_result", res.err))
+		log().Warn("gworker: job cancelled", slog.String("reason", a.cancelled), slog.Any("handler_result", res.err))
 		r.completer.add(outcome{job: a.job, kind: outcomeFail, message: a.cancelled})
 		r.emitOutcome(res, outcomeFail, a.cancelled)
 	case isRunSkipped(res.err):
 		r.skipJob(res)
 	case res.err == nil:
-		log.Debug("gworker: job completed", slog.Duration("duration", res.dur))
+		if r.w.log.Enabled(context.Background(), slog.LevelDebug) {
+			log().Debug("gworker: job completed", slog.Duration("duration", res.dur))
+		}
 		r.completer.add(outcome{job: a.job, kind: outcomeComplete})
 		r.emitOutcome(res, outcomeComplete, "")
 	case a.interrupted:
-		log.Warn("gworker: job interrupted by shutdown; returning it to the queue", slog.Any("error", res.err))
+		log().Warn("gworker: job interrupted by shutdown; returning it to the queue", slog.Any("error", res.err))
 		r.completer.add(outcome{job: a.job, kind: outcomeReturn, message: interruptedMessage})
 		r.emitOutcome(res, outcomeReturn, interruptedMessage)
 	default:
@@ -599,9 +602,9 @@ func (r *runner) finish(res result) {
 		// recorded and the job would stay locked.
 		msg := strings.ToValidUTF8(strings.ReplaceAll(res.err.Error(), "\x00", ""), "\uFFFD")
 		if a.job.Attempts >= a.job.MaxAttempts {
-			log.Error("gworker: job failed permanently", slog.String("error", msg), slog.Duration("duration", res.dur))
+			log().Error("gworker: job failed permanently", slog.String("error", msg), slog.Duration("duration", res.dur))
 		} else {
-			log.Warn("gworker: job failed; will retry", slog.String("error", msg), slog.Duration("duration", res.dur))
+			log().Warn("gworker: job failed; will retry", slog.String("error", msg), slog.Duration("duration", res.dur))
 		}
 		o := outcome{job: a.job, kind: outcomeFail, message: msg}
 		var bf *BatchFailure

@@ -15,7 +15,9 @@
 //	run       run jobs with the executable tasks of a directory
 //	workers   list the running gworker workers and their heartbeats
 //	sweep     recover the jobs of dead gworker workers now
+//	cancel    cancel a job for good, even while a worker runs it
 //	cron      check a crontab and show when its entries fire
+//	bench     time draining the queue (gworker bench drain)
 //	help      show the usage, or a command's (gworker help COMMAND)
 //
 // Common flags, accepted before or after the command:

@@ -24,6 +24,10 @@ type completer struct {
 	doneCh  chan struct{}
 	onFlush func(n int)
 	first   time.Time // when the oldest pending outcome arrived
+	// flushAt: this many pending outcomes flush at once, whatever the batch
+	// delay; below the loop's back-pressure limit, so that a long delay can
+	// never leave the loop waiting for a flush that waits for the delay.
+	flushAt int
 	flushes atomic.Int64
 }
 
@@ -32,7 +36,7 @@ type completer struct {
 const maxBatch = 5000
 
 func newCompleter(w *Worker) *completer {
-	return &completer{w: w, sig: make(chan struct{}, 1), stopCh: make(chan struct{}), doneCh: make(chan struct{})}
+	return &completer{w: w, sig: make(chan struct{}, 1), stopCh: make(chan struct{}), doneCh: make(chan struct{}), flushAt: maxBatch}
 }
 
 // backlog is how many outcomes wait to be recorded.
@@ -96,7 +100,7 @@ func (c *completer) take() []outcome {
 func (c *completer) wait() time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.pending) == 0 || len(c.pending) >= maxBatch {
+	if len(c.pending) == 0 || len(c.pending) >= min(maxBatch, max(c.flushAt, 1)) {
 		return 0
 	}
 	delay := time.Duration(-1)
@@ -128,10 +132,13 @@ func (c *completer) run() {
 			stopping = true
 		}
 		for {
-			if d := c.wait(); d > 0 && !stopping {
+			// Gather until the delay passes, enough outcomes arrived, or
+			// shutdown; each new outcome re-evaluates.
+			for d := c.wait(); d > 0 && !stopping; d = c.wait() {
 				t := time.NewTimer(d)
 				select {
 				case <-t.C:
+				case <-c.sig:
 				case <-c.stopCh:
 					stopping = true
 				}

@@ -288,3 +288,71 @@ func TestLocalQueueRunOnceDrainsEverything(t *testing.T) {
 		t.Fatalf("ran %d, %d left", n.Load(), len(b.jobs(t)))
 	}
 }
+
+// A long batch delay must not stall the worker: once half of the
+// back-pressure limit is waiting, the completer flushes at once.
+func TestBatchFlushesOnSizeDespiteALongDelay(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var done atomic.Int32
+	w, sink := b.worker(t, core.WorkerOptions{Concurrency: 2, CompleteJobBatchDelay: time.Hour,
+		Tasks: []core.Task{core.RawTask("s", func(context.Context, *core.Job) error { done.Add(1); return nil })}})
+	var jobs []core.NewJob
+	for i := 0; i < 40; i++ {
+		jobs = append(jobs, core.NewJob{Identifier: "s"})
+	}
+	if _, err := b.utils.AddJobs(b.ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	stop := runInBackground(t, w)
+	// Back-pressure stops fetching at 4 x 2 = 8 waiting outcomes; flushes
+	// happen at 4, so all 40 jobs run well within the hour's delay.
+	eventually(t, "every job to run", func() bool { return done.Load() == 40 })
+	if !sink.has("complete=4 ") {
+		t.Fatalf("no size-triggered flush of 4:\n%s", strings.Join(sinkRecs(sink), "\n"))
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.jobs(t)); n != 0 {
+		t.Fatalf("%d jobs left after shutdown flushed the rest", n)
+	}
+}
+
+// flakyDB fails every batched completion of more than one job, so only the
+// completer's job-by-job fallback can record them.
+type flakyDB struct {
+	core.Database
+	failed atomic.Int32
+}
+
+func (f *flakyDB) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if strings.HasPrefix(sql, "with done as") {
+		if ids, ok := args[0].([]int64); ok && len(ids) > 1 {
+			f.failed.Add(1)
+			return 0, errors.New("injected failure of a batched completion")
+		}
+	}
+	return f.Database.Exec(ctx, sql, args...)
+}
+
+func TestFailedBatchFallsBackToOneStatementPerJob(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	db := &flakyDB{Database: b.db}
+	var done atomic.Int32
+	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 4, CompleteJobBatchDelay: 200 * time.Millisecond,
+		Tasks: []core.Task{core.RawTask("f", func(context.Context, *core.Job) error { done.Add(1); return nil })}})
+	if _, err := b.utils.AddJobs(b.ctx, []core.NewJob{{Identifier: "f"}, {Identifier: "f"}, {Identifier: "f"}, {Identifier: "f"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.RunOnce(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if db.failed.Load() == 0 || !sink.has("trying one by one") {
+		t.Fatalf("no batch failed (%d), so the fallback was not exercised", db.failed.Load())
+	}
+	if n := len(b.jobs(t)); n != 0 || done.Load() != 4 {
+		t.Fatalf("%d jobs left, %d ran", n, done.Load())
+	}
+}

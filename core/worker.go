@@ -386,6 +386,9 @@ func (r *runner) loop(ctx context.Context) error {
 	// Outcomes waiting to be recorded keep their jobs locked; past this many
 	// the loop stops fetching until the completer catches up.
 	backlogLimit := 4 * max(conc, want)
+	r.completer.mu.Lock() // the completer runs already
+	r.completer.flushAt = backlogLimit / 2
+	r.completer.mu.Unlock()
 
 	poll := time.NewTimer(o.PollInterval)
 	defer poll.Stop()

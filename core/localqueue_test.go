@@ -142,7 +142,9 @@ func TestLocalQueueRefetchDelayHoldsBackThenExpires(t *testing.T) {
 	b := setup(t)
 	ran := make(chan int64, 10)
 	w, sink := b.worker(t, core.WorkerOptions{PollInterval: 100 * time.Millisecond, LocalQueue: core.LocalQueueOptions{Size: 4,
-		RefetchDelay: core.RefetchDelayOptions{Duration: 100 * time.Millisecond, Threshold: 1, MaxAbortThreshold: 1000}},
+		// An abort threshold drawn from 0..2^30 is, in practice, never
+		// reached by the handful of wake-ups this test causes.
+		RefetchDelay: core.RefetchDelayOptions{Duration: 100 * time.Millisecond, Threshold: 1, MaxAbortThreshold: 1 << 30}},
 		Tasks: []core.Task{core.RawTask("lq", func(_ context.Context, j *core.Job) error { ran <- j.ID; return nil })}})
 	job := b.add(t, "lq", nil, nil)
 	runInBackground(t, w)
@@ -157,6 +159,10 @@ func TestLocalQueueRefetchDelayHoldsBackThenExpires(t *testing.T) {
 	case id := <-ran:
 		if id != later.ID {
 			t.Fatalf("ran %d", id)
+		}
+		// The fetch that found it can only have come after a delay ran out.
+		if !sink.has("refetch delay expired") || sink.has("refetch delay aborted") {
+			t.Fatalf("the job ran without waiting out the delay:\n%s", strings.Join(sinkRecs(sink), "\n"))
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("job never ran after the delay; log:\n%s", strings.Join(sinkRecs(sink), "\n"))

@@ -35,6 +35,7 @@ func (s *suite) engine(t *testing.T) {
 	t.Run("ForbiddenFlags", s.testFlags)
 	t.Run("WorkerWakesUp", s.testWake)
 	t.Run("Shutdown", s.testShutdown)
+	t.Run("DeadWorkerRecovery", s.testDeadWorkerRecovery)
 }
 
 // engineEnv is a test with a migrated schema and a client on it.
@@ -685,5 +686,58 @@ func (s *suite) testShutdown(t *testing.T) {
 	}
 	if n := e.count(itemShutdown, `select count(*) from `+e.q+`._private_job_queues where locked_by is not null`); n != 0 {
 		itemShutdown.errorf(t, "the interrupted job's queue is still locked")
+	}
+}
+
+// A sweep frees a dead worker's jobs and queue, as its BeforeRecover hook
+// decides per job, and a worker then runs them.
+func (s *suite) testDeadWorkerRecovery(t *testing.T) {
+	t.Parallel()
+	e := s.setupEngine(t)
+	queued := e.add(itemAdd, "conf_recover", nil, &core.JobSpec{QueueName: "conf_q"})
+	other := e.add(itemAdd, "conf_recover", nil, nil)
+	e.exec(itemSetup, `insert into `+e.q+`._private_gworker_workers (worker_id, hostname, pid, heartbeat_interval, last_heartbeat_at)
+		values ('conf-dead', 'h', 1, interval '1 second', now() - interval '1 hour')`)
+	e.exec(itemSetup, `update `+e.q+`._private_jobs set locked_by = 'conf-dead', locked_at = now() - interval '1 hour', attempts = 1`)
+	e.exec(itemSetup, `update `+e.q+`._private_job_queues set locked_by = 'conf-dead', locked_at = now() - interval '1 hour'`)
+	at := time.Now().Add(-time.Minute).UTC().Truncate(time.Microsecond)
+	var asked []int64
+	u, err := core.NewUtils(e.db, core.UtilsOptions{Schema: e.schema, Logger: discard, Hooks: core.Hooks{
+		BeforeRecover: func(_ context.Context, job *core.Job, info core.RecoveryInfo) core.RecoveryDecision {
+			asked = append(asked, job.ID) // a sweep asks one job at a time
+			if job.ID == queued.ID && info.WorkerID == "conf-dead" && job.QueueName == "conf_q" {
+				return core.RecoverReschedule(at)
+			}
+			return core.RecoverByDefault()
+		}}})
+	if err != nil {
+		t.Fatalf("core.NewUtils: %v", err)
+	}
+	res, err := u.SweepStaleWorkers(e.ctx, core.SweepOptions{Delay: -1})
+	if err != nil {
+		itemRecoverySweep.fatalf(t, "SweepStaleWorkers: %v", err)
+	}
+	if !slices.Equal(asked, []int64{queued.ID, other.ID}) || !slices.Equal(res.JobIDs, []int64{queued.ID, other.ID}) ||
+		res.Queues != 1 || !slices.Equal(res.RemovedWorkerIDs, []string{"conf-dead"}) {
+		itemRecoverySweep.fatalf(t, "hook asked about %v; sweep result %+v", asked, res)
+	}
+	var rescheduled bool
+	e.queryRow(itemRecoverySweep, `select run_at = $2 and attempts = 0 and locked_by is null from `+e.q+`._private_jobs where id = $1`,
+		[]any{queued.ID, at}, &rescheduled)
+	if !rescheduled {
+		itemRecoverySweep.errorf(t, "the job the hook rescheduled is not unlocked with attempts 0 and run_at %v", at)
+	}
+	if n := e.count(itemRecoverySweep, `select count(*) from `+e.q+`._private_job_queues where locked_by is not null`); n != 0 {
+		itemRecoverySweep.errorf(t, "%d queues still locked", n)
+	}
+	var ran atomic.Int32
+	w := e.worker(core.WorkerOptions{Recovery: core.RecoveryOptions{Disabled: true}, Tasks: []core.Task{
+		core.RawTask("conf_recover", func(context.Context, *core.Job) error { ran.Add(1); return nil }),
+	}})
+	if err := w.RunOnce(e.ctx); err != nil {
+		itemRecoverySweep.fatalf(t, "RunOnce: %v", err)
+	}
+	if n := ran.Load(); n != 2 || e.jobCount(itemRecoverySweep) != 0 {
+		itemRecoverySweep.errorf(t, "after the sweep a worker ran %d of the 2 recovered jobs", n)
 	}
 }

@@ -203,6 +203,12 @@ var (
 			"(NOTIFY jobs:insert wakes it), and by polling alone when it cannot",
 		fix: "see the failures of \"LISTEN delivery\"; a driver that cannot LISTEN must say so with core.ErrNotificationsUnsupported",
 	}
+	itemRecoverySweep = item{
+		name: "engine: dead-worker recovery",
+		contract: "Utils.SweepStaleWorkers frees a dead worker's jobs and queue in one transaction, as BeforeRecover " +
+			"hooks decide per job, and a worker then runs them",
+		fix: "see the failures of \"arguments\" ([]string, []int64 and bool parameters), \"scan\" and \"transactions\"",
+	}
 	itemShutdown = item{
 		name: "engine: shutdown",
 		contract: "cancelling Run's context stops the worker within its grace period and hands an interrupted job back " +

@@ -39,7 +39,7 @@ func TestCancelQueuedJob(t *testing.T) {
 // and returns the row once the worker recorded the outcome.
 func TestCancelRunningJob(t *testing.T) {
 	t.Parallel()
-	for _, mode := range []string{"handler observes ctx", "handler ignores ctx", "job on another worker"} {
+	for _, mode := range []string{"handler observes ctx", "handler ignores ctx", "job on another worker in this process"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
@@ -57,7 +57,7 @@ func TestCancelRunningJob(t *testing.T) {
 				return ctx.Err()
 			})
 			db := core.Database(b.db)
-			if mode == "job on another worker" {
+			if mode == "job on another worker in this process" {
 				db = pgxdriver.New(pgtest.Pool(t)) // its own connections, like another process
 				idle, idleSink := b.worker(t, core.WorkerOptions{Tasks: []core.Task{task}, PollInterval: time.Hour})
 				runInBackground(t, idle)
@@ -120,5 +120,43 @@ func TestCancelJobWaitingInTheLocalQueue(t *testing.T) {
 		if id == waiting.ID {
 			t.Fatal("the cancelled job ran")
 		}
+	}
+}
+
+// The job runs in another process, which only the database connects to
+// this one: the cancellation reaches its handler through NOTIFY, and that
+// worker records the job as cancelled.
+func TestCancelJobRunningInAnotherProcess(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.exec(t, "create table S.runs (job_id bigint not null, attempts int not null, worker text not null)")
+	b.exec(t, "create table S.causes (job_id bigint not null, cause text not null, worker text not null)")
+	job := b.add(t, "long", nil, nil)
+	child := startHelper(t, b, helperConfig{Jobs: 1, Cancel: true})
+	if r := b.job(t, job.ID); deref(r.LockedBy) != child.ID {
+		t.Fatalf("the job is locked by %v, not the helper %s", deref(r.LockedBy), child.ID)
+	}
+	if _, err := b.utils.CancelJob(b.ctx, job.ID, "user asked"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the other process to record the outcome", func() bool { return b.job(t, job.ID).LockedBy == nil })
+	if r := b.job(t, job.ID); r.Attempts != r.MaxAttempts || deref(r.LastError) != "Cancelled: user asked" {
+		t.Fatalf("row = %+v", r)
+	}
+	var cause, worker string
+	if err := b.pool.QueryRow(b.ctx, b.sql("select cause, worker from S.causes where job_id = $1"), job.ID).Scan(&cause, &worker); err != nil {
+		t.Fatalf("the handler in the other process recorded no cause: %v", err)
+	}
+	if cause != "Cancelled: user asked" || worker != child.ID {
+		t.Fatalf("the handler saw cause %q on worker %s", cause, worker)
+	}
+	if err := child.stop(t); err != nil {
+		t.Fatalf("the helper process: %v\n%s", err, child.stderr.String())
+	}
+	if n := b.queryInt(t, "select count(*) from S.runs"); n != 1 {
+		t.Fatalf("the job ran %d times, want once", n)
+	}
+	if n := b.workerRows(t, child.ID); n != 0 {
+		t.Fatal("the helper worker did not deregister at its clean shutdown")
 	}
 }

@@ -108,7 +108,9 @@
 // never deleted) or fails a job; AroundJobRun wraps its handler;
 // AfterJobRun overrides its outcome; BeforeSchedule rewrites, skips or
 // refuses every job being added, by the client, by a handler or by cron;
-// AroundAdd wraps client adds. A hook that panics is logged and never
+// AroundAdd wraps client adds; BeforeRecover decides, job by job, what a
+// sweep of dead workers does (the sweep's action, reschedule, fail with
+// backoff, or leave locked). A hook that panics is logged and never
 // costs a job. A Plugin is a named set of hooks (WorkerOptions.Plugins);
 // gworker's plugin directory has slog logging and OpenTelemetry ones.
 // Without hooks the cost is a nil check.

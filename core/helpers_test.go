@@ -17,7 +17,12 @@ import (
 	"github.com/gworker/gworker/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if raw := os.Getenv(helperEnv); raw != "" {
+		os.Exit(helperWorker(raw))
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 // bundle is what most tests need: a migrated schema of their own.
 type bundle struct {

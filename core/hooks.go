@@ -20,7 +20,8 @@ import (
 // Every field is optional; the zero value does nothing. Give them to a
 // worker (WorkerOptions.Hooks, WorkerOptions.Plugins) or to a client
 // (UtilsOptions.Hooks, UtilsOptions.Plugins); a client calls only
-// BeforeSchedule, AroundAdd and OnEvent (for JobAdded).
+// BeforeSchedule, AroundAdd, BeforeRecover (SweepStaleWorkers) and OnEvent
+// (for JobAdded).
 //
 // Hooks are called from many goroutines at once (each job runs on its
 // own), so they must be safe for concurrent use, and they run on the path
@@ -108,11 +109,32 @@ type Hooks struct {
 	// error. A panic before add was called adds without this hook; after,
 	// keeps add's result.
 	AroundAdd func(ctx context.Context, jobs []*ScheduledJob, add func(context.Context) error) error
+
+	// BeforeRecover is called by a sweep of dead workers (a worker's
+	// periodic sweep, or Utils.SweepStaleWorkers with the client's hooks)
+	// for each job it is about to free, with the job as it stands, still
+	// locked by the dead worker, and what the sweep knows. It decides, per
+	// job, what the sweep's RecoveryAction would otherwise decide for all:
+	//
+	//   - RecoverByDefault(): the sweep's Action (the zero value does too).
+	//   - RecoverReschedule(at): hand the job back with the attempt not
+	//     counted, to run at at (the zero time: at once).
+	//   - RecoverFailWithBackoff(): count the attempt as failed, with
+	//     graphile-worker's backoff.
+	//   - RecoverSkip(): leave the job locked; the next sweep asks again.
+	//     Its named queue stays locked, and the dead worker stays listed.
+	//
+	// It runs inside the sweep's transaction, which holds the sweep lock
+	// and the jobs' rows, so it must be quick and must not touch those jobs
+	// itself. It is called for dry runs too (info.DryRun), whose decisions
+	// are reported and rolled back. The first hook that does not return
+	// RecoverByDefault decides; a panic counts as RecoverByDefault.
+	BeforeRecover func(ctx context.Context, job *Job, info RecoveryInfo) RecoveryDecision
 }
 
 func (h Hooks) empty() bool {
 	return h.OnEvent == nil && h.BeforeJobRun == nil && h.AroundJobRun == nil && h.AfterJobRun == nil &&
-		h.BeforeSchedule == nil && h.AroundAdd == nil
+		h.BeforeSchedule == nil && h.AroundAdd == nil && h.BeforeRecover == nil
 }
 
 // Plugin is a named set of hooks, such as the ready-made ones in gworker's
@@ -257,6 +279,7 @@ type hookSet struct {
 	afterRun    []named[func(context.Context, *Job, error) error]
 	beforeSched []named[func(context.Context, *ScheduledJob) Decision]
 	aroundAdd   []named[func(context.Context, []*ScheduledJob, func(context.Context) error) error]
+	beforeRecov []named[func(context.Context, *Job, RecoveryInfo) RecoveryDecision]
 }
 
 // checkPlugins reports nil plugins, naming the field.
@@ -293,6 +316,9 @@ func newHookSet(plugins []Plugin, single Hooks, log *slog.Logger) *hookSet {
 		}
 		if k.AroundAdd != nil {
 			h.aroundAdd = append(h.aroundAdd, named[func(context.Context, []*ScheduledJob, func(context.Context) error) error]{name, k.AroundAdd})
+		}
+		if k.BeforeRecover != nil {
+			h.beforeRecov = append(h.beforeRecov, named[func(context.Context, *Job, RecoveryInfo) RecoveryDecision]{name, k.BeforeRecover})
 		}
 	}
 	found := false

@@ -175,9 +175,9 @@ func encodePayload(field string, v any) (json.RawMessage, error) {
 const jobColumns = "j.id, j.job_queue_id, j.task_id, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts," +
 	" j.last_error, j.created_at, j.updated_at, j.key, j.locked_at, j.locked_by, j.revision, j.flags"
 
-// scanJob reads one row of jobColumns. Task identifier and queue name are
-// filled in later from their ids.
-func scanJob(rows Rows) (*Job, error) {
+// scanJob reads one row of jobColumns, and then any extra columns into
+// extra. Task identifier and queue name are filled in later from their ids.
+func scanJob(rows Rows, extra ...any) (*Job, error) {
 	var (
 		j                               Job
 		priority, attempts, maxAttempts int16
@@ -185,8 +185,9 @@ func scanJob(rows Rows) (*Job, error) {
 		key, lockedBy                   *string
 		payload, flags                  []byte
 	)
-	err := rows.Scan(&j.ID, &j.jobQueueID, &j.taskID, &payload, &priority, &j.RunAt, &attempts, &maxAttempts,
-		&j.LastError, &j.CreatedAt, &j.UpdatedAt, &key, &j.LockedAt, &lockedBy, &revision, &flags)
+	dest := append([]any{&j.ID, &j.jobQueueID, &j.taskID, &payload, &priority, &j.RunAt, &attempts, &maxAttempts,
+		&j.LastError, &j.CreatedAt, &j.UpdatedAt, &key, &j.LockedAt, &lockedBy, &revision, &flags}, extra...)
+	err := rows.Scan(dest...)
 	if err != nil {
 		return nil, err
 	}

@@ -103,7 +103,8 @@ type RecoveryOptions struct {
 	// ResilientFlag; 0 means DefaultResilientMultiplier.
 	ResilientMultiplier int
 	// Action is what happens to a dead worker's jobs; "" means
-	// RecoveryReturn.
+	// RecoveryReturn. A BeforeRecover hook (Hooks) may decide otherwise
+	// for each job.
 	Action RecoveryAction
 	// SweepForeignLocks also frees locks held by ids the registry does not
 	// know (graphile-worker workers, or gworker workers with recovery
@@ -239,7 +240,9 @@ type SweepOptions struct {
 	// ResilientMultiplier multiplies Threshold for jobs carrying
 	// ResilientFlag; 0 means DefaultResilientMultiplier.
 	ResilientMultiplier int
-	// Action is what happens to the jobs; "" means RecoveryReturn.
+	// Action is what happens to the jobs; "" means RecoveryReturn. The
+	// client's BeforeRecover hooks (UtilsOptions) may decide otherwise for
+	// each job.
 	Action RecoveryAction
 	// SweepForeignLocks also frees locks of unregistered ids older than
 	// Threshold; see RecoveryOptions.SweepForeignLocks.
@@ -295,6 +298,9 @@ type SweepResult struct {
 	// JobIDs are the jobs freed, sorted; Jobs is their number.
 	JobIDs []int64
 	Jobs   int
+	// SkippedJobIDs are the jobs a BeforeRecover hook left locked
+	// (RecoverSkip, or RecoverByDefault with RecoverySkip), sorted.
+	SkippedJobIDs []int64
 	// Queues is the number of named queues unlocked.
 	Queues int
 }
@@ -359,16 +365,27 @@ func (u *Utils) sweep(ctx context.Context, o SweepOptions, self string, try bool
 		if len(dead) == 0 && !o.SweepForeignLocks {
 			return nil
 		}
+		d := noRecoveryDecisions()
+		hooked := u.hooks.recovers()
+		if hooked {
+			if d, err = u.askRecoveryHooks(ctx, ex, s, o, dead, expired); err != nil {
+				return fmt.Errorf("read dead workers' jobs for the BeforeRecover hooks: %w", err)
+			}
+			res.SkippedJobIDs = d.skipped
+		}
 		rows, err = ex.Query(ctx, s.sweep, dead, expired, o.Delay.Seconds(), o.SweepForeignLocks,
-			o.Threshold.Seconds(), float64(o.ResilientMultiplier), ResilientFlag, string(o.Action))
+			o.Threshold.Seconds(), float64(o.ResilientMultiplier), ResilientFlag, string(o.Action),
+			d.ids, d.actions, d.runAt, hooked)
 		if err != nil {
 			return fmt.Errorf("free dead workers' locks: %w", err)
 		}
 		foreign := map[string]bool{}
+		runnable := 0
 		for rows.Next() {
 			var kind, locker string
 			var id int64
-			if err := rows.Scan(&kind, &id, &locker); err != nil {
+			var now bool
+			if err := rows.Scan(&kind, &id, &locker, &now); err != nil {
 				rows.Close()
 				return fmt.Errorf("free dead workers' locks: %w", err)
 			}
@@ -377,6 +394,9 @@ func (u *Utils) sweep(ctx context.Context, o SweepOptions, self string, try bool
 				res.JobIDs = append(res.JobIDs, id)
 				if !slices.Contains(dead, locker) {
 					foreign[locker] = true
+				}
+				if now {
+					runnable++
 				}
 			case "queue":
 				res.Queues++
@@ -394,9 +414,9 @@ func (u *Utils) sweep(ctx context.Context, o SweepOptions, self string, try bool
 		slices.Sort(res.RemovedWorkerIDs)
 		slices.Sort(res.JobIDs)
 		res.Jobs = len(res.JobIDs)
-		if res.Jobs > 0 && o.Action == RecoveryReturn && o.Delay <= 0 {
-			// The jobs are runnable now: wake idle workers, as add_jobs does.
-			payload := fmt.Sprintf(`{"r":%v,"count":%d}`, mathrand.Float64(), res.Jobs)
+		if runnable > 0 {
+			// Some jobs may run at once: wake idle workers, as add_jobs does.
+			payload := fmt.Sprintf(`{"r":%v,"count":%d}`, mathrand.Float64(), runnable)
 			if _, err := ex.Exec(ctx, "select pg_notify('jobs:insert', $1)", payload); err != nil {
 				return fmt.Errorf("notify: %w", err)
 			}

@@ -1,5 +1,10 @@
 package core
 
+import (
+	"strconv"
+	"strings"
+)
+
 // recoverySQL holds the statements of dead-worker recovery, rendered for one
 // schema. They touch graphile-worker's tables only the way its own worker
 // does (locks, attempts, run_at, last_error); the registry is gworker's own
@@ -9,6 +14,7 @@ type recoverySQL struct {
 	listWorkers                     string
 	tryLock, lock                   string
 	findDead, sweep                 string
+	heldJobs                        string
 }
 
 // A worker is stale when its last heartbeat is older than the threshold, or
@@ -65,68 +71,120 @@ where w.last_heartbeat_at < ` + staleBefore + `
 order by w.worker_id
 for update of w`),
 
-		sweep: r.render(sweepSQL),
+		sweep: r.render(withHeldParams(sweepSQL, sweepParams)),
+
+		heldJobs: r.render(withHeldParams(heldJobsSQL, heldJobsParams)),
 	}
 }
 
+// heldWhere picks the jobs a sweep may free: every job the dead workers
+// hold and, with foreign sweeping on, every job an unregistered locker has
+// held longer than the threshold (× the multiplier for resilient jobs).
+// eligible says whether this sweep may free such a job: a resilient job of
+// a worker dead for less than the longer window stays locked (and so does
+// its queue, and the worker's row stays). Both read the jobs table as j and
+// the registry, left joined on locked_by, as w.
+const (
+	heldWhere = `(j.locked_by = any({{dead}})
+     or ({{foreign}} and j.locked_by is not null and w.worker_id is null
+         and j.locked_at < now() - {{threshold}} * interval '1 second'
+                                 * case when (j.flags ? {{flag}}) is true then {{multiplier}} else 1 end))`
+	eligible = `(w.worker_id is null or j.locked_by = any({{expired}}) or (j.flags ? {{flag}}) is not true)`
+)
+
+// heldArgs numbers the parameters of heldWhere and eligible in a statement.
+type heldArgs struct{ dead, expired, foreign, threshold, multiplier, flag int }
+
+var (
+	sweepParams    = heldArgs{dead: 1, expired: 2, foreign: 4, threshold: 5, multiplier: 6, flag: 7}
+	heldJobsParams = heldArgs{dead: 1, expired: 2, foreign: 3, threshold: 4, multiplier: 5, flag: 6}
+)
+
+// withHeldParams writes heldWhere and eligible, with a's parameter numbers,
+// into sql's {{held}} and {{eligible}}.
+func withHeldParams(sql string, a heldArgs) string {
+	p := func(n int, typ string) string { return "$" + strconv.Itoa(n) + "::" + typ }
+	params := strings.NewReplacer("{{dead}}", p(a.dead, "text[]"), "{{expired}}", p(a.expired, "text[]"),
+		"{{foreign}}", p(a.foreign, "boolean"), "{{threshold}}", p(a.threshold, "float8"),
+		"{{multiplier}}", p(a.multiplier, "float8"), "{{flag}}", p(a.flag, "text"))
+	return strings.NewReplacer("{{held}}", params.Replace(heldWhere), "{{eligible}}", params.Replace(eligible)).Replace(sql)
+}
+
+// heldJobsSQL reads, and locks until the sweep commits, the jobs a sweep
+// would free, for BeforeRecover hooks: the job's columns, its task
+// identifier and queue name, and the locker's last heartbeat (null for an
+// unregistered locker). Parameters: heldJobsParams.
+const heldJobsSQL = `select ` + jobColumns + `, t.identifier, q.queue_name, w.last_heartbeat_at
+from {{schema}}._private_jobs j
+join {{schema}}._private_tasks t on t.id = j.task_id
+left join {{schema}}._private_job_queues q on q.id = j.job_queue_id
+left join {{schema}}._private_gworker_workers w on w.worker_id = j.locked_by
+where {{held}} and {{eligible}}
+order by j.id
+for update of j`
+
 // sweepSQL frees the locks of dead workers in one statement.
 //
-//	$1 text[]  dead registered workers
-//	$2 text[]  those of them whose resilient window has passed too
-//	$3 float8  recovery delay in seconds (action return)
-//	$4 bool    also free foreign locks (lockers not in the registry)
-//	$5 float8  threshold in seconds, for foreign locks (judged by locked_at)
-//	$6 float8  resilient multiplier
-//	$7 text    the resilient flag
-//	$8 text    the action: return, fail_with_backoff or skip
+//	$1  text[]   dead registered workers
+//	$2  text[]   those of them whose resilient window has passed too
+//	$3  float8   recovery delay in seconds (action return)
+//	$4  bool     also free foreign locks (lockers not in the registry)
+//	$5  float8   threshold in seconds, for foreign locks (judged by locked_at)
+//	$6  float8   resilient multiplier
+//	$7  text     the resilient flag
+//	$8  text     the sweep's action: return, fail_with_backoff or skip
+//	$9  bigint[] jobs a BeforeRecover hook decided on,
+//	$10 text[]   their actions (the above, or reschedule),
+//	$11 text[]   and the time a rescheduled one runs at ('' for now)
+//	$12 bool     free only the jobs in $9 (hooks were asked; a job they
+//	             were not asked about waits for the next sweep)
 //
-// held is every job the dead workers hold plus, with $4, every job an
-// unregistered locker has held longer than the threshold; take says whether
-// this sweep frees it (a resilient job of a worker dead for less than the
-// longer window stays locked, and so does its queue, and the worker's row
-// stays until it is freed). It returns one row (kind, id, worker) per freed
-// job (job, its id, the locker), per unlocked queue (queue, its id, empty)
-// and per removed worker row (worker, 0, its id).
-const sweepSQL = `with held as (
+// held is every job the sweep may free (heldWhere), with its action and
+// whether this sweep frees it (take). A job not taken keeps its named queue
+// locked and its worker's row. It returns one row (kind, id, worker,
+// runnable) per freed job (job, its id, the locker, whether it may run at
+// once), per unlocked queue (queue, its id) and per removed worker row
+// (worker, 0, its id).
+const sweepSQL = `with decided as (
+  select d.id, d.action, nullif(d.run_at, '')::timestamptz as run_at
+  from unnest($9::bigint[], $10::text[], $11::text[]) as d(id, action, run_at)
+), held as (
   select j.id, j.job_queue_id, j.locked_by, j.locked_at, w.last_heartbeat_at,
-         case
-           when $8::text = 'skip' then false
-           when w.worker_id is null then true
-           else j.locked_by = any($2::text[]) or (j.flags ? $7::text) is not true
-         end as take
+         coalesce(d.action, $8::text) as action, d.run_at as rescheduled_at,
+         {{eligible}} and coalesce(d.action, $8::text) <> 'skip' and (d.id is not null or not $12::boolean) as take
   from {{schema}}._private_jobs j
   left join {{schema}}._private_gworker_workers w on w.worker_id = j.locked_by
-  where j.locked_by = any($1::text[])
-     or ($4::boolean and j.locked_by is not null and w.worker_id is null
-         and j.locked_at < now() - $5::float8 * interval '1 second'
-                                 * case when (j.flags ? $7::text) is true then $6::float8 else 1 end)
+  left join decided d on d.id = j.id
+  where {{held}}
 ), freed as (
   update {{schema}}._private_jobs as j
-  set attempts = case when $8::text = 'fail_with_backoff' then j.attempts else greatest(0, j.attempts - 1) end,
-      run_at = case when $8::text = 'fail_with_backoff'
-                 then greatest(now(), j.run_at) + exp(least(j.attempts, 10)) * interval '1 second'
+  set attempts = case when h.action = 'fail_with_backoff' then j.attempts else greatest(0, j.attempts - 1) end,
+      run_at = case h.action
+                 when 'fail_with_backoff' then greatest(now(), j.run_at) + exp(least(j.attempts, 10)) * interval '1 second'
+                 when 'reschedule' then coalesce(h.rescheduled_at, now())
                  else greatest(j.run_at, now() + $3::float8 * interval '1 second') end,
-      last_error = case when h.last_heartbeat_at is not null
-          then format('gworker: worker %s died (no heartbeat since %s); %s', h.locked_by,
-                      to_char(h.last_heartbeat_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                      case when $8::text = 'fail_with_backoff' then 'the attempt counts as failed'
-                           else 'job returned to the queue, the attempt does not count' end)
-          else format('gworker: lock of unregistered worker %s (since %s) expired; %s', h.locked_by,
-                      to_char(h.locked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                      case when $8::text = 'fail_with_backoff' then 'the attempt counts as failed'
-                           else 'job returned to the queue, the attempt does not count' end)
-        end,
+      last_error = format('gworker: %s; %s',
+          case when h.last_heartbeat_at is not null
+            then format('worker %s died (no heartbeat since %s)', h.locked_by,
+                        to_char(h.last_heartbeat_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+            else format('lock of unregistered worker %s (since %s) expired', h.locked_by,
+                        to_char(h.locked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+          end,
+          case h.action
+            when 'fail_with_backoff' then 'the attempt counts as failed'
+            when 'reschedule' then 'job rescheduled by a recovery hook, the attempt does not count'
+            else 'job returned to the queue, the attempt does not count'
+          end),
       locked_by = null,
       locked_at = null,
       updated_at = now()
   from held h
   where h.take and j.id = h.id and j.locked_by = h.locked_by
-  returning j.id, j.job_queue_id, h.locked_by
+  returning j.id, j.job_queue_id, h.locked_by, j.run_at <= now() as runnable
 ), unlocked as (
   update {{schema}}._private_job_queues as q
   set locked_by = null, locked_at = null
-  where $8::text <> 'skip'
-    and (q.locked_by = any($1::text[])
+  where (($8::text <> 'skip' and q.locked_by = any($1::text[]))
          or exists (select 1 from freed f where f.job_queue_id = q.id and f.locked_by = q.locked_by))
     and not exists (select 1 from held h where not h.take and h.job_queue_id = q.id and h.locked_by = q.locked_by)
   returning q.id
@@ -134,9 +192,10 @@ const sweepSQL = `with held as (
   delete from {{schema}}._private_gworker_workers as w
   where w.worker_id = any($1::text[])
     and not exists (select 1 from held h where not h.take and h.locked_by = w.worker_id)
-    and ($8::text <> 'skip' or not exists (select 1 from {{schema}}._private_job_queues q where q.locked_by = w.worker_id))
+    and not exists (select 1 from {{schema}}._private_job_queues q
+                    where q.locked_by = w.worker_id and not exists (select 1 from unlocked u where u.id = q.id))
   returning w.worker_id
 )
-select 'job', f.id, f.locked_by from freed f
-union all select 'queue', u.id::bigint, '' from unlocked u
-union all select 'worker', 0::bigint, g.worker_id from gone g`
+select 'job', f.id, f.locked_by, f.runnable from freed f
+union all select 'queue', u.id::bigint, '', false from unlocked u
+union all select 'worker', 0::bigint, g.worker_id, false from gone g`

@@ -1,15 +1,11 @@
 package core_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -210,70 +206,6 @@ func TestListActiveWorkersReportsStaleness(t *testing.T) {
 	}
 }
 
-// helperEnv carries the configuration of TestHelperWorkerProcess, as JSON.
-const helperEnv = "GWORKER_TEST_HELPER_WORKER"
-
-type helperConfig struct {
-	URL, Schema string
-	Jobs        int
-}
-
-// TestHelperWorkerProcess is not a test: TestKilledWorkerProcessJobsRunAgain
-// runs the test binary with only this test and helperEnv set, to have a
-// worker in another process that it can kill. The worker starts Jobs
-// handlers that never return, records each start in the runs table, prints
-// "started <worker id>" once all run, and waits to be killed.
-func TestHelperWorkerProcess(t *testing.T) {
-	raw := os.Getenv(helperEnv)
-	if raw == "" {
-		t.Skip("a helper process of TestKilledWorkerProcessJobsRunAgain")
-	}
-	var c helperConfig
-	if err := json.Unmarshal([]byte(raw), &c); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	db, err := pgxdriver.Open(ctx, c.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	runs := pgx.Identifier{c.Schema}.Sanitize() + ".runs"
-	started := make(chan struct{}, c.Jobs)
-	w, err := core.NewWorker(core.WorkerOptions{
-		Database:     db,
-		Schema:       c.Schema,
-		SkipMigrate:  true,
-		Concurrency:  c.Jobs,
-		PollInterval: 50 * time.Millisecond,
-		Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
-		Recovery:     core.RecoveryOptions{HeartbeatInterval: 100 * time.Millisecond, StaleThreshold: time.Second},
-		Tasks: []core.Task{core.RawTask("long", func(ctx context.Context, job *core.Job) error {
-			if _, err := db.Exec(ctx, "insert into "+runs+" (job_id, attempts, worker) values ($1, $2, $3)", job.ID, int32(job.Attempts), job.LockedBy); err != nil {
-				return err
-			}
-			started <- struct{}{}
-			<-ctx.Done() // until killed
-			return ctx.Err()
-		})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = w.Run(ctx) }()
-	for i := 0; i < c.Jobs; i++ {
-		select {
-		case <-started:
-		case <-ctx.Done():
-			t.Fatal("jobs did not start")
-		}
-	}
-	fmt.Println("started " + w.ID())
-	<-ctx.Done()
-	t.Fatal("not killed within 2 minutes")
-}
-
 func TestKilledWorkerProcessJobsRunAgainOnAnotherWorker(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -288,48 +220,13 @@ func TestKilledWorkerProcessJobsRunAgainOnAnotherWorker(t *testing.T) {
 		ids = append(ids, b.add(t, "long", map[string]int{"i": i}, spec).ID)
 	}
 
-	cfg, _ := json.Marshal(helperConfig{URL: pgtest.URL(t), Schema: b.schema, Jobs: jobs})
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWorkerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), helperEnv+"="+string(cfg))
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("helper process stderr:\n%s", stderr.String())
-		}
-	})
-	line := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "started ") {
-				line <- l
-				break
-			}
-		}
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	var childID string
-	select {
-	case l := <-line:
-		childID = strings.TrimPrefix(l, "started ")
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the helper process did not start its jobs; stderr:\n%s", stderr.String())
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	child := startHelper(t, b, helperConfig{Jobs: jobs})
+	childID := child.ID
+	if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	_ = cmd.Wait()
+	_ = child.cmd.Wait()
 	if n := b.queryInt(t, "select count(*) from S._private_jobs where locked_by = $1", childID); n != jobs {
 		t.Fatalf("%d jobs locked by the killed worker, want %d", n, jobs)
 	}

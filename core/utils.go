@@ -17,8 +17,9 @@ type UtilsOptions struct {
 	Schema string
 	// Logger receives the client's warnings.
 	Logger *slog.Logger
-	// Plugins and Hooks hook the adding of jobs: BeforeSchedule, AroundAdd
-	// and OnEvent (JobAdded); see Hooks. Plugins run first, in order.
+	// Plugins and Hooks hook the adding of jobs (BeforeSchedule, AroundAdd
+	// and OnEvent for JobAdded) and SweepStaleWorkers (BeforeRecover); see
+	// Hooks. Plugins run first, in order.
 	Plugins []Plugin
 	Hooks   Hooks
 }

@@ -22,7 +22,7 @@ type completer struct {
 	sig     chan struct{}
 	stopCh  chan struct{}
 	doneCh  chan struct{}
-	onFlush func(n int)
+	onFlush func(freed, queued, released int)
 	first   time.Time // when the oldest pending outcome arrived
 	// flushAt: this many pending outcomes flush at once, whatever the batch
 	// delay; below the loop's back-pressure limit, so that a long delay can
@@ -46,9 +46,11 @@ func (c *completer) backlog() int {
 	return len(c.pending)
 }
 
-// start runs the completer; onFlush is told how many outcomes each flush
-// recorded, since completions free queues and slots.
-func (c *completer) start(onFlush func(n int)) {
+// start runs the completer; onFlush is told, after each flush, how many of
+// its outcomes freed a slot (all but releases), how many of those also
+// freed a named queue, and how many jobs went back unstarted, since the
+// loop may then find more jobs.
+func (c *completer) start(onFlush func(freed, queued, released int)) {
 	c.onFlush = onFlush
 	go c.run()
 }
@@ -155,13 +157,19 @@ func (c *completer) run() {
 			c.mu.Unlock()
 			// Released jobs were never started: they free no slot, and
 			// fetching them straight back would defeat their release.
-			freed := 0
+			freed, queued, released := 0, 0, 0
 			for _, o := range batch {
-				if o.kind != outcomeRelease {
+				switch {
+				case o.kind == outcomeRelease:
+					released++
+				case o.job.jobQueueID != nil:
+					queued++
+					freed++
+				default:
 					freed++
 				}
 			}
-			c.onFlush(freed)
+			c.onFlush(freed, queued, released)
 		}
 		if stopping {
 			return

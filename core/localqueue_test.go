@@ -362,3 +362,104 @@ func TestFailedBatchFallsBackToOneStatementPerJob(t *testing.T) {
 		t.Fatalf("%d jobs left, %d ran", n, done.Load())
 	}
 }
+
+// With a local queue, completions in a named queue wake the worker to fetch
+// that queue's next job: no notification announces it, and here polling
+// never comes.
+func TestLocalQueueFetchesTheNextJobOfAFreedNamedQueue(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ran := &counter{}
+	w, _ := b.worker(t, core.WorkerOptions{Concurrency: 4, PollInterval: time.Hour,
+		LocalQueue: core.LocalQueueOptions{Size: 10, RefetchDelay: core.RefetchDelayOptions{Duration: time.Millisecond}},
+		Tasks:      []core.Task{core.RawTask("s", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
+	var jobs []core.NewJob
+	for i := 0; i < 5; i++ {
+		jobs = append(jobs, core.NewJob{Identifier: "s", Spec: core.JobSpec{QueueName: "one"}})
+	}
+	added, err := b.utils.AddJobs(b.ctx, jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runInBackground(t, w)
+	eventually(t, "the queue's jobs to run one after another", func() bool { return len(b.jobs(t)) == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for _, j := range added {
+		want = append(want, j.ID)
+	}
+	if got := ran.list(); !slices.Equal(got, want) {
+		t.Fatalf("ran %v, want each once in order %v", got, want)
+	}
+}
+
+// fetchRecorder keeps the worker's last fetch statement and its arguments.
+type fetchRecorder struct {
+	core.Database
+	mu   sync.Mutex
+	sql  string
+	args []any
+}
+
+func (f *fetchRecorder) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	if strings.HasPrefix(sql, "with candidates as") {
+		f.mu.Lock()
+		f.sql, f.args = sql, args
+		f.mu.Unlock()
+	}
+	return f.Database.Query(ctx, sql, args...)
+}
+
+// A fetch commits with synchronous_commit off unless DurableFetch is set:
+// the worker's own statement, replayed in a transaction, says so.
+func TestFetchCommitIsAsynchronousUnlessDurable(t *testing.T) {
+	t.Parallel()
+	for _, durable := range []bool{false, true} {
+		b := setup(t)
+		rec := &fetchRecorder{Database: b.db}
+		w, _ := b.worker(t, core.WorkerOptions{Database: rec, DurableFetch: durable,
+			Tasks: []core.Task{core.RawTask("f", func(context.Context, *core.Job) error { return nil })}})
+		b.add(t, "f", nil, nil)
+		if err := w.RunOnce(b.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(b.jobs(t)); n != 0 {
+			t.Fatalf("durable %v: %d jobs left", durable, n)
+		}
+		// The same statement in a transaction of our own, with a job to
+		// lock, then the setting it leaves for the commit.
+		b.add(t, "f", nil, nil)
+		tx, err := b.pool.Begin(b.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(b.ctx) }()
+		// The test server commits asynchronously anyway; start from on.
+		if _, err := tx.Exec(b.ctx, "set local synchronous_commit = on"); err != nil {
+			t.Fatal(err)
+		}
+		rec.mu.Lock()
+		sql, args := rec.sql, rec.args
+		rec.mu.Unlock()
+		rows, err := tx.Query(b.ctx, sql, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		locked := 0
+		for rows.Next() {
+			locked++
+		}
+		if rows.Close(); rows.Err() != nil || locked != 1 {
+			t.Fatalf("durable %v: the replayed fetch locked %d jobs: %v", durable, locked, rows.Err())
+		}
+		var setting string
+		if err := tx.QueryRow(b.ctx, "select current_setting('synchronous_commit')").Scan(&setting); err != nil {
+			t.Fatal(err)
+		}
+		if want := map[bool]string{false: "off", true: "on"}[durable]; setting != want {
+			t.Fatalf("durable %v: the fetch leaves synchronous_commit %s for its commit, want %s", durable, setting, want)
+		}
+	}
+}

@@ -85,6 +85,15 @@ type WorkerOptions struct {
 	// UseLocalTime makes fetches compare run_at with this process's clock
 	// instead of the database's now(), for when the two disagree.
 	UseLocalTime bool
+	// DurableFetch makes each fetch wait until its commit is on disk. By
+	// default a fetch commits with synchronous_commit off (for that one
+	// transaction only), which saves a WAL flush per fetch: a crash of the
+	// database server may then forget the most recent fetches, and their
+	// jobs, unlocked with the attempt not counted, run again, exactly as
+	// after a crash of the worker. Nothing is lost: the outcome of a job is
+	// always committed durably, and WAL is flushed in order, so a recorded
+	// outcome is never older than a forgotten fetch.
+	DurableFetch bool
 	// Logger receives the worker's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// SkipMigrate stops Run and RunOnce from migrating the schema first.

@@ -89,7 +89,7 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 		id:    id,
 		log:   o.Logger.With(slog.String("worker", id)),
 		utils: u,
-		sql:   newWorkerSQL(newRenderer(o.Schema)),
+		sql:   newWorkerSQL(newRenderer(o.Schema), o.DurableFetch),
 		tasks: make(map[string]Task, len(o.Tasks)),
 	}
 	for _, t := range o.Tasks {
@@ -315,10 +315,11 @@ type runner struct {
 	buffer     []buffered // the local queue
 	completer  *completer
 
-	wakeMu  sync.Mutex
-	wakeN   int
-	wakeSig chan struct{}
-	fatal   chan error
+	wakeMu   sync.Mutex
+	wakeN    int
+	released int // jobs handed back unstarted since a completion (local queue)
+	wakeSig  chan struct{}
+	fatal    chan error
 
 	cancelMu  sync.Mutex
 	cancels   []cancelRequest // from the listener, for the loop
@@ -344,9 +345,13 @@ func newRunner(w *Worker, once bool) *runner {
 
 // wake asks the loop to try to fill n more slots.
 func (r *runner) wake(n int) {
-	if n <= 0 {
-		return
+	if n > 0 {
+		r.poke(n)
 	}
+}
+
+// poke adds n to the slots worth filling and makes the loop look again.
+func (r *runner) poke(n int) {
 	r.wakeMu.Lock()
 	r.wakeN += n
 	r.wakeMu.Unlock()
@@ -354,6 +359,32 @@ func (r *runner) wake(n int) {
 	case r.wakeSig <- struct{}{}:
 	default:
 	}
+}
+
+// flushed wakes the loop after outcomes were recorded. Without a local
+// queue each job freed a slot to fill. With one, slots are filled from the
+// buffer, and a fetch after a completion is worth it only where it can
+// find jobs no notification announces: the next job of a freed named
+// queue, or jobs this worker handed back unstarted (TTL, a hook's skip),
+// which the next completion fetches again, as it always did. RunOnce must
+// fetch once more to know it is done. Otherwise an idle worker would
+// follow each job with an empty fetch, and start a refetch delay just when
+// it should be listening.
+//
+// Either way the loop looks again, since a smaller backlog may let it fetch.
+func (r *runner) flushed(freed, queued, released int) {
+	n := freed
+	if r.w.opts.LocalQueue.Size > 0 && !r.once {
+		r.wakeMu.Lock()
+		r.released += released
+		n = queued
+		if freed > 0 {
+			n += r.released
+			r.released = 0
+		}
+		r.wakeMu.Unlock()
+	}
+	r.poke(n)
 }
 
 func (r *runner) takeWake() int {
@@ -375,7 +406,7 @@ func (r *runner) loop(ctx context.Context) error {
 		go func() { defer bgWG.Done(); r.listen(bg) }()
 		go func() { defer bgWG.Done(); r.sweepStaleLocks(bg) }()
 	}
-	r.completer.start(r.wake)
+	r.completer.start(r.flushed)
 
 	// Without a local queue a fetch asks for as many jobs as there are free
 	// slots; with one it asks for Size whenever the buffer runs dry.
@@ -404,7 +435,15 @@ func (r *runner) loop(ctx context.Context) error {
 	pending := want   // jobs worth asking for now
 	var fatalErr error
 	fetchFailures := 0
+	// One fetch at a time runs beside the loop, so that jobs keep starting
+	// and finishing while it waits on the database. With a local queue it
+	// starts once the buffer is down to lowWater, so that slots need not
+	// wait for it, and asks for a fixed size (one prepared statement).
+	fetched := make(chan fetchResult, 1)
+	fetching := false
+	lowWater := lq.Size / 2
 
+loop:
 	for ctx.Err() == nil && fatalErr == nil {
 		if woken := r.takeWake(); woken > 0 {
 			pending = min(want, pending+woken)
@@ -421,59 +460,66 @@ func (r *runner) loop(ctx context.Context) error {
 			r.start(r.buffer[0].job)
 			r.buffer = r.buffer[1:]
 		}
-		n := 0
-		if lq.Size > 0 {
-			if len(r.buffer) == 0 {
-				n = want
+		if !fetching && pending > 0 && !delaying && r.completer.backlog() < backlogLimit {
+			n := 0
+			if lq.Size > 0 {
+				if len(r.buffer) <= lowWater {
+					n = want - lowWater
+				}
+			} else {
+				n = min(pending, conc-len(r.active))
 			}
-		} else {
-			n = min(pending, conc-len(r.active))
+			if n > 0 {
+				fetching = true
+				r.fetchAsync(ctx, n, fetched)
+			}
 		}
-		if n > 0 && pending > 0 && !delaying && r.completer.backlog() < backlogLimit {
-			// A fetch that commits must have its rows read, or the jobs
-			// stay locked by nobody: it is not cancelled by shutdown.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			// RunOnce may stop after an empty fetch only if no outcome was
-			// being recorded meanwhile: a completion committing during the
-			// fetch can free a named queue the fetch could not yet see.
-			settled := r.completer.idle()
-			flushes := r.completer.flushes.Load()
-			jobs, err := r.w.fetch(fctx, n)
-			cancel()
-			if err != nil {
+		select {
+		case <-ctx.Done():
+		case res := <-r.done:
+			r.finish(res)
+		case f := <-fetched:
+			fetching = false
+			if f.err != nil {
 				fetchFailures++
-				r.w.log.Error("gworker: fetching jobs failed; will retry", slog.Any("error", err))
+				r.w.log.Error("gworker: fetching jobs failed; will retry", slog.Any("error", f.err))
 				pending = 0
 				resetTimer(poll, backoff(fetchFailures, o.PollInterval))
 				continue
 			}
 			fetchFailures = 0
-			r.emitFetched(ctx, n, jobs)
+			r.emitFetched(ctx, f.n, f.jobs)
 			if r.w.log.Enabled(ctx, slog.LevelDebug) {
-				r.w.log.Debug("gworker: fetched jobs", slog.Int("asked", n), slog.Int("got", len(jobs)),
+				r.w.log.Debug("gworker: fetched jobs", slog.Int("asked", f.n), slog.Int("got", len(f.jobs)),
 					slog.Int("running", len(r.active)), slog.Int("buffered", len(r.buffer)))
 			}
-			now := time.Now()
-			for _, j := range jobs {
-				if lq.Size > 0 {
+			if lq.Size > 0 {
+				if len(f.jobs) > 0 && len(r.buffer) == 0 {
+					resetTimer(ttl, lq.TTL)
+				}
+				now := time.Now()
+				for _, j := range f.jobs {
 					r.buffer = append(r.buffer, buffered{job: j, at: now})
-				} else {
+				}
+			} else {
+				for _, j := range f.jobs {
 					r.start(j)
 				}
 			}
-			if lq.Size > 0 && len(jobs) > 0 && len(r.buffer) == len(jobs) {
-				resetTimer(ttl, lq.TTL)
-			}
-			if len(jobs) < n {
+			if len(f.jobs) < f.n {
 				pending = 0
 				resetTimer(poll, o.PollInterval)
-				if r.once && len(r.active) == 0 && len(r.buffer) == 0 && settled && r.completer.flushes.Load() == flushes {
-					break
+				// RunOnce may stop after an empty fetch only if no outcome
+				// was recorded meanwhile: a completion committing during the
+				// fetch can free a named queue the fetch could not yet see.
+				if r.once && len(r.active) == 0 && len(r.buffer) == 0 &&
+					f.settled && r.completer.idle() && r.completer.flushes.Load() == f.flushes {
+					break loop
 				}
 			} else if lq.Size == 0 {
-				pending -= len(jobs)
+				pending -= len(f.jobs)
 			}
-			if lq.RefetchDelay.Duration > 0 && len(jobs) <= lq.RefetchDelay.Threshold {
+			if lq.RefetchDelay.Duration > 0 && len(f.jobs) <= lq.RefetchDelay.Threshold {
 				delaying, announced = true, 0
 				delayAbortAt = mathrand.IntN(lq.RefetchDelay.MaxAbortThreshold + 1)
 				d := time.Duration((0.5 + mathrand.Float64()) * float64(lq.RefetchDelay.Duration))
@@ -481,12 +527,6 @@ func (r *runner) loop(ctx context.Context) error {
 				r.w.log.Debug("gworker: refetch delay started", slog.Duration("delay", d), slog.Int("abort_after", delayAbortAt))
 				r.emitLocalQueue(LocalQueueEvent{Change: RefetchDelayStarted, Delay: d, AbortAfter: delayAbortAt})
 			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-		case res := <-r.done:
-			r.finish(res)
 		case <-r.wakeSig:
 		case <-poll.C:
 			pending = want
@@ -504,11 +544,45 @@ func (r *runner) loop(ctx context.Context) error {
 			fatalErr = err
 		}
 	}
+	if fetching {
+		// A fetch that commits must have its rows read, or its jobs stay
+		// locked by nobody: its jobs go back with the local queue's.
+		if f := <-fetched; f.err == nil {
+			now := time.Now()
+			for _, j := range f.jobs {
+				r.buffer = append(r.buffer, buffered{job: j, at: now})
+			}
+		}
+	}
 	r.emitShutdown(ctx, fatalErr)
 	stopBackground()
 	r.shutdown(ctx)
 	bgWG.Wait()
 	return fatalErr
+}
+
+// fetchResult is what a fetch started by fetchAsync found.
+type fetchResult struct {
+	n    int // jobs asked for
+	jobs []*Job
+	err  error
+	// settled says no outcome was waiting or being recorded when the fetch
+	// started, and flushes how many flushes the completer had done then.
+	settled bool
+	flushes int64
+}
+
+// fetchAsync fetches up to n jobs beside the loop and sends the result to
+// out. The fetch is not cancelled by shutdown: once it commits, its rows
+// must be read, or the jobs stay locked by nobody.
+func (r *runner) fetchAsync(ctx context.Context, n int, out chan<- fetchResult) {
+	f := fetchResult{n: n, settled: r.completer.idle(), flushes: r.completer.flushes.Load()}
+	go func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		f.jobs, f.err = r.w.fetch(fctx, n)
+		out <- f
+	}()
 }
 
 // buffered is a job waiting in the local queue.

@@ -22,7 +22,7 @@ type workerSQL struct {
 	resetLockedAt string
 }
 
-func newWorkerSQL(r renderer) *workerSQL {
+func newWorkerSQL(r renderer, durableFetch bool) *workerSQL {
 	s := &workerSQL{
 		registerTasks: r.render("insert into {{schema}}._private_tasks (identifier)" +
 			" select i from unnest($1::text[]) i" +
@@ -90,7 +90,7 @@ where locked_at < now() - interval '4 hours'`),
 	}
 	for flags := 0; flags < 2; flags++ {
 		for local := 0; local < 2; local++ {
-			s.fetch[flags][local] = r.render(fetchSQL(flags == 1, local == 1))
+			s.fetch[flags][local] = r.render(fetchSQL(flags == 1, local == 1, durableFetch))
 		}
 	}
 	return s
@@ -105,8 +105,9 @@ where locked_at < now() - interval '4 hours'`),
 // other workers hold, then keeps at most one job per named queue so that a
 // queue stays serial even when many jobs are fetched at once. $3 holds the
 // forbidden flags and the next parameter the caller's clock, when those
-// variants are used.
-func fetchSQL(withFlags, localTime bool) string {
+// variants are used. Unless durable, the statement's own transaction
+// commits with synchronous_commit off (WorkerOptions.DurableFetch).
+func fetchSQL(withFlags, localTime, durable bool) string {
 	next := 3
 	flags := ""
 	if withFlags {
@@ -143,9 +144,16 @@ func fetchSQL(withFlags, localTime bool) string {
 )
 update {{schema}}._private_jobs as j
 set attempts = j.attempts + 1, locked_by = $1, locked_at = now()
-where j.id = any(array(select chosen.id from chosen))
+where j.id = any(array(select chosen.id from chosen))ASYNC
 returning ` + jobColumns
+	// set_config(..., true) lasts until the end of the statement's own
+	// transaction, so its commit alone skips waiting for the WAL flush.
+	async := ""
+	if !durable {
+		async = "\n  and (select set_config('synchronous_commit', 'off', true)) is not null"
+	}
 	sql = strings.Replace(sql, "NOW", now, 1)
+	sql = strings.Replace(sql, "ASYNC", async, 1)
 	return strings.Replace(sql, "FLAGS", flags, 1)
 }
 

@@ -44,6 +44,7 @@ bench/README.md in the repository compares gworker with its peers.`,
 			fs.flag(&intValue{p: &o.localQueue, min: 0, max: 1 << 20}, "SIZE", "lock up to SIZE jobs per fetch for the whole worker (default: 0, off)", "local-queue")
 			fs.flag(&durationValue{p: &o.refetchDelay}, "DURATION", "with --local-queue, wait about this long after a fetch that found nothing (default: 0)", "refetch-delay")
 			fs.flag(&durationValue{p: &o.batchDelay}, "DURATION", "gather completions and failures this long before recording them (default: 0, record at once)", "batch-delay")
+			fs.flag(&boolValue{p: &o.durableFetch}, "", durableFetchHelp, "durable-fetch")
 			return func(ctx context.Context, e *env, args []string) error {
 				switch {
 				case len(args) == 0:
@@ -64,6 +65,7 @@ type benchOptions struct {
 	localQueue   int
 	refetchDelay time.Duration
 	batchDelay   time.Duration
+	durableFetch bool
 }
 
 // benchDrain runs the no-op handler on every runnable "noop" job and prints
@@ -95,6 +97,7 @@ func benchDrain(ctx context.Context, e *env, opts *commonFlags, o *benchOptions)
 			RefetchDelay: core.RefetchDelayOptions{Duration: o.refetchDelay},
 		},
 		CompleteJobBatchDelay: o.batchDelay,
+		DurableFetch:          o.durableFetch,
 		FailJobBatchDelay:     o.batchDelay,
 		SkipMigrate:           true,
 		HandleSignals:         true,

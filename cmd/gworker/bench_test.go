@@ -30,6 +30,7 @@ func TestBenchDrainRunsEveryNoopJobAndPrintsTheRate(t *testing.T) {
 	}{
 		{"defaults", nil},
 		{"local queue and batch delay", []string{"-j", "8", "--local-queue", "100", "--refetch-delay", "5ms", "--batch-delay", "2ms"}},
+		{"durable fetch", []string{"--durable-fetch"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

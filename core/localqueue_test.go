@@ -463,3 +463,78 @@ func TestFetchCommitIsAsynchronousUnlessDurable(t *testing.T) {
 		}
 	}
 }
+
+// holdDB runs the first fetch after arm, then holds its rows until release:
+// a fetch whose snapshot is older than what happens meanwhile. It counts the
+// jobs:insert notifications the worker receives.
+type holdDB struct {
+	core.Database
+	armed    atomic.Bool
+	held     chan struct{}
+	release  chan struct{}
+	received atomic.Int32
+}
+
+func (d *holdDB) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	rows, err := d.Database.Query(ctx, sql, args...)
+	if err == nil && strings.HasPrefix(sql, "with candidates as") && d.armed.CompareAndSwap(true, false) {
+		close(d.held)
+		<-d.release
+	}
+	return rows, err
+}
+
+func (d *holdDB) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
+	n, err := d.Database.Listen(ctx, channels...)
+	if err != nil {
+		return nil, err
+	}
+	return &countedNotifications{Notifications: n, d: d}, nil
+}
+
+type countedNotifications struct {
+	core.Notifications
+	d *holdDB
+}
+
+func (c *countedNotifications) Receive(ctx context.Context) (core.Notification, error) {
+	m, err := c.Notifications.Receive(ctx)
+	if err == nil && m.Channel == "jobs:insert" {
+		c.d.received.Add(1)
+	}
+	return m, err
+}
+
+// A job announced while a fetch that cannot see it runs is fetched when
+// that fetch comes back empty, not at the next poll. Not parallel: the
+// notifications of other tests' schemas would wake the worker too.
+func TestJobAnnouncedDuringAnEmptyFetchIsFetched(t *testing.T) {
+	for _, size := range []int{0, 10} {
+		b := setup(t)
+		db := &holdDB{Database: b.db, held: make(chan struct{}), release: make(chan struct{})}
+		ran := &counter{}
+		w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 1, PollInterval: time.Hour,
+			LocalQueue: core.LocalQueueOptions{Size: size},
+			Tasks:      []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
+		stop := runInBackground(t, w)
+		eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+		db.armed.Store(true)
+		b.add(t, "not_this_workers", nil, nil) // announced: the worker fetches and finds nothing
+		select {
+		case <-db.held:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no fetch was held")
+		}
+		before := db.received.Load()
+		job := b.add(t, "t", nil, nil)
+		eventually(t, "the worker to hear of the job", func() bool { return db.received.Load() > before })
+		close(db.release)
+		eventually(t, "the announced job to run (polling is an hour away)", func() bool { return len(ran.list()) == 1 })
+		if got := ran.list(); got[0] != job.ID {
+			t.Fatalf("local queue %d: ran %v", size, got)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -441,12 +441,16 @@ func (r *runner) loop(ctx context.Context) error {
 	// wait for it, and asks for a fixed size (one prepared statement).
 	fetched := make(chan fetchResult, 1)
 	fetching := false
+	sinceFetch := 0 // jobs announced while the fetch runs
 	lowWater := lq.Size / 2
 
 loop:
 	for ctx.Err() == nil && fatalErr == nil {
 		if woken := r.takeWake(); woken > 0 {
 			pending = min(want, pending+woken)
+			if fetching {
+				sinceFetch += woken
+			}
 			if delaying {
 				if announced += woken; announced > delayAbortAt {
 					delaying = false
@@ -470,7 +474,7 @@ loop:
 				n = min(pending, conc-len(r.active))
 			}
 			if n > 0 {
-				fetching = true
+				fetching, sinceFetch = true, 0
 				r.fetchAsync(ctx, n, fetched)
 			}
 		}
@@ -507,7 +511,9 @@ loop:
 				}
 			}
 			if len(f.jobs) < f.n {
-				pending = 0
+				// Nothing more was there when the fetch looked; jobs
+				// announced since may be.
+				pending = min(want, sinceFetch)
 				resetTimer(poll, o.PollInterval)
 				// RunOnce may stop after an empty fetch only if no outcome
 				// was recorded meanwhile: a completion committing during the
@@ -520,16 +526,22 @@ loop:
 				pending -= len(f.jobs)
 			}
 			if lq.RefetchDelay.Duration > 0 && len(f.jobs) <= lq.RefetchDelay.Threshold {
-				delaying, announced = true, 0
-				delayAbortAt = mathrand.IntN(lq.RefetchDelay.MaxAbortThreshold + 1)
-				d := time.Duration((0.5 + mathrand.Float64()) * float64(lq.RefetchDelay.Duration))
-				resetTimer(refetch, d)
-				r.w.log.Debug("gworker: refetch delay started", slog.Duration("delay", d), slog.Int("abort_after", delayAbortAt))
-				r.emitLocalQueue(LocalQueueEvent{Change: RefetchDelayStarted, Delay: d, AbortAfter: delayAbortAt})
+				// Jobs announced while the fetch ran count towards the
+				// abort: enough of them skip the delay altogether.
+				if abortAt := mathrand.IntN(lq.RefetchDelay.MaxAbortThreshold + 1); sinceFetch <= abortAt {
+					delaying, announced, delayAbortAt = true, sinceFetch, abortAt
+					d := time.Duration((0.5 + mathrand.Float64()) * float64(lq.RefetchDelay.Duration))
+					resetTimer(refetch, d)
+					r.w.log.Debug("gworker: refetch delay started", slog.Duration("delay", d), slog.Int("abort_after", delayAbortAt))
+					r.emitLocalQueue(LocalQueueEvent{Change: RefetchDelayStarted, Delay: d, AbortAfter: delayAbortAt})
+				}
 			}
 		case <-r.wakeSig:
 		case <-poll.C:
 			pending = want
+			if fetching {
+				sinceFetch = want
+			}
 			poll.Reset(o.PollInterval)
 		case <-refetch.C:
 			delaying = false

@@ -85,8 +85,9 @@ func (b *bench) gworkerLatency(ctx context.Context, opts core.WorkerOptions, sam
 	return ms, nil
 }
 
-// gworkerInsert times one Utils.AddJobs call of n no-op jobs.
-func (b *bench) gworkerInsert(ctx context.Context, n int) (float64, error) {
+// gworkerInsert times one Utils.AddJobs call of n no-op jobs, or with bulk
+// one Utils.BulkAddJobs call.
+func (b *bench) gworkerInsert(ctx context.Context, n int, bulk bool) (float64, error) {
 	u, err := core.NewUtils(b.gw, core.UtilsOptions{Schema: schemaGworker, Logger: quietLogger()})
 	if err != nil {
 		return 0, err
@@ -96,13 +97,20 @@ func (b *bench) gworkerInsert(ctx context.Context, n int) (float64, error) {
 		jobs[i] = core.NewJob{Identifier: "noop", Payload: json.RawMessage(`{"i":` + strconv.Itoa(i) + `}`)}
 	}
 	begin := time.Now()
-	added, err := u.AddJobs(ctx, jobs)
+	added := 0
+	if bulk {
+		added, err = u.BulkAddJobs(ctx, jobs)
+	} else {
+		var rows []*core.Job
+		rows, err = u.AddJobs(ctx, jobs)
+		added = len(rows)
+	}
 	secs := time.Since(begin).Seconds()
 	if err != nil {
 		return 0, err
 	}
-	if len(added) != n {
-		return 0, fmt.Errorf("AddJobs returned %d jobs, want %d", len(added), n)
+	if added != n {
+		return 0, fmt.Errorf("added %d jobs, want %d", added, n)
 	}
 	return float64(n) / secs, nil
 }

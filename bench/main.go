@@ -68,6 +68,7 @@ const (
 	cNodeDef = "node-default"  // graphile-worker's defaults (latency only)
 	cRiver   = "river"         // River v0.51, river bench's settings
 	cRiverCp = "river-copy"    // River InsertManyFast (insert only)
+	cBulk    = "gworker-bulk"  // Utils.BulkAddJobs, COPY (insert only)
 	cPgbench = "sql"           // pgbench with gworker's statements
 )
 

@@ -116,10 +116,11 @@ func (b *bench) targets() []string {
 		if !strings.HasPrefix(m.name, "bulk insert") {
 			continue
 		}
-		g, okG := r.median(m.name, cGworker)
 		n, okN := r.median(m.name, cNode)
-		if okG && okN {
-			out = append(out, fmt.Sprintf("%s: gworker / node = %.2f× (target ≥ 2×): %s", m.name, g/n, verdict(g/n >= 2)))
+		for _, who := range []string{cGworker, cBulk} {
+			if g, ok := r.median(m.name, who); ok && okN {
+				out = append(out, fmt.Sprintf("%s: %s / node = %.2f× (target ≥ 2×): %s", m.name, who, g/n, verdict(g/n >= 2)))
+			}
 		}
 	}
 	big := "drain N=" + short(b.cfg.bigN)

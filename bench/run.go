@@ -105,6 +105,9 @@ func (b *bench) measure(ctx context.Context) {
 	drainers := filter(c.contenders, cGworker, cTuned, cNode, cRiver)
 	latencies := filter(c.contenders, cGworker, cTuned, cNode, cNodeDef, cRiver)
 	inserters := filter(c.contenders, cGworker, cNode, cRiver)
+	if c.has(cGworker) {
+		inserters = append(inserters, cBulk)
+	}
 	if c.has(cRiver) {
 		inserters = append(inserters, cRiverCp)
 	}
@@ -613,8 +616,8 @@ func (b *bench) insert(ctx context.Context, who string) (string, error) {
 	var rate float64
 	if err == nil {
 		switch who {
-		case cGworker:
-			rate, err = b.gworkerInsert(ctx, n)
+		case cGworker, cBulk:
+			rate, err = b.gworkerInsert(ctx, n, who == cBulk)
 		case cNode:
 			out, _, err = b.runNode(ctx, "insert", strconv.Itoa(n))
 		case cRiver:

@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,7 @@ func (s *suite) engine(t *testing.T) {
 	t.Run("WorkerWakesUp", s.testWake)
 	t.Run("Shutdown", s.testShutdown)
 	t.Run("DeadWorkerRecovery", s.testDeadWorkerRecovery)
+	t.Run("BulkAddJobs", s.testBulkAdd)
 }
 
 // engineEnv is a test with a migrated schema and a client on it.
@@ -739,5 +741,53 @@ func (s *suite) testDeadWorkerRecovery(t *testing.T) {
 	}
 	if n := ran.Load(); n != 2 || e.jobCount(itemRecoverySweep) != 0 {
 		itemRecoverySweep.errorf(t, "after the sweep a worker ran %d of the 2 recovered jobs", n)
+	}
+}
+
+// BulkAddJobs (COPY where the driver's transactions have core.CopyFromer,
+// one INSERT otherwise) stores the rows AddJobs stores.
+func (s *suite) testBulkAdd(t *testing.T) {
+	t.Parallel()
+	e := s.setupEngine(t)
+	at := time.Date(2031, 2, 3, 4, 5, 6, 789000000, time.UTC)
+	jobs := []core.NewJob{
+		{Identifier: "conf_bulk", Payload: json.RawMessage(`{"a": [1, "ü"]}`)},
+		{Identifier: "conf_bulk", Spec: core.JobSpec{QueueName: "conf_bq", RunAt: at, Priority: -3, MaxAttempts: 4, Flags: []string{"f1", "f2"}}},
+		{Identifier: "conf_bulk_other"},
+	}
+	rowsText := func() []string {
+		rows, err := e.db.Query(e.ctx, `select concat_ws('|', t.identifier, q.queue_name, j.payload::text, j.priority,
+			case when j.run_at = $1 then 'at' when j.run_at > now() - interval '1 hour' then 'now' else j.run_at::text end,
+			j.attempts, j.max_attempts, j.flags::text, j.key, j.locked_by)
+			from `+e.q+`._private_jobs j join `+e.q+`._private_tasks t on t.id = j.task_id
+			left join `+e.q+`._private_job_queues q on q.id = j.job_queue_id order by 1`, at)
+		if err != nil {
+			itemBulk.fatalf(t, "read jobs: %v", err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				itemBulk.fatalf(t, "read jobs: %v", err)
+			}
+			out = append(out, line)
+		}
+		if err := rows.Err(); err != nil {
+			itemBulk.fatalf(t, "read jobs: %v", err)
+		}
+		return out
+	}
+	if _, err := e.utils.AddJobs(e.ctx, jobs); err != nil {
+		itemAdd.fatalf(t, "AddJobs: %v", err)
+	}
+	want := rowsText()
+	e.exec(itemSetup, `delete from `+e.q+`._private_jobs`)
+	n, err := e.utils.BulkAddJobs(e.ctx, jobs)
+	if err != nil || n != len(jobs) {
+		itemBulk.fatalf(t, "BulkAddJobs = %d, %v; want %d", n, err, len(jobs))
+	}
+	if got := rowsText(); !slices.Equal(got, want) {
+		itemBulk.errorf(t, "BulkAddJobs stored\n%s\nwhere AddJobs stored\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -209,6 +209,13 @@ var (
 			"hooks decide per job, and a worker then runs them",
 		fix: "see the failures of \"arguments\" ([]string, []int64 and bool parameters), \"scan\" and \"transactions\"",
 	}
+	itemBulk = item{
+		name: "engine: bulk add",
+		contract: "Utils.BulkAddJobs stores exactly the rows AddJobs stores: through CopyFrom when the driver's " +
+			"transactions implement core.CopyFromer, through one INSERT otherwise",
+		fix: "a CopyFrom must write int16, int32, time.Time, json.RawMessage (json and jsonb) and nil values unchanged, " +
+			"or return core.ErrCopyUnsupported before sending anything",
+	}
 	itemShutdown = item{
 		name: "engine: shutdown",
 		contract: "cancelling Run's context stops the worker within its grace period and hands an interrupted job back " +

@@ -29,8 +29,9 @@
 //
 //	job, err := utils.AddJob(ctx, SendEmail{To: "a@example.com"}, &core.JobSpec{QueueName: "mail"})
 //
-// AddRawJob adds by identifier, AddJobs adds many in one statement, and
-// Utils.WithTx runs any call on a transaction the caller holds, so a job is
+// AddRawJob adds by identifier, AddJobs adds many in one statement,
+// BulkAddJobs loads many keyless jobs with COPY (pgxdriver) and returns only
+// their number, and Utils.WithTx runs any call on a transaction the caller holds, so a job is
 // added atomically with the caller's own writes.
 //
 // # Running jobs
@@ -46,8 +47,11 @@
 // For throughput, WorkerOptions.LocalQueue lets one fetch lock a batch of
 // jobs for the whole worker (graphile-worker's localQueue), and
 // CompleteJobBatchDelay / FailJobBatchDelay gather more outcomes per
-// statement. Outcomes are always recorded in batches, and AddJobs inserts
-// keyless jobs with one plain INSERT.
+// statement. A fetch runs beside the worker's loop (with a local queue it
+// starts when half the batch is left) and commits without waiting for the
+// WAL flush unless WorkerOptions.DurableFetch is set. Outcomes are always
+// recorded in batches, and AddJobs inserts keyless jobs with one plain
+// INSERT.
 //
 // NewBatchTask defines a task whose payload is an array of items; when some
 // items fail, only those are retried. Utils.CancelJob cancels a job for good,

@@ -71,6 +71,24 @@ func ExampleUtils_AddRawJob_jobKey() {
 	// Output: same job: true revision: 1 run_at kept: true
 }
 
+// BulkAddJobs loads many keyless jobs at once (with COPY on pgxdriver) and
+// returns how many it added.
+func ExampleUtils_BulkAddJobs() {
+	ctx := context.Background()
+	_, utils, stop := exampleSetup(ctx, "bulk")
+	defer stop()
+	jobs := make([]core.NewJob, 10000)
+	for i := range jobs {
+		jobs[i] = core.NewJob{Identifier: "import_row", Payload: map[string]int{"row": i}}
+	}
+	n, err := utils.BulkAddJobs(ctx, jobs)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("added", n)
+	// Output: added 10000
+}
+
 // exampleSetup starts a throwaway PostgreSQL (your application would
 // connect to its own) and returns a driver and a client on a migrated
 // schema, and a function that stops it all.

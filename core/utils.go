@@ -148,60 +148,12 @@ func (u *Utils) AddJobs(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	if u.hooks.schedules() {
 		return u.addJobsHooked(ctx, jobs)
 	}
-	specs := make([]specJSON, len(jobs))
-	keys := make(map[string]int)
-	var preserve, replace bool
-	for i := range jobs {
-		j := &jobs[i]
-		field := fmt.Sprintf("jobs[%d]", i)
-		if err := checkIdentifier(field+".Identifier", j.Identifier); err != nil {
-			return nil, err
-		}
-		if err := j.Spec.validate(); err != nil {
-			var ve *ValidationError
-			if errors.As(err, &ve) {
-				ve.Field = field + "." + ve.Field
-			}
-			return nil, err
-		}
-		body, err := encodePayload(field+".Payload", j.Payload)
-		if err != nil {
-			return nil, err
-		}
-		s := specJSON{Identifier: j.Identifier, Payload: body, Priority: j.Spec.Priority, Flags: j.Spec.Flags}
-		if j.Spec.QueueName != "" {
-			s.QueueName = &j.Spec.QueueName
-		}
-		if !j.Spec.RunAt.IsZero() {
-			t := j.Spec.RunAt
-			s.RunAt = &t
-		}
-		if j.Spec.MaxAttempts != 0 {
-			s.MaxAttempts = &j.Spec.MaxAttempts
-		}
-		if k := j.Spec.JobKey; k != "" {
-			if prev, dup := keys[k]; dup {
-				return nil, &ValidationError{Field: field + ".job_key", Value: k, Reason: fmt.Sprintf("is also used by jobs[%d]; keys must be unique within one AddJobs call", prev)}
-			}
-			keys[k] = i
-			s.JobKey = &j.Spec.JobKey
-			switch j.Spec.JobKeyMode {
-			case UnsafeDedupe:
-				return nil, &ValidationError{Field: field + ".job_key_mode", Value: string(UnsafeDedupe), Reason: "is not supported by AddJobs; add such jobs with AddRawJob"}
-			case PreserveRunAt:
-				preserve = true
-			default:
-				replace = true
-			}
-		}
-		specs[i] = s
-	}
-	if preserve && replace {
-		return nil, &ValidationError{Field: "jobs", Reason: "mixes job_key_mode preserve_run_at with replace; add them in separate calls"}
+	specs, keyed, preserve, err := checkNewJobs(jobs)
+	if err != nil {
+		return nil, err
 	}
 	var rows Rows
-	var err error
-	if len(keys) == 0 {
+	if !keyed {
 		rows, err = u.ex.Query(ctx, u.sql.addJobsFast, keylessArgs(jobs, specs)...)
 	} else {
 		payload, jerr := json.Marshal(specs)
@@ -218,6 +170,64 @@ func (u *Utils) AddJobs(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 		return nil, fmt.Errorf("gworker: add %d jobs: %w", len(jobs), err)
 	}
 	return out, nil
+}
+
+// checkNewJobs validates jobs for AddJobs and BulkAddJobs and encodes them
+// as job specs. keyed says some have a job key; preserve that they use
+// PreserveRunAt (mixing it with Replace is refused).
+func checkNewJobs(jobs []NewJob) (specs []specJSON, keyed, preserve bool, err error) {
+	specs = make([]specJSON, len(jobs))
+	keys := make(map[string]int)
+	var replace bool
+	for i := range jobs {
+		j := &jobs[i]
+		field := fmt.Sprintf("jobs[%d]", i)
+		if err := checkIdentifier(field+".Identifier", j.Identifier); err != nil {
+			return nil, false, false, err
+		}
+		if err := j.Spec.validate(); err != nil {
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				ve.Field = field + "." + ve.Field
+			}
+			return nil, false, false, err
+		}
+		body, err := encodePayload(field+".Payload", j.Payload)
+		if err != nil {
+			return nil, false, false, err
+		}
+		s := specJSON{Identifier: j.Identifier, Payload: body, Priority: j.Spec.Priority, Flags: j.Spec.Flags}
+		if j.Spec.QueueName != "" {
+			s.QueueName = &j.Spec.QueueName
+		}
+		if !j.Spec.RunAt.IsZero() {
+			t := j.Spec.RunAt
+			s.RunAt = &t
+		}
+		if j.Spec.MaxAttempts != 0 {
+			s.MaxAttempts = &j.Spec.MaxAttempts
+		}
+		if k := j.Spec.JobKey; k != "" {
+			if prev, dup := keys[k]; dup {
+				return nil, false, false, &ValidationError{Field: field + ".job_key", Value: k, Reason: fmt.Sprintf("is also used by jobs[%d]; keys must be unique within one AddJobs call", prev)}
+			}
+			keys[k] = i
+			s.JobKey = &j.Spec.JobKey
+			switch j.Spec.JobKeyMode {
+			case UnsafeDedupe:
+				return nil, false, false, &ValidationError{Field: field + ".job_key_mode", Value: string(UnsafeDedupe), Reason: "is not supported by AddJobs; add such jobs with AddRawJob"}
+			case PreserveRunAt:
+				preserve = true
+			default:
+				replace = true
+			}
+		}
+		specs[i] = s
+	}
+	if preserve && replace {
+		return nil, false, false, &ValidationError{Field: "jobs", Reason: "mixes job_key_mode preserve_run_at with replace; add them in separate calls"}
+	}
+	return specs, len(keys) > 0, preserve, nil
 }
 
 // specJSON is one job_spec for add_jobs, as JSON.
@@ -252,12 +262,7 @@ func keylessArgs(jobs []NewJob, specs []specJSON) []any {
 		}
 		priorities[i] = int64(s.Priority)
 		if len(jobs[i].Spec.Flags) > 0 {
-			m := make(map[string]bool, len(jobs[i].Spec.Flags))
-			for _, f := range jobs[i].Spec.Flags {
-				m[f] = true
-			}
-			b, _ := json.Marshal(m) // a map of strings to bools always encodes
-			flags[i] = string(b)
+			flags[i] = string(flagsJSON(jobs[i].Spec.Flags))
 		}
 	}
 	return []any{ids, payloads, queues, runAts, maxAttempts, priorities, flags}
@@ -505,9 +510,10 @@ func (c *nameCache) resolve(ctx context.Context, ex Executor, sql string, jobs [
 
 // utilsSQL holds the client's statements, rendered for one schema.
 type utilsSQL struct {
-	addJob, addJobs, addJobsFast, removeJob, completeJobs, cancelByID, cancelByKey, permanentlyFailJobs, rescheduleJobs string
-	forceUnlockWorkers, names                                                                                           string
-	deletePermafailedJobs, gcTaskIdentifiers, gcJobQueues                                                               string
+	addJob, addJobs, addJobsFast, addJobsCount, bulkNames                                 string
+	removeJob, completeJobs, cancelByID, cancelByKey, permanentlyFailJobs, rescheduleJobs string
+	forceUnlockWorkers, names                                                             string
+	deletePermafailedJobs, gcTaskIdentifiers, gcJobQueues                                 string
 }
 
 func newUtilsSQL(r renderer) *utilsSQL {
@@ -518,7 +524,9 @@ func newUtilsSQL(r renderer) *utilsSQL {
 		addJob: from("add_job($1, $2::json, $3, $4::timestamptz, $5::int, $6, $7::int, $8::text[], $9)"),
 		addJobs: from("add_jobs(array(select s from json_populate_recordset(null::{{schema}}.job_spec, $1::json) s)," +
 			" $2::boolean)"),
-		addJobsFast:         r.render(addJobsFastSQL),
+		addJobsFast:         r.render(addJobsFastSQL + "\nreturning " + jobColumns),
+		addJobsCount:        r.render(addJobsFastSQL),
+		bulkNames:           r.render(bulkNamesSQL),
 		removeJob:           from("remove_job($1)"),
 		cancelByID:          cancelSQL(r, "j.id = $1::bigint"),
 		cancelByKey:         cancelSQL(r, "j.key = $1::text"),
@@ -589,6 +597,7 @@ func nonNilIDs(ids []int64) []int64 {
 // CTEs' own RETURNING rows; and a name another transaction commits while this
 // statement runs is invisible too, so a conflict is a (no-op) update, which
 // returns that row, rather than DO NOTHING, which would lose its jobs.
+// AddJobs appends RETURNING; BulkAddJobs counts the rows affected.
 const addJobsFastSQL = `with specs as (
   select s.identifier, s.payload, nullif(s.queue_name, '') as queue_name, nullif(s.run_at, '')::timestamptz as run_at,
          nullif(s.max_attempts, 0)::smallint as max_attempts, s.priority::smallint as priority, nullif(s.flags, '')::jsonb as flags
@@ -622,8 +631,7 @@ select queues.id, tasks.id, specs.payload::json, coalesce(specs.run_at, now()), 
 from specs
 cross join notified
 inner join tasks on tasks.identifier = specs.identifier
-left join queues on queues.queue_name = specs.queue_name
-returning ` + jobColumns
+left join queues on queues.queue_name = specs.queue_name`
 
 // ledger reads the schema's newest migration and newest breaking
 // migration.

@@ -87,3 +87,20 @@ type transaction struct {
 
 func (t transaction) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t transaction) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+
+// copier is the part of pgx's API that COPY runs through; *pgxpool.Pool,
+// *pgxpool.Conn, *pgx.Conn and pgx.Tx all have it.
+type copier interface {
+	CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error)
+}
+
+// CopyFrom implements core.CopyFromer with pgx's binary COPY, on any
+// Querier that has CopyFrom (all of pgx's do); for others it returns
+// core.ErrCopyUnsupported.
+func (e executor) CopyFrom(ctx context.Context, schema, table string, columns []string, rows [][]any) (int64, error) {
+	c, ok := e.q.(copier)
+	if !ok {
+		return 0, core.ErrCopyUnsupported
+	}
+	return c.CopyFrom(ctx, pgx.Identifier{schema, table}, columns, pgx.CopyFromRows(rows))
+}

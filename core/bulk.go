@@ -54,7 +54,7 @@ func (u *Utils) BulkAddJobs(ctx context.Context, jobs []NewJob) (int, error) {
 	}
 	n, err := u.copyJobs(ctx, specs)
 	if errors.Is(err, ErrCopyUnsupported) {
-		n, err = u.ex.Exec(ctx, u.sql.addJobsCount, keylessArgs(jobs, specs)...)
+		n, err = u.ex.Exec(ctx, u.sql.addJobsCount, keylessArgs(specs)...)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("gworker: bulk add %d jobs: %w", len(jobs), err)

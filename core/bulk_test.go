@@ -277,3 +277,24 @@ func TestConcurrentBulkAddsOfNewNamesLoseNothing(t *testing.T) {
 		t.Fatalf("%d tasks, want 5", n)
 	}
 }
+
+// AddRawJob adds a keyless job with the plain statement AddJobs uses; the
+// row is the one SQL add_job gives.
+func TestAddRawJobKeylessMatchesAddJobFunction(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	at := time.Date(2030, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	specs := []*core.JobSpec{nil, {QueueName: "q", RunAt: at, MaxAttempts: 3, Priority: -2, Flags: []string{"b", "a"}}}
+	for _, spec := range specs {
+		if _, err := b.utils.AddRawJob(b.ctx, "raw", json.RawMessage(`{"x": [1, 2]}`), spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fast := b.rowsText(t)
+	b.exec(t, "delete from S._private_jobs")
+	b.exec(t, `select S.add_job('raw', '{"x": [1, 2]}')`)
+	b.exec(t, `select S.add_job('raw', '{"x": [1, 2]}', 'q', $1, 3, null, -2, array['b', 'a'])`, at)
+	if slow := b.rowsText(t); !slices.Equal(fast, slow) {
+		t.Fatalf("AddRawJob rows differ from add_job's:\nAddRawJob: %v\nadd_job:   %v", fast, slow)
+	}
+}

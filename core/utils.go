@@ -115,13 +115,20 @@ func (u *Utils) AddRawJob(ctx context.Context, identifier string, payload any, s
 	if err != nil {
 		return nil, err
 	}
-	mode := string(spec.JobKeyMode)
-	if mode == "" {
-		mode = string(Replace)
+	var rows Rows
+	if spec.JobKey == "" {
+		// add_job hands a keyless job to add_jobs; the plain statement
+		// AddJobs uses has the same effects without the plpgsql calls.
+		rows, err = u.ex.Query(ctx, u.sql.addJobsFast, keylessArgs([]specJSON{newSpecJSON(identifier, body, spec)})...)
+	} else {
+		mode := string(spec.JobKeyMode)
+		if mode == "" {
+			mode = string(Replace)
+		}
+		rows, err = u.ex.Query(ctx, u.sql.addJob,
+			identifier, body, nullString(spec.QueueName), nullTime(spec.RunAt), nullInt32(spec.MaxAttempts),
+			nullString(spec.JobKey), int32(spec.Priority), nullStrings(spec.Flags), mode)
 	}
-	rows, err := u.ex.Query(ctx, u.sql.addJob,
-		identifier, body, nullString(spec.QueueName), nullTime(spec.RunAt), nullInt32(spec.MaxAttempts),
-		nullString(spec.JobKey), int32(spec.Priority), nullStrings(spec.Flags), mode)
 	if err != nil {
 		return nil, fmt.Errorf("gworker: add job %q: %w", identifier, err)
 	}
@@ -154,7 +161,7 @@ func (u *Utils) AddJobs(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	}
 	var rows Rows
 	if !keyed {
-		rows, err = u.ex.Query(ctx, u.sql.addJobsFast, keylessArgs(jobs, specs)...)
+		rows, err = u.ex.Query(ctx, u.sql.addJobsFast, keylessArgs(specs)...)
 	} else {
 		payload, jerr := json.Marshal(specs)
 		if jerr != nil {
@@ -196,17 +203,7 @@ func checkNewJobs(jobs []NewJob) (specs []specJSON, keyed, preserve bool, err er
 		if err != nil {
 			return nil, false, false, err
 		}
-		s := specJSON{Identifier: j.Identifier, Payload: body, Priority: j.Spec.Priority, Flags: j.Spec.Flags}
-		if j.Spec.QueueName != "" {
-			s.QueueName = &j.Spec.QueueName
-		}
-		if !j.Spec.RunAt.IsZero() {
-			t := j.Spec.RunAt
-			s.RunAt = &t
-		}
-		if j.Spec.MaxAttempts != 0 {
-			s.MaxAttempts = &j.Spec.MaxAttempts
-		}
+		s := newSpecJSON(j.Identifier, body, &j.Spec)
 		if k := j.Spec.JobKey; k != "" {
 			if prev, dup := keys[k]; dup {
 				return nil, false, false, &ValidationError{Field: field + ".job_key", Value: k, Reason: fmt.Sprintf("is also used by jobs[%d]; keys must be unique within one AddJobs call", prev)}
@@ -242,10 +239,26 @@ type specJSON struct {
 	Flags       []string        `json:"flags"`
 }
 
+// newSpecJSON is the job spec of a validated job, its key left out.
+func newSpecJSON(identifier string, body json.RawMessage, spec *JobSpec) specJSON {
+	s := specJSON{Identifier: identifier, Payload: body, Priority: spec.Priority, Flags: spec.Flags}
+	if spec.QueueName != "" {
+		s.QueueName = &spec.QueueName
+	}
+	if !spec.RunAt.IsZero() {
+		t := spec.RunAt
+		s.RunAt = &t
+	}
+	if spec.MaxAttempts != 0 {
+		s.MaxAttempts = &spec.MaxAttempts
+	}
+	return s
+}
+
 // keylessArgs lays keyless specs out as the parallel arrays of the
 // addJobsFast statement: text and bigint arrays only, with ” and 0 for
 // "not set", which every driver can pass.
-func keylessArgs(jobs []NewJob, specs []specJSON) []any {
+func keylessArgs(specs []specJSON) []any {
 	n := len(specs)
 	ids, payloads, queues, runAts, flags := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	maxAttempts, priorities := make([]int64, n), make([]int64, n)
@@ -261,8 +274,8 @@ func keylessArgs(jobs []NewJob, specs []specJSON) []any {
 			maxAttempts[i] = int64(*s.MaxAttempts)
 		}
 		priorities[i] = int64(s.Priority)
-		if len(jobs[i].Spec.Flags) > 0 {
-			flags[i] = string(flagsJSON(jobs[i].Spec.Flags))
+		if len(s.Flags) > 0 {
+			flags[i] = string(flagsJSON(s.Flags))
 		}
 	}
 	return []any{ids, payloads, queues, runAts, maxAttempts, priorities, flags}

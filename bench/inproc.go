@@ -24,7 +24,7 @@ func quietLogger() *slog.Logger {
 // gworkerLatency runs a worker in this process (Run, listening) with opts
 // and measures, samples times, the time from the start of AddRawJob to the
 // start of the job's handler, one job at a time, after 50 warm-up jobs.
-func (b *bench) gworkerLatency(ctx context.Context, opts core.WorkerOptions, samples int) ([]float64, error) {
+func (b *bench) gworkerLatency(ctx context.Context, opts core.WorkerOptions, samples int) (total, add []float64, err error) {
 	started := make(chan int, 1)
 	opts.Database, opts.Schema, opts.SkipMigrate, opts.Logger = b.gw, schemaGworker, true, quietLogger()
 	opts.Tasks = []core.Task{core.RawTask("latency", func(_ context.Context, j *core.Job) error {
@@ -40,7 +40,7 @@ func (b *bench) gworkerLatency(ctx context.Context, opts core.WorkerOptions, sam
 	})}
 	w, err := core.NewWorker(opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -50,39 +50,43 @@ func (b *bench) gworkerLatency(ctx context.Context, opts core.WorkerOptions, sam
 		<-done
 	}()
 	u := w.Utils()
-	one := func(id int) (time.Duration, error) {
+	// one returns the time from the add to the handler's start, and how
+	// long the add call itself took (its durable commit included).
+	one := func(id int) (time.Duration, time.Duration, error) {
 		begin := time.Now()
 		if _, err := u.AddRawJob(ctx, "latency", map[string]int{"id": id}, nil); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
+		added := time.Since(begin)
 		for {
 			select {
 			case <-ctx.Done():
-				return 0, ctx.Err()
+				return 0, 0, ctx.Err()
 			case err := <-done:
-				return 0, fmt.Errorf("worker stopped: %v", err)
+				return 0, 0, fmt.Errorf("worker stopped: %v", err)
 			case got := <-started:
 				if got == id {
-					return time.Since(begin), nil
+					return time.Since(begin), added, nil
 				}
 			}
 		}
 	}
 	for i := 0; i < 50; i++ {
-		if _, err := one(-1 - i); err != nil {
-			return nil, err
+		if _, _, err := one(-1 - i); err != nil {
+			return nil, nil, err
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	ms := make([]float64, samples)
-	for i := range ms {
-		d, err := one(i)
+	total, add = make([]float64, samples), make([]float64, samples)
+	for i := range total {
+		d, a, err := one(i)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		ms[i] = float64(d.Microseconds()) / 1000
+		total[i] = float64(d.Microseconds()) / 1000
+		add[i] = float64(a.Microseconds()) / 1000
 	}
-	return ms, nil
+	return total, add, nil
 }
 
 // gworkerInsert times one Utils.AddJobs call of n no-op jobs, or with bulk

@@ -508,6 +508,10 @@ var (
 	metricRSS = func(label string) metric { return metric{name: "peak RSS, " + label, unit: "MiB"} }
 	metricP50 = metric{name: "idle latency p50", unit: "ms"}
 	metricP99 = metric{name: "idle latency p99", unit: "ms"}
+	// metricAddP50 is the part of the latency spent in the add call itself
+	// (gworker only): the insert and its durable commit, before any worker
+	// can see the job.
+	metricAddP50 = metric{name: "idle latency p50, the add call alone", unit: "ms"}
 )
 
 // drain fills n jobs and times a contender's process working them off.
@@ -560,15 +564,15 @@ func (b *bench) drain(ctx context.Context, who string, n int, label string, refi
 // latency measures idle add→start latency.
 func (b *bench) latency(ctx context.Context, who string) (string, error) {
 	samples := b.cfg.latencySamples
-	var ms []float64
+	var ms, addMs []float64
 	err := b.db.emptyJobs(ctx, schemaOf(who))
 	if err == nil {
 		switch who {
 		case cGworker:
-			ms, err = b.gworkerLatency(ctx, core.WorkerOptions{}, samples)
+			ms, addMs, err = b.gworkerLatency(ctx, core.WorkerOptions{}, samples)
 		case cTuned:
 			t := b.cfg.tuned
-			ms, err = b.gworkerLatency(ctx, core.WorkerOptions{
+			ms, addMs, err = b.gworkerLatency(ctx, core.WorkerOptions{
 				Concurrency:           t.jobs,
 				LocalQueue:            core.LocalQueueOptions{Size: t.localQueue, RefetchDelay: core.RefetchDelayOptions{Duration: t.refetchDelay}},
 				CompleteJobBatchDelay: t.batchDelay,
@@ -600,6 +604,9 @@ func (b *bench) latency(ctx context.Context, who string) (string, error) {
 	p50, p99 := percentile(ms, 50), percentile(ms, 99)
 	b.res.add(metricP50, who, p50)
 	b.res.add(metricP99, who, p99)
+	if addMs != nil {
+		b.res.add(metricAddP50, who, percentile(addMs, 50))
+	}
 	return fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, max %.2f ms", p50, p99, slices.Max(ms)), nil
 }
 

@@ -37,7 +37,9 @@ const (
 // already there when a slot frees. The zero value (Size 0) turns it off:
 // each fetch then asks for as many jobs as there are free slots.
 type LocalQueueOptions struct {
-	// Size is how many jobs one fetch may lock. It should be at least the
+	// Size is how many jobs one fetch may lock. The next fetch starts when
+	// Size/2 jobs are left waiting, so that slots never wait for it: up to
+	// 1.5 × Size jobs may wait locked in memory. It should be at least the
 	// concurrency; graphile-worker suggests concurrency + 1, and bigger
 	// batches help throughput when jobs are short.
 	Size int

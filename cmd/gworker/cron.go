@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -32,7 +33,8 @@ the next N times it fires strictly after TIME, in RFC 3339 UTC. It needs no
 database.
 
 When the file has errors, each is printed on standard error with its line and
-column, and the exit status is 1.`,
+column, and the exit status is 1; with --json, standard output also gets
+{"file", "errors": [{"line", "column", "message"}], "truncated"}.`,
 		setup: func(fs *flagSet) action {
 			o := cronCheckOptions{count: defaultCronCount}
 			fs.flag(&timeValue{p: &o.from}, "TIME", "show fire times strictly after TIME, RFC 3339 (default: now)", "from")
@@ -69,6 +71,30 @@ type cronEntry struct {
 	Next       []string `json:"next"`
 }
 
+// cronErrors is what cron check --json prints for a crontab with errors.
+type cronErrors struct {
+	File      string      `json:"file"`
+	Errors    []cronError `json:"errors"`
+	Truncated bool        `json:"truncated"`
+}
+
+type cronError struct {
+	Line    int    `json:"line"`
+	Column  int    `json:"column"`
+	Message string `json:"message"`
+}
+
+func writeCronErrorsJSON(w io.Writer, file string, perr *cronspec.ParseError) error {
+	out := cronErrors{File: file, Errors: make([]cronError, len(perr.Errors)), Truncated: perr.Truncated}
+	for i, le := range perr.Errors {
+		out.Errors[i] = cronError{Line: le.Line, Column: le.Column, Message: le.Msg}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
 func cronCheck(e *env, file string, o *cronCheckOptions) error {
 	text, err := os.ReadFile(file)
 	if err != nil {
@@ -82,6 +108,11 @@ func cronCheck(e *env, file string, o *cronCheckOptions) error {
 		}
 		if perr.Truncated {
 			fmt.Fprintf(e.stderr, "%s: too many errors: only the first %d are listed\n", file, len(perr.Errors))
+		}
+		if o.json {
+			if err := writeCronErrorsJSON(e.stdout, file, perr); err != nil {
+				return err
+			}
 		}
 		return fmt.Errorf("crontab %s has errors", file)
 	}

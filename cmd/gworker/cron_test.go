@@ -227,3 +227,30 @@ func TestRunSchedulesTheCrontab(t *testing.T) {
 		t.Errorf("run did not log the crontab it loaded:\n%s", r.stderr)
 	}
 }
+
+func TestCronCheckJSONReportsErrorsAsJSON(t *testing.T) {
+	t.Parallel()
+	file := writeCrontab(t, "* * * * * ok\n61 * * * * bad_minute\n* * * * *\n")
+	r := runCLI(context.Background(), nil, "cron", "check", "--json", file)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1", r.code)
+	}
+	var got struct {
+		File   string
+		Errors []struct {
+			Line, Column int
+			Message      string
+		}
+		Truncated bool
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, r.stdout)
+	}
+	if got.File != file || len(got.Errors) != 2 || got.Errors[0].Line != 2 || got.Errors[0].Column != 1 ||
+		!strings.Contains(got.Errors[0].Message, "minute") || got.Errors[1].Line != 3 || got.Truncated {
+		t.Fatalf("errors = %+v", got)
+	}
+	if !strings.Contains(r.stderr, "line 2, column 1") {
+		t.Fatalf("stderr %q lacks the human-readable errors", r.stderr)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/anyslice"
 )
 
 // runner is the part of database/sql statements run on: *sql.DB, *sql.Conn
@@ -37,34 +38,26 @@ func queryOn(ctx context.Context, q runner, query string, args []any, onClose fu
 // than pgdriver: json.RawMessage becomes a string (JSON text, never bytea)
 // and slices become array literals.
 func convertArgs(args []any) []any {
-	var out []any
-	for i, a := range args {
-		var v any
+	return anyslice.Map(args, func(a any) (any, bool) {
 		switch a := a.(type) {
 		case json.RawMessage:
-			if a != nil {
-				v = string(a)
+			if a == nil {
+				return nil, true
 			}
+			return string(a), true
 		case []string:
-			if a != nil {
-				v = textArray(a)
+			if a == nil {
+				return nil, true
 			}
+			return textArray(a), true
 		case []int64:
-			if a != nil {
-				v = int64Array(a)
+			if a == nil {
+				return nil, true
 			}
-		default:
-			continue
+			return int64Array(a), true
 		}
-		if out == nil {
-			out = append([]any(nil), args...)
-		}
-		out[i] = v
-	}
-	if out == nil {
-		return args
-	}
-	return out
+		return nil, false
+	})
 }
 
 // rows adapts *sql.Rows to core.Rows. database/sql scans the scalar types
@@ -94,28 +87,17 @@ func (r *rows) Close() error {
 
 // convertDests wraps the destinations database/sql cannot fill itself.
 func convertDests(dest []any) []any {
-	var out []any
-	for i, d := range dest {
-		var w any
+	return anyslice.Map(dest, func(d any) (any, bool) {
 		switch p := d.(type) {
 		case *[]string:
-			w = stringsDest{p}
+			return stringsDest{p}, true
 		case *[]int64:
-			w = int64sDest{p}
+			return int64sDest{p}, true
 		case **[]string:
-			w = nullStringsDest{p}
+			return nullStringsDest{p}, true
 		case **[]int64:
-			w = nullInt64sDest{p}
-		default:
-			continue
+			return nullInt64sDest{p}, true
 		}
-		if out == nil {
-			out = append([]any(nil), dest...)
-		}
-		out[i] = w
-	}
-	if out == nil {
-		return dest
-	}
-	return out
+		return nil, false
+	})
 }

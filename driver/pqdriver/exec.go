@@ -8,6 +8,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/anyslice"
 )
 
 // executor maps core's calls onto database/sql with lib/pq.
@@ -36,32 +37,20 @@ func (e executor) Query(ctx context.Context, query string, args ...any) (core.Ro
 // binary_parameters=yes), []string and []int64 as PostgreSQL array
 // literals. Everything else database/sql and lib/pq handle as they are.
 func convertArgs(args []any) []any {
-	var out []any
-	for i, a := range args {
-		var v any
+	return anyslice.Map(args, func(a any) (any, bool) {
 		switch a := a.(type) {
 		case json.RawMessage:
 			if a == nil {
-				v = nil
-			} else {
-				v = string(a)
+				return nil, true
 			}
+			return string(a), true
 		case []string:
-			v = pq.StringArray(a)
+			return pq.StringArray(a), true
 		case []int64:
-			v = pq.Int64Array(a)
-		default:
-			continue
+			return pq.Int64Array(a), true
 		}
-		if out == nil {
-			out = append([]any(nil), args...)
-		}
-		out[i] = v
-	}
-	if out == nil {
-		return args
-	}
-	return out
+		return nil, false
+	})
 }
 
 // rows adapts *sql.Rows to core.Rows. database/sql scans the scalar types
@@ -81,30 +70,19 @@ func (r rows) Scan(dest ...any) error {
 
 // convertDests wraps the destinations database/sql cannot fill itself.
 func convertDests(dest []any) []any {
-	var out []any
-	for i, d := range dest {
-		var w any
+	return anyslice.Map(dest, func(d any) (any, bool) {
 		switch p := d.(type) {
 		case *[]string:
-			w = (*pq.StringArray)(p)
+			return (*pq.StringArray)(p), true
 		case *[]int64:
-			w = (*pq.Int64Array)(p)
+			return (*pq.Int64Array)(p), true
 		case **[]string:
-			w = nullStrings{p}
+			return nullStrings{p}, true
 		case **[]int64:
-			w = nullInt64s{p}
-		default:
-			continue
+			return nullInt64s{p}, true
 		}
-		if out == nil {
-			out = append([]any(nil), dest...)
-		}
-		out[i] = w
-	}
-	if out == nil {
-		return dest
-	}
-	return out
+		return nil, false
+	})
 }
 
 // nullStrings and nullInt64s scan arrays into **[]string and **[]int64:

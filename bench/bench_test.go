@@ -57,14 +57,17 @@ func TestBindReplacesEveryPlaceholderOrFails(t *testing.T) {
 	if s, _ := literal("it's"); s != "'it''s'" {
 		t.Fatalf("literal quotes = %q", s)
 	}
+	if s, err := literal([]string{"noop", "it's"}); err != nil || s != "array['noop','it''s']" {
+		t.Fatalf("literal = %q, %v", s, err)
+	}
 }
 
 func TestPgbenchScriptTurnsTheFetchIntoACTEAndFeedsTheComplete(t *testing.T) {
 	t.Parallel()
 	fetch := &captured{
-		sql: "with candidates as (\n  select id from s._private_jobs where task_id = any($2::bigint[]) limit 24 for update skip locked\n)\n" +
+		sql: "with candidates as (\n  select id from s._private_jobs where task_id = any(array(select id from s._private_tasks where identifier = any($2::text[]))) limit 24 for update skip locked\n)\n" +
 			"update s._private_jobs as j set locked_by = $1 from candidates c where j.id = c.id\nreturning j.id, j.payload",
-		args: []any{"pool-x", []int64{7}},
+		args: []any{"pool-x", []string{"noop"}},
 	}
 	complete := &captured{sql: "with done as (delete from s._private_jobs as j where j.id = any($1::bigint[]) returning j.job_queue_id)\n" +
 		"update s._private_job_queues as q set locked_by = null from done where q.locked_by = $2"}
@@ -76,7 +79,7 @@ func TestPgbenchScriptTurnsTheFetchIntoACTEAndFeedsTheComplete(t *testing.T) {
 	if len(lines) != 3 || lines[1] != `\gset` {
 		t.Fatalf("want fetch, \\gset, complete on three lines; got:\n%s", script)
 	}
-	for _, want := range []string{"any('{7}'::bigint[])", "limit 500", "fetched as ( update s._private_jobs", "select coalesce(array_agg(id), '{}')::text as ids from fetched", "('pgbench-' || :client_id::text)"} {
+	for _, want := range []string{"any(array['noop']::text[])", "limit 500", "fetched as ( update s._private_jobs", "select coalesce(array_agg(id), '{}')::text as ids from fetched", "('pgbench-' || :client_id::text)"} {
 		if !strings.Contains(lines[0], want) {
 			t.Errorf("fetch line lacks %q:\n%s", want, lines[0])
 		}

@@ -136,6 +136,12 @@ func literal(v any) (string, error) {
 			parts[i] = strconv.FormatInt(x, 10)
 		}
 		return "'{" + strings.Join(parts, ",") + "}'", nil
+	case []string:
+		parts := make([]string, len(v))
+		for i, x := range v {
+			parts[i], _ = literal(x)
+		}
+		return "array[" + strings.Join(parts, ",") + "]", nil
 	}
 	return "", fmt.Errorf("cannot render argument %#v (%T) as SQL", v, v)
 }
@@ -157,11 +163,11 @@ func pgbenchScript(fetch, complete *captured, batch int) (string, error) {
 	if len(fetch.args) < 2 {
 		return "", fmt.Errorf("fetch statement has %d arguments, want at least 2", len(fetch.args))
 	}
-	taskIDs, err := literal(fetch.args[1])
+	tasks, err := literal(fetch.args[1])
 	if err != nil {
 		return "", err
 	}
-	values[2] = taskIDs
+	values[2] = tasks
 	f, err := bind(fetch.sql, values)
 	if err != nil {
 		return "", err

@@ -24,19 +24,16 @@ import (
 // Worker runs jobs. Create it with NewWorker and start it with Run (until
 // cancelled) or RunOnce (until no job is runnable).
 type Worker struct {
-	opts    WorkerOptions
-	db      Database
-	id      string
-	log     *slog.Logger
-	utils   *Utils
-	sql     *workerSQL
-	tasks   map[string]Task
-	active  atomic.Bool
-	taskMu  sync.RWMutex
-	taskIDs []int64          // registered task ids, for the fetch
-	byID    map[int32]Task   // task id -> task
-	names   map[int32]string // task id -> identifier
-	hooks   *hookSet         // plugins' and WorkerOptions.Hooks' hooks; nil when none
+	opts      WorkerOptions
+	db        Database
+	id        string
+	log       *slog.Logger
+	utils     *Utils
+	sql       *workerSQL
+	tasks     map[string]Task
+	active    atomic.Bool
+	taskNames []string // the tasks' identifiers, sorted, for the fetch
+	hooks     *hookSet // plugins' and WorkerOptions.Hooks' hooks; nil when none
 }
 
 // BreakingMigrationError is returned by Run when another process applied a
@@ -94,7 +91,9 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 	}
 	for _, t := range o.Tasks {
 		w.tasks[t.identifier] = t
+		w.taskNames = append(w.taskNames, t.identifier)
 	}
+	slices.Sort(w.taskNames)
 	w.installHooks()
 	return w, nil
 }
@@ -161,8 +160,8 @@ func (w *Worker) run(ctx context.Context, once bool) error {
 	return err
 }
 
-// registerTasks makes sure every task identifier has a row and caches the
-// ids: the fetch filters on task_id.
+// registerTasks makes sure every task identifier has a row, so that jobs
+// added by SQL find it, and caches the ids' names for reading jobs.
 func (w *Worker) registerTasks(ctx context.Context) error {
 	ids := make([]string, 0, len(w.tasks))
 	for id := range w.tasks {
@@ -176,9 +175,7 @@ func (w *Worker) registerTasks(ctx context.Context) error {
 		return fmt.Errorf("gworker: register tasks: %w", err)
 	}
 	defer rows.Close()
-	byID := map[int32]Task{}
 	names := map[int32]string{}
-	var taskIDs []int64
 	for rows.Next() {
 		var (
 			id   int32
@@ -187,18 +184,14 @@ func (w *Worker) registerTasks(ctx context.Context) error {
 		if err := rows.Scan(&id, &name); err != nil {
 			return fmt.Errorf("gworker: register tasks: %w", err)
 		}
-		byID[id], names[id] = w.tasks[name], name
-		taskIDs = append(taskIDs, int64(id))
+		names[id] = name
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("gworker: register tasks: %w", err)
 	}
-	if len(taskIDs) != len(ids) {
-		return fmt.Errorf("gworker: register tasks: %d of %d task identifiers found after inserting them", len(taskIDs), len(ids))
+	if len(names) != len(ids) {
+		return fmt.Errorf("gworker: register tasks: %d of %d task identifiers found after inserting them", len(names), len(ids))
 	}
-	w.taskMu.Lock()
-	w.taskIDs, w.byID, w.names = taskIDs, byID, names
-	w.taskMu.Unlock()
 	w.utils.names.mu.Lock()
 	for id, name := range names {
 		w.utils.names.tasks[id] = name
@@ -223,10 +216,7 @@ func (w *Worker) fetch(ctx context.Context, n int) ([]*Job, error) {
 			flags = append(append([]string(nil), flags...), more...)
 		}
 	}
-	w.taskMu.RLock()
-	taskIDs := w.taskIDs
-	w.taskMu.RUnlock()
-	args := []any{w.id, taskIDs}
+	args := []any{w.id, w.taskNames}
 	hasFlags, local := 0, 0
 	if len(flags) > 0 {
 		hasFlags = 1
@@ -256,9 +246,7 @@ func (w *Worker) fetch(ctx context.Context, n int) ([]*Job, error) {
 
 // execute runs the job's handler, turning a panic into a failure.
 func (w *Worker) execute(ctx context.Context, job *Job) (err error) {
-	w.taskMu.RLock()
-	t, ok := w.byID[job.taskID]
-	w.taskMu.RUnlock()
+	t, ok := w.tasks[job.TaskIdentifier]
 	if !ok {
 		return fmt.Errorf("gworker: no handler for task %q (id %d) in this worker", job.TaskIdentifier, job.taskID)
 	}

@@ -97,7 +97,9 @@ where locked_at < now() - interval '4 hours'`),
 }
 
 // fetchSQL builds the statement that locks up to {{limit}} jobs for worker
-// $1 among the tasks $2. The limit is part of the text, not a parameter:
+// $1 among the tasks $2 (identifiers: their ids are read in the statement,
+// so that a task row GC_TASK_IDENTIFIERS deleted and add_jobs created again
+// is still found). The limit is part of the text, not a parameter:
 // with a parameter PostgreSQL may settle on a generic plan that walks the
 // primary key through every dead row of a busy table (measured 2-10x
 // slower). The final update goes through the primary key by design too: a
@@ -123,7 +125,8 @@ func fetchSQL(withFlags, localTime, durable bool) string {
   from {{schema}}._private_jobs as candidate
   where candidate.is_available = true
     and candidate.run_at <= NOW
-    and candidate.task_id = any($2::bigint[])
+    and candidate.task_id = any(array(
+      select t.id from {{schema}}._private_tasks as t where t.identifier = any($2::text[])))
     and (candidate.job_queue_id is null or candidate.job_queue_id in (
       select q.id from {{schema}}._private_job_queues as q
       where q.is_available = true

@@ -843,3 +843,39 @@ func TestMigrationsOfOtherSchemasDoNotStopTheWorker(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// GC_TASK_IDENTIFIERS may delete the task row of a running worker's task
+// while no job uses it; add_jobs then creates a new row, with a new id, for
+// the next job. The worker still runs that job.
+func TestWorkerRunsJobsOfATaskRowRecreatedAfterGC(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ran := &counter{}
+	w, _ := b.worker(t, core.WorkerOptions{PollInterval: 50 * time.Millisecond,
+		Tasks: []core.Task{core.RawTask("gc_me", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
+	stop := runInBackground(t, w)
+	first := b.add(t, "gc_me", nil, nil)
+	eventually(t, "the first job to run", func() bool { return len(ran.list()) == 1 })
+	eventually(t, "the first job to be recorded", func() bool { return len(b.jobs(t)) == 0 })
+	oldID := b.queryInt(t, "select id from S._private_tasks where identifier = 'gc_me'")
+	if err := b.utils.Cleanup(b.ctx, core.CleanupOptions{Tasks: []core.CleanupTask{core.GCTaskIdentifiers}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.queryInt(t, "select count(*) from S._private_tasks where identifier = 'gc_me'"); n != 0 {
+		t.Fatalf("GC left the task row (%d)", n)
+	}
+	second := b.add(t, "gc_me", nil, nil)
+	if newID := b.queryInt(t, "select id from S._private_tasks where identifier = 'gc_me'"); newID == oldID {
+		t.Fatalf("the task row kept id %d; the test needs a new one", oldID)
+	}
+	eventually(t, "the job of the recreated task to run", func() bool { return len(ran.list()) == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ran.list(); !slices.Equal(got, []int64{first.ID, second.ID}) {
+		t.Fatalf("ran %v", got)
+	}
+	if n := len(b.jobs(t)); n != 0 {
+		t.Fatalf("%d jobs left", n)
+	}
+}

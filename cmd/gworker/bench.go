@@ -41,10 +41,7 @@ bench/README.md in the repository compares gworker with its peers.`,
 		setup: func(fs *flagSet) action {
 			var o benchOptions
 			fs.flag(&intValue{p: &o.jobs, min: 1, max: 1 << 16}, "N", fmt.Sprintf("how many jobs run at once (default: the number of CPUs, %d)", runtime.NumCPU()), "j", "jobs")
-			fs.flag(&intValue{p: &o.localQueue, min: 0, max: 1 << 20}, "SIZE", "lock up to SIZE jobs per fetch for the whole worker (default: 0, off)", "local-queue")
-			fs.flag(&durationValue{p: &o.refetchDelay}, "DURATION", "with --local-queue, wait about this long after a fetch that found nothing (default: 0)", "refetch-delay")
-			fs.flag(&durationValue{p: &o.batchDelay}, "DURATION", "gather completions and failures this long before recording them (default: 0, record at once)", "batch-delay")
-			fs.flag(&boolValue{p: &o.durableFetch}, "", durableFetchHelp, "durable-fetch")
+			o.throughput.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
 				switch {
 				case len(args) == 0:
@@ -61,11 +58,32 @@ bench/README.md in the repository compares gworker with its peers.`,
 }
 
 type benchOptions struct {
-	jobs         int
+	jobs       int
+	throughput throughputFlags
+}
+
+// throughputFlags are the worker's throughput settings, shared by run and
+// bench drain.
+type throughputFlags struct {
 	localQueue   int
 	refetchDelay time.Duration
 	batchDelay   time.Duration
 	durableFetch bool
+}
+
+func (t *throughputFlags) register(fs *flagSet) {
+	fs.flag(&intValue{p: &t.localQueue, min: 0, max: 1 << 20}, "SIZE", "lock up to SIZE jobs per fetch for the whole worker (default: 0, off)", "local-queue")
+	fs.flag(&durationValue{p: &t.refetchDelay}, "DURATION", "with --local-queue, wait about this long after a fetch that found nothing (default: 0)", "refetch-delay")
+	fs.flag(&durationValue{p: &t.batchDelay}, "DURATION", "gather completions and failures this long before recording them (default: 0, record at once)", "batch-delay")
+	fs.flag(&boolValue{p: &t.durableFetch}, "", "wait for each fetch's commit to reach disk (default: fetches commit with synchronous_commit off; "+
+		"a database crash then runs the latest fetched jobs again, as a worker crash does)", "durable-fetch")
+}
+
+// apply sets the throughput fields of o.
+func (t *throughputFlags) apply(o *core.WorkerOptions) {
+	o.LocalQueue = core.LocalQueueOptions{Size: t.localQueue, RefetchDelay: core.RefetchDelayOptions{Duration: t.refetchDelay}}
+	o.CompleteJobBatchDelay, o.FailJobBatchDelay = t.batchDelay, t.batchDelay
+	o.DurableFetch = t.durableFetch
 }
 
 // benchDrain runs the no-op handler on every runnable "noop" job and prints
@@ -84,25 +102,20 @@ func benchDrain(ctx context.Context, e *env, opts *commonFlags, o *benchOptions)
 		return err
 	}
 	var ran atomic.Int64
-	w, err := core.NewWorker(core.WorkerOptions{
+	wo := core.WorkerOptions{
 		Database: db,
 		Schema:   schema,
 		Tasks: []core.Task{core.RawTask(benchTask, func(context.Context, *core.Job) error {
 			ran.Add(1)
 			return nil
 		})},
-		Concurrency: o.jobs,
-		LocalQueue: core.LocalQueueOptions{
-			Size:         o.localQueue,
-			RefetchDelay: core.RefetchDelayOptions{Duration: o.refetchDelay},
-		},
-		CompleteJobBatchDelay: o.batchDelay,
-		DurableFetch:          o.durableFetch,
-		FailJobBatchDelay:     o.batchDelay,
-		SkipMigrate:           true,
-		HandleSignals:         true,
-		Logger:                log,
-	})
+		Concurrency:   o.jobs,
+		SkipMigrate:   true,
+		HandleSignals: true,
+		Logger:        log,
+	}
+	o.throughput.apply(&wo)
+	w, err := core.NewWorker(wo)
 	if err != nil {
 		return err
 	}

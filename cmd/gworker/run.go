@@ -62,7 +62,7 @@ graphile-worker's 4-hour rule.`,
 			fs.flag(&durationValue{p: &o.gracePeriod}, "DURATION", "on shutdown, how long running tasks may finish before SIGTERM; 0 means none (default: 5s)", "grace-period")
 			fs.flag(&stringValue{p: &o.tasksDir}, "DIR", "directory of executable tasks (default: "+defaultTasksDir+")", "tasks")
 			fs.flag(&stringValue{p: &o.crontab}, "FILE", "crontab to schedule jobs from (default: "+defaultCrontabFile+" when it exists)", "crontab")
-			fs.flag(&boolValue{p: &o.durableFetch}, "", durableFetchHelp, "durable-fetch")
+			o.throughput.register(fs)
 			o.recovery.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
@@ -81,12 +81,9 @@ type runOptions struct {
 	gracePeriod  time.Duration
 	tasksDir     string
 	crontab      string
-	durableFetch bool
+	throughput   throughputFlags
 	recovery     recoveryFlags
 }
-
-const durableFetchHelp = "wait for each fetch's commit to reach disk (default: fetches commit with synchronous_commit off; " +
-	"a database crash then runs the latest fetched jobs again, as a worker crash does)"
 
 func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) error {
 	log := opts.logger(e, slog.LevelInfo)
@@ -118,7 +115,7 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 	if err != nil {
 		return err
 	}
-	w, err := core.NewWorker(core.WorkerOptions{
+	wo := core.WorkerOptions{
 		Database:      db,
 		Schema:        schema,
 		Tasks:         coreTasks,
@@ -129,8 +126,9 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 		Logger:        log,
 		Crontab:       crontab,
 		Recovery:      recovery,
-		DurableFetch:  o.durableFetch,
-	})
+	}
+	o.throughput.apply(&wo)
+	w, err := core.NewWorker(wo)
 	if err != nil {
 		return err
 	}

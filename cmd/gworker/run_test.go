@@ -252,9 +252,38 @@ func TestRunRejectsBadFlagValues(t *testing.T) {
 		{[]string{"-j", "0"}, []string{"-j", `"0"`}},
 		{[]string{"--jobs", "many"}, []string{"--jobs", `"many"`}},
 		{[]string{"--grace-period", "-1s"}, []string{"--grace-period"}},
+		{[]string{"--local-queue", "-5"}, []string{"--local-queue", `"-5"`}},
+		{[]string{"--refetch-delay", "soon"}, []string{"--refetch-delay", `"soon"`}},
 		{[]string{"extra"}, []string{`"extra"`}},
 	} {
 		r := b.cli(t, append([]string{"run", "--once"}, tt.args...)...)
 		assertOneLineError(t, r, tt.want...)
+	}
+}
+
+// The throughput flags reach the worker: with a local queue, a batch delay
+// and a durable fetch, run --once still runs every job once.
+func TestRunOnceWithThroughputFlags(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.migrate(t)
+	tasks, out := t.TempDir(), t.TempDir()
+	writeScript(t, tasks, "t.sh", reportScript(out))
+	var ids []int64
+	for i := 0; i < 5; i++ {
+		ids = append(ids, b.add(t, "t").ID)
+	}
+	r := b.cli(t, "run", "--once", "--tasks", tasks, "-j", "2", "--local-queue", "3", "--refetch-delay", "1ms",
+		"--batch-delay", "5ms", "--durable-fetch")
+	if r.code != 0 {
+		t.Fatalf("run --once: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	for _, id := range ids {
+		if b.job(t, id).present {
+			t.Errorf("job %d is still in the table", id)
+		}
+		if env := readEnvFile(t, filepath.Join(out, strconv.FormatInt(id, 10))); env["identifier"] != "t" {
+			t.Errorf("job %d ran as %q", id, env["identifier"])
+		}
 	}
 }

@@ -39,4 +39,14 @@
 //
 // Examples, benchmarks and the demo call [Start], which follows the same
 // source order and returns a [Server] the caller owns and must [Server.Stop].
+//
+// # Outages
+//
+// Tests of what clients do while the database is away (the fault suite)
+// call [StartLocal] for a cluster of their own, never the shared one, and
+// stop and start it as pg_ctl would: [Server.Shutdown] with [ShutdownFast]
+// or [ShutdownImmediate], then [Server.Restart], which brings the same data
+// back on the same port and waits until it answers. Only local clusters can
+// be restarted, so StartLocal ignores $GWORKER_TEST_DATABASE_URL and Docker,
+// and fails with what to install when there are no local binaries.
 package pgtest

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -155,7 +156,12 @@ type cluster struct {
 	dir, dataDir, sockDir, logPath string
 
 	watchdog *exec.Cmd
-	pm       *exec.Cmd     // the postmaster
+
+	// mu serialises Stop, Shutdown and Restart, which may come from
+	// different goroutines of a test.
+	mu       sync.Mutex
+	removed  bool          // stop ran: nothing may start again
+	pm       *exec.Cmd     // the postmaster; nil while shut down
 	pmExited chan struct{} // closed when pm has exited
 	logFile  *os.File
 	port     int
@@ -201,11 +207,13 @@ func startCluster(ctx context.Context, opts Options, bins binaries, cred *syscal
 	opts.logf("pgtest: PostgreSQL %s from %s ready on 127.0.0.1:%d in %v (directory %s)",
 		version, filepath.Dir(bins.postgres), c.port, time.Since(begin).Round(time.Millisecond), dir)
 	return &Server{
-		source: SourceLocal,
-		url:    c.url(),
-		dir:    dir,
-		pid:    c.pm.Process.Pid,
-		stop:   c.stop,
+		source:   SourceLocal,
+		url:      c.url(),
+		dir:      dir,
+		pid:      c.pm.Process.Pid,
+		stop:     c.stop,
+		shutdown: c.shutdown,
+		restart:  c.restart,
 	}, nil
 }
 
@@ -270,9 +278,15 @@ func (c *cluster) launch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.port = port
+	return c.launchOn(ctx, port, os.O_TRUNC)
+}
 
-	logFile, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+// launchOn starts the postmaster on port and waits until it answers. logMode
+// is os.O_TRUNC for a first start, os.O_APPEND for a restart, whose log
+// continues the one before.
+func (c *cluster) launchOn(ctx context.Context, port, logMode int) error {
+	c.port = port
+	logFile, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|logMode, 0o600)
 	if err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
@@ -384,6 +398,9 @@ func (c *cluster) logTail() string {
 
 // stop stops the postmaster and the watchdog and removes the directory.
 func (c *cluster) stop() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removed = true
 	var errs []error
 	if err := c.stopPostmaster(); err != nil {
 		errs = append(errs, err)
@@ -395,9 +412,67 @@ func (c *cluster) stop() error {
 	return errors.Join(errs...)
 }
 
-// stopPostmaster asks for a fast shutdown (SIGINT: disconnect clients, stop
-// cleanly) and escalates to immediate (SIGQUIT) and SIGKILL if it lingers.
-func (c *cluster) stopPostmaster() error {
+// errRemoved is returned by Shutdown and Restart after Stop.
+var errRemoved = errors.New("pgtest: the server was stopped and its directory removed; it cannot be restarted")
+
+// shutdown stops the postmaster as pg_ctl stop -m mode does, keeping the
+// data directory and the port for restart. A server already shut down
+// stays so.
+func (c *cluster) shutdown(mode ShutdownMode) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed {
+		return errRemoved
+	}
+	switch mode {
+	case ShutdownFast:
+		return c.stopPostmaster()
+	case ShutdownImmediate:
+		return c.stopPostmasterFrom(1)
+	}
+	return fmt.Errorf("pgtest: unknown shutdown mode %q (want %q or %q)", mode, ShutdownFast, ShutdownImmediate)
+}
+
+// restart starts the postmaster again on the same port and data directory
+// and waits until it answers; a running one is first shut down fast, as
+// pg_ctl restart does. After an immediate shutdown the server recovers
+// from its WAL first, which the wait includes.
+func (c *cluster) restart(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.removed {
+		return errRemoved
+	}
+	if err := c.stopPostmaster(); err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultStartTimeout)
+		defer cancel()
+	}
+	return c.launchOn(ctx, c.port, os.O_APPEND)
+}
+
+// postmasterStops are the signals that stop a postmaster, in escalating
+// order: fast shutdown (SIGINT: disconnect clients, checkpoint, stop
+// cleanly), immediate (SIGQUIT: no checkpoint, crash recovery at the next
+// start), then SIGKILL; each waits before escalating.
+var postmasterStops = []struct {
+	sig  syscall.Signal
+	wait time.Duration
+}{
+	{syscall.SIGINT, 10 * time.Second},
+	{syscall.SIGQUIT, 5 * time.Second},
+	{syscall.SIGKILL, 5 * time.Second},
+}
+
+// stopPostmaster asks for a fast shutdown and escalates if it lingers.
+func (c *cluster) stopPostmaster() error { return c.stopPostmasterFrom(0) }
+
+// stopPostmasterFrom stops the postmaster starting with
+// postmasterStops[first].
+func (c *cluster) stopPostmasterFrom(first int) error {
 	if c.pm == nil {
 		return nil
 	}
@@ -405,15 +480,7 @@ func (c *cluster) stopPostmaster() error {
 		c.logFile.Close()
 		c.pm = nil
 	}()
-	steps := []struct {
-		sig  syscall.Signal
-		wait time.Duration
-	}{
-		{syscall.SIGINT, 10 * time.Second},
-		{syscall.SIGQUIT, 5 * time.Second},
-		{syscall.SIGKILL, 5 * time.Second},
-	}
-	for _, step := range steps {
+	for _, step := range postmasterStops[first:] {
 		select {
 		case <-c.pmExited:
 			return nil

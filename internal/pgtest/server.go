@@ -47,8 +47,8 @@ const DefaultDockerImage = "postgres:16-alpine"
 // Options configures Start. The zero value gives the defaults.
 type Options struct {
 	// Logf receives progress messages: which source was used, how long the
-	// start took. Nil discards them. It is only called from within Start and
-	// Stop.
+	// start took. Nil discards them. It is only called from within Start,
+	// StartLocal and the Server's methods.
 	Logf func(format string, args ...any)
 
 	// Settings are extra server settings, passed as "-c name=value" and
@@ -78,6 +78,10 @@ type Server struct {
 	pid    int          // the local postmaster's pid
 	stop   func() error // nil when there is nothing to stop
 
+	// Local clusters only; nil for the other sources.
+	shutdown func(ShutdownMode) error
+	restart  func(context.Context) error
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -105,6 +109,72 @@ func (s *Server) Stop() error {
 	})
 	return s.stopErr
 }
+
+// ShutdownMode says how Server.Shutdown stops a local cluster, as pg_ctl
+// stop's -m does.
+type ShutdownMode string
+
+const (
+	// ShutdownFast disconnects the clients, rolling back their open
+	// transactions, writes a checkpoint and exits: a planned restart.
+	ShutdownFast ShutdownMode = "fast"
+	// ShutdownImmediate makes every server process exit at once, without a
+	// checkpoint: as after a crash, the next start replays the WAL. Commits
+	// made with synchronous_commit off that were not yet written are lost.
+	ShutdownImmediate ShutdownMode = "immediate"
+)
+
+// Shutdown stops a local cluster's server the way mode says but keeps its
+// data directory and port, so that Restart brings the same database back
+// at the same URL: a database outage for tests of what clients do during
+// one. It fails for the other sources, which pgtest cannot restart; use
+// StartLocal for a server that must be. Shutting down a server already
+// shut down does nothing.
+func (s *Server) Shutdown(mode ShutdownMode) error {
+	if s.shutdown == nil {
+		return s.notRestartable()
+	}
+	return s.shutdown(mode)
+}
+
+// Restart starts a local cluster's server again after Shutdown, on the same
+// port and data directory, and returns once it accepts connections (after
+// crash recovery, following ShutdownImmediate). A running server is first
+// shut down fast, as pg_ctl restart does. ctx bounds the start; without a
+// deadline it is bounded by a minute. It fails after Stop, and for sources
+// other than a local cluster.
+func (s *Server) Restart(ctx context.Context) error {
+	if s.restart == nil {
+		return s.notRestartable()
+	}
+	return s.restart(ctx)
+}
+
+func (s *Server) notRestartable() error {
+	return fmt.Errorf("pgtest: a server from source %q cannot be shut down and restarted: only a local cluster can (pgtest.StartLocal)", s.source)
+}
+
+// StartLocal starts a cluster from the local PostgreSQL binaries, ignoring
+// $GWORKER_TEST_DATABASE_URL and Docker: for tests that stop and restart
+// their server (Shutdown, Restart) or change its configuration, which they
+// must not do to a server they share. The caller owns the server and must
+// Stop it. Without local binaries the error says what to install.
+func StartLocal(ctx context.Context, opts Options) (*Server, error) {
+	if _, err := serverSettings(opts.Settings); err != nil {
+		return nil, err
+	}
+	s, err := startLocal(ctx, opts)
+	if errors.Is(err, errNoLocalBinaries) {
+		return nil, fmt.Errorf("%w: %v", ErrNoLocalPostgreSQL, err)
+	}
+	return s, err
+}
+
+// ErrNoLocalPostgreSQL is returned (wrapped, with the places searched) by
+// StartLocal when there are no PostgreSQL server binaries.
+var ErrNoLocalPostgreSQL = errors.New("pgtest: this needs a PostgreSQL cluster of its own that it can stop and restart, " +
+	"from the local server binaries, and there are none: install the server (Debian/Ubuntu: apt-get install postgresql, or make postgres); " +
+	"$" + EnvURL + " and Docker cannot serve here")
 
 // Start starts (or, for $GWORKER_TEST_DATABASE_URL, borrows) a server from
 // the first source that works; see the package documentation for the order.

@@ -98,6 +98,14 @@
 // jobs go back to the queue without counting the attempt, and gworker waits
 // for their processes before exiting.
 //
+// On Linux a task's process group also dies when the worker dies, even by
+// SIGKILL: each task runs under a small supervisor (gworker itself, shown as
+// gworker-task-supervisor) that leads the group and kills it with SIGKILL
+// when its worker is gone, so that no task keeps running beside the copy of
+// its job that recovery starts elsewhere. Processes a task left running
+// after it exited are not covered; nor, elsewhere than on Linux, is
+// anything.
+//
 // Without --once, run also runs cron: it schedules the entries of the
 // crontab FILE given with --crontab (which must exist), or of ./crontab when
 // it exists, as graphile-worker does. Each minute an entry matches adds one

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,7 +148,8 @@ func (r *execRunner) wait() {
 }
 
 // run executes t for job. A cancelled ctx sends SIGTERM to the task's
-// process group, and SIGKILL killDelay later.
+// process group, and SIGKILL killDelay later. On Linux the group is also
+// killed when the worker dies (see taskCommand).
 func (r *execRunner) run(ctx context.Context, t execTask, job *core.Job) error {
 	r.mu.Lock()
 	if r.closed {
@@ -169,12 +171,10 @@ func (r *execRunner) run(ctx context.Context, t execTask, job *core.Job) error {
 	stdout := &lineLogger{log: log, msg: "task stdout"}
 	stderr := &lineLogger{log: log, msg: "task stderr"}
 	tail := &tailBuffer{max: stderrTailBytes}
-	cmd := exec.CommandContext(ctx, t.path)
-	cmd.Env = append(r.environ(), jobEnv(t, job)...)
+	cmd := taskCommand(ctx, t.path, slices.Concat(r.environ(), jobEnv(t, job)))
 	cmd.Stdin = bytes.NewReader(stdin)
 	cmd.Stdout = stdout
 	cmd.Stderr = io.MultiWriter(stderr, tail)
-	setProcessGroup(cmd)
 	var signalled atomic.Bool
 	cmd.Cancel = func() error {
 		signalled.Store(true)
@@ -184,7 +184,14 @@ func (r *execRunner) run(ctx context.Context, t execTask, job *core.Job) error {
 	}
 	cmd.WaitDelay = r.killDelay
 	log.Debug("gworker: starting task", slog.String("file", t.path))
+	// The parent-death signal that ties the task to the worker (see
+	// taskCommand) fires when the thread that started the task ends, and Go
+	// ends a thread only when a goroutine locked to it exits. Stay on this
+	// thread until the task is reaped, so that no other goroutine can lock
+	// it and take it down while the task runs.
+	runtime.LockOSThread()
 	err := cmd.Run()
+	runtime.UnlockOSThread()
 	stdout.flush()
 	stderr.flush()
 

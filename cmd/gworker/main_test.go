@@ -16,7 +16,20 @@ import (
 	"github.com/gworker/gworker/internal/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+// envRunAsCommand makes the test binary act as the gworker command, for
+// tests that need a worker in a process of its own.
+const envRunAsCommand = "GWORKER_TEST_RUN_AS_COMMAND"
+
+func TestMain(m *testing.M) {
+	// Tasks run by in-process workers are supervised by this test binary
+	// (on Linux; see supervise_linux.go).
+	superviseIfAsked()
+	if os.Getenv(envRunAsCommand) != "" {
+		os.Unsetenv(envRunAsCommand)
+		main()
+	}
+	os.Exit(pgtest.Main(m))
+}
 
 // bundle is a test's database: its own schema on the shared server.
 type bundle struct {

@@ -40,7 +40,8 @@ task's standard error as the job's last_error. Its output is logged.
 
 On shutdown, running tasks get the grace period to finish; then their process
 group gets SIGTERM, and SIGKILL 5s later. Jobs interrupted that way go back to
-the queue without counting the attempt.
+the queue without counting the attempt. On Linux a task's process group is
+also killed when the worker dies, even by SIGKILL.
 
 Without --once, run also schedules the entries of the crontab FILE given with
 --crontab, or of ./crontab when it exists (graphile-worker's format; see

@@ -13,12 +13,22 @@ import (
 // completer records job outcomes in batches: whatever accumulates while one
 // statement runs goes out together in the next, so under load a handful of
 // statements record hundreds of jobs, and an idle worker records each job
-// at once. Shutdown does not cancel it: every outcome is flushed.
+// at once.
+//
+// An outcome is never dropped while the worker lives: a job whose outcome
+// is not recorded stays locked by this live worker, and nothing but the
+// 4-hour rule would free it (nor its named queue). When the database cannot
+// be reached the outcomes wait and are retried with capped backoff until
+// they are recorded, and the loop fetches nothing meanwhile. Shutdown gives
+// them the grace period, then names the jobs it leaves locked.
 type completer struct {
 	w       *Worker
 	mu      sync.Mutex
 	pending []outcome
 	busy    bool
+	// failing says the last flush could not reach the database: outcomes
+	// wait for it, and the loop does not fetch.
+	failing bool
 	sig     chan struct{}
 	stopCh  chan struct{}
 	doneCh  chan struct{}
@@ -29,14 +39,29 @@ type completer struct {
 	// never leave the loop waiting for a flush that waits for the delay.
 	flushAt int
 	flushes atomic.Int64
+	outage  *outageLog
+	// maxRetryWait caps the wait between attempts while the database is
+	// away, so that outcomes are recorded soon after it is back.
+	maxRetryWait time.Duration
 }
 
 // maxBatch caps how many outcomes one flush records, so that a huge backlog
 // does not become one huge statement.
 const maxBatch = 5000
 
+// Retry waits of the completer: while the database is away, and for a job
+// whose own statement fails (invalid data), which must not hold back others.
+const (
+	completerRetryMax    = 2 * time.Second
+	completerJobRetryMax = time.Minute
+	// statementTimeout bounds one recording statement, so that a
+	// connection that hangs is given up and retried.
+	statementTimeout = 30 * time.Second
+)
+
 func newCompleter(w *Worker) *completer {
-	return &completer{w: w, sig: make(chan struct{}, 1), stopCh: make(chan struct{}), doneCh: make(chan struct{}), flushAt: maxBatch}
+	return &completer{w: w, sig: make(chan struct{}, 1), stopCh: make(chan struct{}), doneCh: make(chan struct{}),
+		flushAt: maxBatch, outage: newOutageLog(w.log, "recording job outcomes"), maxRetryWait: completerRetryMax}
 }
 
 // backlog is how many outcomes wait to be recorded.
@@ -44,6 +69,13 @@ func (c *completer) backlog() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pending)
+}
+
+// blocked reports whether outcomes wait for the database to come back.
+func (c *completer) blocked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failing
 }
 
 // start runs the completer; onFlush is told, after each flush, how many of
@@ -62,6 +94,10 @@ func (c *completer) add(o outcome) {
 	}
 	c.pending = append(c.pending, o)
 	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *completer) signal() {
 	select {
 	case c.sig <- struct{}{}:
 	default:
@@ -75,25 +111,64 @@ func (c *completer) idle() bool {
 	return len(c.pending) == 0 && !c.busy
 }
 
-// stop flushes what is pending and waits for it.
+// stop records what is pending, retrying for at most the grace period, and
+// waits for it. What it could not record stays locked by this worker, and
+// is named in the log.
 func (c *completer) stop() {
 	close(c.stopCh)
 	<-c.doneCh
 }
 
-func (c *completer) take() []outcome {
+// take removes up to maxBatch outcomes that may be tried now from pending.
+func (c *completer) take(now time.Time) []outcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	batch := c.pending
-	if len(batch) > maxBatch {
-		batch = batch[:maxBatch:maxBatch]
-		c.pending = append([]outcome(nil), c.pending[maxBatch:]...)
-		c.first = time.Now()
-	} else {
+	var batch, rest []outcome
+	for i, o := range c.pending {
+		if len(batch) == maxBatch {
+			rest = append(rest, c.pending[i:]...)
+			break
+		}
+		if o.retryAt.After(now) {
+			rest = append(rest, o)
+			continue
+		}
+		batch = append(batch, o)
+	}
+	if len(batch) == len(c.pending) {
 		c.pending = nil
+	} else {
+		c.pending = rest
+		c.first = now
 	}
 	c.busy = len(batch) > 0
 	return batch
+}
+
+// putBack returns outcomes that could not be recorded to the front of the
+// pending ones: they are the oldest.
+func (c *completer) putBack(retry []outcome) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(retry) > 0 {
+		c.pending = append(retry, c.pending...)
+		c.first = time.Now()
+	}
+	c.busy = false
+}
+
+// nextRetry is how long until the earliest outcome that waits for a retry
+// of its own may be tried; 0 if none waits.
+func (c *completer) nextRetry(now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var d time.Duration
+	for _, o := range c.pending {
+		if w := o.retryAt.Sub(now); w > 0 && (d == 0 || w < d) {
+			d = w
+		}
+	}
+	return d
 }
 
 // wait returns how long to keep gathering before the next flush: the
@@ -126,12 +201,39 @@ func (c *completer) wait() time.Duration {
 
 func (c *completer) run() {
 	defer close(c.doneCh)
-	for {
-		stopping := false
+	stopping := false
+	var deadline time.Time // once stopping: when to give up on what is left
+	failures := 0          // flushes in a row that could not reach the database
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	// pause waits d, or less when shutdown starts or its deadline comes.
+	pause := func(d time.Duration) {
+		if stopping {
+			d = min(d, max(time.Until(deadline), 0))
+		}
+		stop := c.stopCh
+		if stopping {
+			stop = nil // closed already: it would not wait
+		}
+		resetTimer(retry, d)
 		select {
-		case <-c.sig:
-		case <-c.stopCh:
-			stopping = true
+		case <-retry.C:
+		case <-stop:
+			stopping, deadline = true, time.Now().Add(c.gracePeriod())
+		}
+	}
+	for {
+		if !stopping {
+			if d := c.nextRetry(time.Now()); d > 0 {
+				resetTimer(retry, d)
+			}
+			select {
+			case <-c.sig:
+			case <-retry.C:
+			case <-c.stopCh:
+				stopping, deadline = true, time.Now().Add(c.gracePeriod())
+			}
 		}
 		for {
 			// Gather until the delay passes, enough outcomes arrived, or
@@ -142,151 +244,245 @@ func (c *completer) run() {
 				case <-t.C:
 				case <-c.sig:
 				case <-c.stopCh:
-					stopping = true
+					stopping, deadline = true, time.Now().Add(c.gracePeriod())
 				}
 				t.Stop()
 			}
-			batch := c.take()
+			batch := c.take(time.Now())
 			if len(batch) == 0 {
 				break
 			}
-			c.flush(batch)
+			recorded, retryLater, envErr := c.flush(batch)
 			c.flushes.Add(1)
-			c.mu.Lock()
-			c.busy = false
-			c.mu.Unlock()
-			// Released jobs were never started: they free no slot, and
-			// fetching them straight back would defeat their release.
-			freed, queued, released := 0, 0, 0
-			for _, o := range batch {
-				switch {
-				case o.kind == outcomeRelease:
-					released++
-				case o.job.jobQueueID != nil:
-					queued++
-					freed++
-				default:
-					freed++
+			c.putBack(retryLater)
+			if envErr != nil {
+				failures++
+				c.mu.Lock()
+				c.failing = true
+				c.mu.Unlock()
+				c.outage.failed(envErr, slog.Int("waiting", c.backlog()))
+				c.w.health.noteLoss()
+			} else {
+				if failures > 0 {
+					c.mu.Lock()
+					c.failing = false
+					c.mu.Unlock()
+					c.outage.ok(slog.Int("recorded", len(recorded)))
 				}
+				failures = 0
 			}
-			c.onFlush(freed, queued, released)
+			if len(recorded) > 0 || envErr == nil {
+				c.notify(recorded)
+			}
+			if stopping && !time.Now().Before(deadline) {
+				c.giveUp()
+				return
+			}
+			if envErr != nil {
+				pause(backoff(failures, c.maxRetryWait))
+			}
 		}
 		if stopping {
+			if c.backlog() == 0 {
+				return
+			}
+			// Only outcomes waiting for a retry of their own are left.
+			if d := c.nextRetry(time.Now()); d > 0 && time.Now().Add(d).Before(deadline) {
+				pause(d)
+				continue
+			}
+			c.giveUp()
 			return
 		}
 	}
 }
 
-// flush records a batch with one statement per kind of outcome. A statement
-// that keeps failing falls back to one statement per job, so one bad job
-// cannot hold back the others. A job whose outcome cannot be recorded at
-// all stays locked and is logged: the lock-expiry rules make it runnable
-// again, so it is retried rather than lost.
-func (c *completer) flush(batch []outcome) {
-	var completes, returns, releases []*Job
-	var fails []outcome
+// gracePeriod is how long shutdown keeps trying to record outcomes.
+func (c *completer) gracePeriod() time.Duration {
+	return max(c.w.opts.GracePeriod, time.Second)
+}
+
+// notify tells the loop what a flush freed.
+func (c *completer) notify(recorded []outcome) {
+	// Released jobs were never started: they free no slot, and fetching
+	// them straight back would defeat their release.
+	freed, queued, released := 0, 0, 0
+	for _, o := range recorded {
+		switch {
+		case o.kind == outcomeRelease:
+			released++
+		case o.job.jobQueueID != nil:
+			queued++
+			freed++
+		default:
+			freed++
+		}
+	}
+	c.onFlush(freed, queued, released)
+}
+
+// giveUp says, in one line, which jobs shutdown leaves locked because
+// their outcomes could not be recorded in time. The worker's registration
+// stays (it holds locks), so a sweep by another worker frees them once its
+// heartbeat is stale.
+func (c *completer) giveUp() {
+	c.mu.Lock()
+	left := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	if len(left) == 0 {
+		return
+	}
+	ids := make([]int64, 0, min(len(left), 100))
+	for _, o := range left[:min(len(left), 100)] {
+		ids = append(ids, o.job.ID)
+	}
+	c.w.log.Error(fmt.Sprintf("gworker: shutdown could not record the outcome of %d jobs within the grace period; "+
+		"they stay locked by this worker until a sweep of dead workers frees them (or graphile-worker's 4-hour rule, "+
+		"or force_unlock_workers)", len(left)), slog.Any("job_ids", ids), slog.Bool("more", len(left) > len(ids)))
+}
+
+// flush records a batch with one statement per kind of outcome. It returns
+// the outcomes recorded, those to try again and, when the database could
+// not be reached, the error. A statement rejected for its data (one bad
+// job) is retried job by job, so that the bad job cannot hold back the
+// others; that job is tried again later on its own, with a longer backoff.
+func (c *completer) flush(batch []outcome) (recorded, retry []outcome, envErr error) {
+	var completes, returns, releases, fails []outcome
 	for _, o := range batch {
 		switch o.kind {
 		case outcomeComplete:
-			completes = append(completes, o.job)
+			completes = append(completes, o)
 		case outcomeFail:
 			fails = append(fails, o)
 		case outcomeReturn:
-			returns = append(returns, o.job)
+			returns = append(returns, o)
 		case outcomeRelease:
-			releases = append(releases, o.job)
+			releases = append(releases, o)
 		}
 	}
 	c.w.log.Debug("gworker: recording outcomes", slog.Int("complete", len(completes)), slog.Int("fail", len(fails)),
 		slog.Int("return", len(returns)), slog.Int("release", len(releases)))
-	if len(completes) > 0 {
-		c.record("complete", completes, func(ctx context.Context, jobs []*Job) error {
-			_, err := c.w.db.Exec(ctx, c.w.sql.complete, jobIDs(jobs), c.w.id)
-			return err
-		})
+	groups := []struct {
+		what string
+		os   []outcome
+		stmt func(context.Context, []outcome) error
+	}{
+		{"complete", completes, c.completeJobs},
+		{"fail", fails, c.failJobs},
+		{"return", returns, c.returnJobs},
+		{"release", releases, c.releaseJobs},
 	}
-	if len(fails) > 0 {
-		byID := make(map[int64]outcome, len(fails))
-		jobs := make([]*Job, len(fails))
-		for i, o := range fails {
-			byID[o.job.ID], jobs[i] = o, o.job
+	for _, g := range groups {
+		if len(g.os) == 0 {
+			continue
 		}
-		c.record("fail", jobs, func(ctx context.Context, jobs []*Job) error {
-			type item struct {
-				ID      int64           `json:"id"`
-				Message string          `json:"message"`
-				Payload json.RawMessage `json:"payload,omitempty"`
-			}
-			items := make([]item, len(jobs))
-			for i, j := range jobs {
-				o := byID[j.ID]
-				items[i] = item{ID: j.ID, Message: o.message, Payload: o.payload}
-			}
-			b, err := json.Marshal(items)
-			if err != nil {
-				return err
-			}
-			_, err = c.w.db.Exec(ctx, c.w.sql.fail, c.w.id, json.RawMessage(b))
-			return err
-		})
+		if envErr != nil {
+			// The database is away: do not wait for it once per kind.
+			retry = append(retry, g.os...)
+			continue
+		}
+		err := c.exec(g.stmt, g.os)
+		switch {
+		case err == nil:
+			recorded = append(recorded, g.os...)
+		case !jobSpecific(err):
+			envErr = err
+			retry = append(retry, g.os...)
+		default:
+			c.w.log.Warn(fmt.Sprintf("gworker: recording %d jobs as %s was rejected for its data; trying one by one", len(g.os), g.what),
+				slog.Any("error", err))
+			ok, again, err := c.oneByOne(g.what, g.stmt, g.os)
+			recorded = append(recorded, ok...)
+			retry = append(retry, again...)
+			envErr = err
+		}
 	}
-	if len(returns) > 0 {
-		delay := max(c.w.opts.InterruptedRetryDelay, 0).Seconds()
-		c.record("return", returns, func(ctx context.Context, jobs []*Job) error {
-			_, err := c.w.db.Exec(ctx, c.w.sql.returnJobs, c.w.id, jobIDs(jobs), delay, interruptedMessage)
-			return err
-		})
-	}
-	if len(releases) > 0 {
-		c.record("release", releases, func(ctx context.Context, jobs []*Job) error {
-			_, err := c.w.db.Exec(ctx, c.w.sql.returnJobs, c.w.id, jobIDs(jobs), nil, nil)
-			return err
-		})
-	}
+	return recorded, retry, envErr
 }
 
-// record runs stmt for jobs, retrying with backoff, then job by job.
-func (c *completer) record(what string, jobs []*Job, stmt func(context.Context, []*Job) error) {
-	try := func(jobs []*Job, attempts int) error {
-		var err error
-		for i := 1; i <= attempts; i++ {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err = stmt(ctx, jobs)
-			cancel()
-			if err == nil {
-				return nil
-			}
-			if i < attempts {
-				time.Sleep(backoff(i, 5*time.Second))
-			}
+// oneByOne records each outcome with a statement of its own.
+func (c *completer) oneByOne(what string, stmt func(context.Context, []outcome) error, os []outcome) (recorded, retry []outcome, envErr error) {
+	for i, o := range os {
+		if envErr != nil {
+			retry = append(retry, os[i:]...)
+			break
 		}
+		err := c.exec(stmt, []outcome{o})
+		switch {
+		case err == nil:
+			recorded = append(recorded, o)
+		case !jobSpecific(err):
+			envErr = err
+			retry = append(retry, o)
+		default:
+			o.tries++
+			o.retryAt = time.Now().Add(backoff(o.tries, completerJobRetryMax))
+			if o.tries == 1 {
+				c.w.jobLogger(o.job).Error(fmt.Sprintf("gworker: recording job as %s failed; it stays locked by this worker "+
+					"and recording is retried with backoff", what), slog.Any("error", err))
+			}
+			retry = append(retry, o)
+		}
+	}
+	return recorded, retry, envErr
+}
+
+func (c *completer) exec(stmt func(context.Context, []outcome) error, os []outcome) error {
+	ctx, cancel := context.WithTimeout(context.Background(), statementTimeout)
+	defer cancel()
+	return stmt(ctx, os)
+}
+
+// The statements touch only rows this worker still holds (locked_by), so
+// an outcome recorded late, or twice after a lost connection, cannot
+// overwrite a job that a sweep freed and another worker locked since. A
+// completion also deletes its job when nobody holds it and it is the very
+// job that ran (same revision): a sweep took the worker for dead, but the
+// job did succeed, and running it again would be a needless duplicate.
+
+func (c *completer) completeJobs(ctx context.Context, os []outcome) error {
+	ids, revisions := make([]int64, len(os)), make([]int64, len(os))
+	for i, o := range os {
+		ids[i], revisions[i] = o.job.ID, int64(o.job.Revision)
+	}
+	_, err := c.w.db.Exec(ctx, c.w.sql.complete, ids, c.w.id, revisions)
+	return err
+}
+
+func (c *completer) failJobs(ctx context.Context, os []outcome) error {
+	type item struct {
+		ID      int64           `json:"id"`
+		Message string          `json:"message"`
+		Payload json.RawMessage `json:"payload,omitempty"`
+	}
+	items := make([]item, len(os))
+	for i, o := range os {
+		items[i] = item{ID: o.job.ID, Message: o.message, Payload: o.payload}
+	}
+	b, err := json.Marshal(items)
+	if err != nil {
 		return err
 	}
-	err := try(jobs, 5)
-	if err == nil {
-		return
-	}
-	if len(jobs) == 1 {
-		c.lost(what, jobs[0], err)
-		return
-	}
-	c.w.log.Warn(fmt.Sprintf("gworker: recording %d jobs as %s failed; trying one by one", len(jobs), what), slog.Any("error", err))
-	for _, j := range jobs {
-		if err := try([]*Job{j}, 2); err != nil {
-			c.lost(what, j, err)
-		}
-	}
+	_, err = c.w.db.Exec(ctx, c.w.sql.fail, c.w.id, json.RawMessage(b))
+	return err
 }
 
-func (c *completer) lost(what string, j *Job, err error) {
-	c.w.jobLogger(j).Error(fmt.Sprintf("gworker: could not record job as %s; it stays locked by this worker until its lock is freed, then runs again", what),
-		slog.Any("error", err))
+func (c *completer) returnJobs(ctx context.Context, os []outcome) error {
+	delay := max(c.w.opts.InterruptedRetryDelay, 0).Seconds()
+	_, err := c.w.db.Exec(ctx, c.w.sql.returnJobs, c.w.id, outcomeIDs(os), delay, interruptedMessage)
+	return err
 }
 
-func jobIDs(jobs []*Job) []int64 {
-	ids := make([]int64, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ID
+func (c *completer) releaseJobs(ctx context.Context, os []outcome) error {
+	_, err := c.w.db.Exec(ctx, c.w.sql.returnJobs, c.w.id, outcomeIDs(os), nil, nil)
+	return err
+}
+
+func outcomeIDs(os []outcome) []int64 {
+	ids := make([]int64, len(os))
+	for i, o := range os {
+		ids[i] = o.job.ID
 	}
 	return ids
 }

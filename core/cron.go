@@ -342,7 +342,12 @@ func (c *cronRunner) run(ctx context.Context) {
 		}
 		failures++
 		delay := cronRetryDelay(failures)
-		c.log.Error("gworker: cron failed; restarting it with back-fill", slog.Any("error", err),
+		// Once per outage, not once per retry.
+		level := slog.LevelError
+		if failures > 1 {
+			level = slog.LevelDebug
+		}
+		c.log.Log(ctx, level, "gworker: cron failed; restarting it with back-fill: "+dbProblem(err), slog.Any("error", err),
 			slog.Int("failures", failures), slog.Duration("delay", delay))
 		c.emit(CronEvent{Kind: CronError, Now: c.clock.Now(), Err: err, Delay: delay})
 		if !c.sleep(ctx, delay) {

@@ -257,16 +257,17 @@ func TestBatchedFailureBacksOffExactlyAsUnbatched(t *testing.T) {
 		Tasks: []core.Task{core.RawTask("f", func(context.Context, *core.Job) error { return errors.New("x") })}})
 	job := b.add(t, "f", nil, nil)
 	b.exec(t, "update S._private_jobs set attempts = 3 where id = $1", job.ID)
+	before := b.dbNow(t)
 	if err := w.RunOnce(b.ctx); err != nil {
 		t.Fatal(err)
 	}
-	var delay float64
-	if err := b.pool.QueryRow(b.ctx, b.sql("select extract(epoch from run_at - updated_at)::float8 from S._private_jobs where id = $1"),
-		job.ID).Scan(&delay); err != nil {
+	after := b.dbNow(t)
+	var runAt time.Time
+	if err := b.pool.QueryRow(b.ctx, b.sql("select run_at from S._private_jobs where id = $1"), job.ID).Scan(&runAt); err != nil {
 		t.Fatal(err)
 	}
-	if want := math.Exp(4); math.Abs(delay-want) > 0.001 {
-		t.Fatalf("batched failure delay %.4fs, want %.4fs", delay, want)
+	if want := time.Duration(math.Exp(4) * float64(time.Second)); runAt.Before(before.Add(want)) || runAt.After(after.Add(want)) {
+		t.Fatalf("batched failure: run_at %s, want the failure's time + %s (between %s and %s)", runAt, want, before.Add(want), after.Add(want))
 	}
 }
 
@@ -325,8 +326,9 @@ func TestBatchFlushesOnSizeDespiteALongDelay(t *testing.T) {
 	}
 }
 
-// flakyDB fails every batched completion of more than one job, so only the
-// completer's job-by-job fallback can record them.
+// flakyDB rejects every batched completion of more than one job as if
+// for its data, so only the completer's job-by-job fallback can record
+// them.
 type flakyDB struct {
 	core.Database
 	failed atomic.Int32
@@ -336,11 +338,17 @@ func (f *flakyDB) Exec(ctx context.Context, sql string, args ...any) (int64, err
 	if strings.HasPrefix(sql, "with done as") {
 		if ids, ok := args[0].([]int64); ok && len(ids) > 1 {
 			f.failed.Add(1)
-			return 0, errors.New("injected failure of a batched completion")
+			return 0, &sqlStateError{code: "22P02", msg: "injected failure of a batched completion"}
 		}
 	}
 	return f.Database.Exec(ctx, sql, args...)
 }
+
+// sqlStateError is a database error with a SQLSTATE, as drivers return.
+type sqlStateError struct{ code, msg string }
+
+func (e *sqlStateError) Error() string    { return e.msg + " (SQLSTATE " + e.code + ")" }
+func (e *sqlStateError) SQLState() string { return e.code }
 
 func TestFailedBatchFallsBackToOneStatementPerJob(t *testing.T) {
 	t.Parallel()

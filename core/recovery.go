@@ -535,10 +535,14 @@ func (w *Worker) startRecovery(ctx context.Context, once bool) (stop func(), err
 
 // heartbeat refreshes the worker's row every HeartbeatInterval. When the row
 // is gone, a sweeper took the worker for dead (its heartbeats were late) and
-// handed its jobs to others: it says so and registers again.
+// handed its jobs to others: it says so and registers again. A heartbeat
+// that fails is retried promptly, with backoff, not a full interval later:
+// once the database is back, every live worker must show it lives before a
+// sweeper's patience runs out.
 func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(context.Context) error) {
 	o := w.opts.Recovery
-	t := time.NewTicker(o.HeartbeatInterval)
+	outage := newOutageLog(w.log, "heartbeat")
+	t := time.NewTimer(o.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -551,12 +555,21 @@ func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(co
 		n, err := w.db.Exec(bctx, s.heartbeat, w.id)
 		if err == nil && n == 0 {
 			w.log.Error("gworker: this worker was taken for dead by a sweep (its heartbeats were late); " +
-				"the jobs it was running were handed to other workers and may run twice; registering again")
+				"the jobs it was running were handed to other workers and may run twice, and their outcomes " +
+				"are recorded only where no other worker locked them since; registering again")
 			err = register(bctx)
 		}
 		cancel()
-		if err != nil && ctx.Err() == nil {
-			w.log.Warn("gworker: heartbeat failed; will retry", slog.Any("error", err))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			w.health.noteLoss()
+			failures := outage.failed(err)
+			t.Reset(backoff(failures, min(o.HeartbeatInterval, time.Second)))
+		default:
+			outage.ok()
+			t.Reset(o.HeartbeatInterval)
 		}
 	}
 }
@@ -579,12 +592,26 @@ func (w *Worker) sweepLoop(ctx context.Context, o SweepOptions) {
 }
 
 func (w *Worker) sweepOnce(ctx context.Context, o SweepOptions) {
+	// Other workers' heartbeats stop while the database is away, as this
+	// worker's do: a gap that this worker's own loss of the database
+	// explains is no evidence of their death. Judge them only after the
+	// database has answered this worker for a whole threshold, long enough
+	// for every live worker to have heartbeat again.
+	if stable := w.health.stableFor(); stable < o.Threshold {
+		w.log.Debug("gworker: not sweeping dead workers yet: this worker lost the database recently",
+			slog.Duration("stable_for", stable), slog.Duration("threshold", o.Threshold))
+		return
+	}
 	res, ran, err := w.utils.sweep(ctx, o, w.id, true)
-	switch {
-	case err != nil:
+	if err != nil {
 		if ctx.Err() == nil {
-			w.log.Warn("gworker: sweeping dead workers failed; will retry", slog.Any("error", err))
+			w.health.noteLoss()
+			w.sweepOutage.failed(err)
 		}
+		return
+	}
+	w.sweepOutage.ok()
+	switch {
 	case !ran:
 		w.log.Debug("gworker: another worker is sweeping dead workers")
 	case res.Jobs > 0 || len(res.RemovedWorkerIDs) > 0:

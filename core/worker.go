@@ -34,6 +34,9 @@ type Worker struct {
 	active    atomic.Bool
 	taskNames []string // the tasks' identifiers, sorted, for the fetch
 	hooks     *hookSet // plugins' and WorkerOptions.Hooks' hooks; nil when none
+	health    dbHealth // when this worker last lost the database
+	// sweepOutage logs failed sweeps of dead workers once per outage.
+	sweepOutage *outageLog
 }
 
 // BreakingMigrationError is returned by Run when another process applied a
@@ -89,6 +92,7 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 		sql:   newWorkerSQL(newRenderer(o.Schema), o.DurableFetch),
 		tasks: make(map[string]Task, len(o.Tasks)),
 	}
+	w.sweepOutage = newOutageLog(w.log, "sweeping dead workers")
 	for _, t := range o.Tasks {
 		w.tasks[t.identifier] = t
 		w.taskNames = append(w.taskNames, t.identifier)
@@ -204,13 +208,38 @@ func (w *Worker) jobLogger(j *Job) *slog.Logger {
 	return w.log.With(slog.Int64("job_id", j.ID), slog.String("task", j.TaskIdentifier), slog.Int("attempts", j.Attempts))
 }
 
-// fetch locks up to n runnable jobs for this worker in one statement.
-func (w *Worker) fetch(ctx context.Context, n int) ([]*Job, error) {
+// lockedJobs returns the jobs locked by this worker that are not in known.
+func (w *Worker) lockedJobs(ctx context.Context, known map[int64]bool) ([]*Job, error) {
+	rows, err := w.db.Query(ctx, w.sql.lockedJobs, w.id)
+	if err != nil {
+		return nil, fmt.Errorf("gworker: find jobs locked by this worker: %w", err)
+	}
+	defer rows.Close()
+	var orphans []*Job
+	for rows.Next() {
+		j := &Job{}
+		if err := rows.Scan(&j.ID, &j.jobQueueID); err != nil {
+			return nil, fmt.Errorf("gworker: find jobs locked by this worker: %w", err)
+		}
+		if !known[j.ID] {
+			orphans = append(orphans, j)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("gworker: find jobs locked by this worker: %w", err)
+	}
+	return orphans, nil
+}
+
+// fetch locks up to n runnable jobs for this worker in one statement. ran
+// says whether the statement was sent, and so on an error may have
+// committed.
+func (w *Worker) fetch(ctx context.Context, n int) (jobs []*Job, ran bool, err error) {
 	flags := w.opts.ForbiddenFlags
 	if w.opts.ForbiddenFlagsFunc != nil {
 		more, err := w.opts.ForbiddenFlagsFunc(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("gworker: ForbiddenFlagsFunc: %w", err)
+			return nil, false, fmt.Errorf("gworker: ForbiddenFlagsFunc: %w", err)
 		}
 		if len(more) > 0 {
 			flags = append(append([]string(nil), flags...), more...)
@@ -228,11 +257,11 @@ func (w *Worker) fetch(ctx context.Context, n int) ([]*Job, error) {
 	}
 	rows, err := w.db.Query(ctx, w.sql.fetchText(hasFlags, local, n), args...)
 	if err != nil {
-		return nil, fmt.Errorf("gworker: fetch jobs: %w", err)
+		return nil, true, fmt.Errorf("gworker: fetch jobs: %w", err)
 	}
-	jobs, err := w.utils.readJobs(ctx, rows)
+	jobs, err = w.utils.readJobs(ctx, rows)
 	if err != nil {
-		return nil, fmt.Errorf("gworker: fetch jobs: %w", err)
+		return nil, true, fmt.Errorf("gworker: fetch jobs: %w", err)
 	}
 	// RETURNING has no order; start the batch in the order it was chosen.
 	slices.SortFunc(jobs, func(a, b *Job) int {
@@ -241,7 +270,7 @@ func (w *Worker) fetch(ctx context.Context, n int) ([]*Job, error) {
 		}
 		return a.RunAt.Compare(b.RunAt)
 	})
-	return jobs, nil
+	return jobs, true, nil
 }
 
 // execute runs the job's handler, turning a panic into a failure.
@@ -275,6 +304,10 @@ type outcome struct {
 	kind    outcomeKind
 	message string          // last_error for fail and return
 	payload json.RawMessage // for fail: replaces the job's payload (batch jobs' failed items)
+	// tries and retryAt: recording it failed for its own data this many
+	// times; it is tried again on its own at retryAt.
+	tries   int
+	retryAt time.Time
 }
 
 // activeJob is a job whose handler runs.
@@ -309,6 +342,11 @@ type runner struct {
 	wakeSig  chan struct{}
 	fatal    chan error
 
+	// fetchOutage logs fetch failures once per outage; reconcile says a
+	// failed fetch may have locked jobs the loop never received.
+	fetchOutage *outageLog
+	reconcile   bool
+
 	cancelMu  sync.Mutex
 	cancels   []cancelRequest // from the listener, for the loop
 	cancelSig chan struct{}
@@ -328,6 +366,7 @@ func newRunner(w *Worker, once bool) *runner {
 		cancelSig:  make(chan struct{}, 1),
 	}
 	r.completer = newCompleter(w)
+	r.fetchOutage = newOutageLog(w.log, "fetching jobs")
 	return r
 }
 
@@ -422,7 +461,6 @@ func (r *runner) loop(ctx context.Context) error {
 	announced := 0    // jobs announced during the delay
 	pending := want   // jobs worth asking for now
 	var fatalErr error
-	fetchFailures := 0
 	// One fetch at a time runs beside the loop, so that jobs keep starting
 	// and finishing while it waits on the database. With a local queue it
 	// starts once the buffer is down to lowWater, so that slots need not
@@ -455,7 +493,12 @@ loop:
 			r.start(r.buffer[0].job)
 			r.buffer = r.buffer[1:]
 		}
-		if !fetching && pending > 0 && !delaying && r.completer.backlog() < backlogLimit {
+		// Outcomes waiting for the database keep their jobs locked: fetch
+		// no more until they are recorded. After a failed fetch, first
+		// find the jobs it may have locked without our hearing of it,
+		// which needs every outcome recorded.
+		if !fetching && pending > 0 && !delaying && r.completer.backlog() < backlogLimit && !r.completer.blocked() &&
+			(!r.reconcile || r.completer.idle()) {
 			n := 0
 			if lq.Size > 0 {
 				if len(r.buffer) <= lowWater {
@@ -476,13 +519,22 @@ loop:
 		case f := <-fetched:
 			fetching = false
 			if f.err != nil {
-				fetchFailures++
-				r.w.log.Error("gworker: fetching jobs failed; will retry", slog.Any("error", f.err))
+				fetchFailures := r.fetchOutage.failed(f.err)
+				if f.ran {
+					// The statement may have locked jobs and committed
+					// while its answer was lost.
+					r.reconcile = true
+				}
+				r.w.health.noteLoss()
 				pending = 0
 				resetTimer(poll, backoff(fetchFailures, o.PollInterval))
 				continue
 			}
-			fetchFailures = 0
+			r.fetchOutage.ok()
+			if f.reconciled {
+				r.reconcile = false
+				r.returnOrphans(f.orphans)
+			}
 			r.emitFetched(ctx, f.n, f.jobs)
 			if r.w.log.Enabled(ctx, slog.LevelDebug) {
 				r.w.log.Debug("gworker: fetched jobs", slog.Int("asked", f.n), slog.Int("got", len(f.jobs)),
@@ -573,6 +625,12 @@ type fetchResult struct {
 	// started, and flushes how many flushes the completer had done then.
 	settled bool
 	flushes int64
+	// ran says a statement was sent: on an error, it may have committed.
+	ran bool
+	// reconciled says the jobs locked by this worker were checked first;
+	// orphans are those of them the worker did not know of.
+	reconciled bool
+	orphans    []*Job
 }
 
 // fetchAsync fetches up to n jobs beside the loop and sends the result to
@@ -580,12 +638,49 @@ type fetchResult struct {
 // must be read, or the jobs stay locked by nobody.
 func (r *runner) fetchAsync(ctx context.Context, n int, out chan<- fetchResult) {
 	f := fetchResult{n: n, settled: r.completer.idle(), flushes: r.completer.flushes.Load()}
+	var known map[int64]bool
+	if r.reconcile {
+		// The loop holds every job it knows of in active and buffer; the
+		// completer is idle, so no outcome holds one.
+		known = make(map[int64]bool, len(r.active)+len(r.buffer))
+		for id := range r.active {
+			known[id] = true
+		}
+		for _, b := range r.buffer {
+			known[b.job.ID] = true
+		}
+	}
 	go func() {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		f.jobs, f.err = r.w.fetch(fctx, n)
+		if known != nil {
+			f.ran = true
+			if f.orphans, f.err = r.w.lockedJobs(fctx, known); f.err != nil {
+				out <- f
+				return
+			}
+			f.reconciled = true
+		}
+		f.jobs, f.ran, f.err = r.w.fetch(fctx, n)
+		f.ran = f.ran || f.reconciled
 		out <- f
 	}()
+}
+
+// returnOrphans hands back jobs that a fetch locked for this worker but
+// whose answer was lost with its connection: the worker never started
+// them, so they go back as they were.
+func (r *runner) returnOrphans(orphans []*Job) {
+	if len(orphans) == 0 {
+		return
+	}
+	ids := make([]int64, len(orphans))
+	for i, j := range orphans {
+		ids[i] = j.ID
+		r.completer.add(outcome{job: j, kind: outcomeRelease})
+	}
+	r.w.log.Warn("gworker: found jobs locked by this worker that it never received (a fetch's answer was lost with its connection); returning them to the queue",
+		slog.Any("job_ids", ids))
 }
 
 // buffered is a job waiting in the local queue.
@@ -749,7 +844,7 @@ func (r *runner) shutdown(ctx context.Context) {
 // listen wakes the loop on jobs:insert and stops it on a breaking
 // worker:migrate. When the driver cannot listen, polling does it all.
 func (r *runner) listen(ctx context.Context) {
-	failures := 0
+	outage := newOutageLog(r.w.log, "listening for notifications (LISTEN)")
 	for ctx.Err() == nil {
 		n, err := r.w.db.Listen(ctx, "jobs:insert", "worker:migrate", cancelChannel)
 		if errors.Is(err, ErrNotificationsUnsupported) {
@@ -760,12 +855,11 @@ func (r *runner) listen(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			failures++
-			r.w.log.Warn("gworker: LISTEN failed; will retry", slog.Any("error", err))
+			failures := outage.failed(err)
 			sleepCtx(ctx, backoff(failures, 10*time.Second))
 			continue
 		}
-		failures = 0
+		outage.ok()
 		r.w.log.Debug("gworker: listening for notifications")
 		// Jobs may have been added while nobody listened.
 		r.wake(r.w.opts.Concurrency)

@@ -19,6 +19,7 @@ type workerSQL struct {
 	complete      string
 	fail          string
 	returnJobs    string
+	lockedJobs    string
 	resetLockedAt string
 }
 
@@ -30,10 +31,16 @@ func newWorkerSQL(r renderer, durableFetch bool) *workerSQL {
 			" on conflict do nothing"),
 		readTaskIDs: r.render("select id, identifier from {{schema}}._private_tasks where identifier = any($1::text[])"),
 
-		// Completed jobs are deleted; their queues are unlocked if this
-		// worker holds them.
+		// Completed jobs are deleted, if this worker still holds them, or
+		// if nobody does and they are unchanged since they were fetched
+		// ($3: their revisions); see completer.completeJobs. Their queues
+		// are unlocked if this worker holds them.
 		complete: r.render(`with done as (
-  delete from {{schema}}._private_jobs as j where j.id = any($1::bigint[]) returning j.job_queue_id
+  delete from {{schema}}._private_jobs as j
+  using unnest($1::bigint[], $3::bigint[]) as c(id, revision)
+  where j.id = c.id
+    and (j.locked_by = $2 or (j.locked_by is null and j.revision = c.revision))
+  returning j.job_queue_id
 )
 update {{schema}}._private_job_queues as q set locked_by = null, locked_at = null
 from done where q.id = done.job_queue_id and q.locked_by = $2`),
@@ -41,7 +48,9 @@ from done where q.id = done.job_queue_id and q.locked_by = $2`),
 		// $2 is a JSON array of {"id", "message", "payload"?}; payload
 		// replaces the job's payload (partial batch failure). The backoff is
 		// graphile-worker's: exp(min(attempts, 10)) seconds, on the
-		// database's clock.
+		// database's clock. updated_at is left alone, as graphile-worker's
+		// failure leaves it: a failed job looks the same whichever side ran
+		// it.
 		fail: r.render(`with f as (
   select (e->>'id')::bigint as id, e->>'message' as message, e->'payload' as payload
   from json_array_elements($2::json) as e
@@ -51,8 +60,7 @@ from done where q.id = done.job_queue_id and q.locked_by = $2`),
       run_at = greatest(now(), j.run_at) + exp(least(j.attempts, 10)) * interval '1 second',
       locked_by = null,
       locked_at = null,
-      payload = coalesce(f.payload, j.payload),
-      updated_at = now()
+      payload = coalesce(f.payload, j.payload)
   from f
   where j.id = f.id and j.locked_by = $1
   returning j.job_queue_id
@@ -76,6 +84,11 @@ from failed where q.id = failed.job_queue_id and q.locked_by = $1`),
 )
 update {{schema}}._private_job_queues as q set locked_by = null, locked_at = null
 from back where q.id = back.job_queue_id and q.locked_by = $1`),
+
+		// The jobs worker $1 holds, to find those a lost fetch locked. It
+		// reads the table (no index on locked_by), so it runs only after a
+		// failed fetch.
+		lockedJobs: r.render("select j.id, j.job_queue_id from {{schema}}._private_jobs as j where j.locked_by = $1"),
 
 		// Frees locks a crashed worker left behind, after graphile-worker's
 		// fixed 4 hours.

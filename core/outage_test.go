@@ -1,0 +1,405 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gworker/gworker/core"
+)
+
+// errUnreachable stands for a connection the server cannot be reached on:
+// it carries no SQLSTATE, as a driver's network errors do not.
+var errUnreachable = errors.New("injected: dial tcp 127.0.0.1:5432: connect: connection refused")
+
+// switchDB is a database that can be taken away and given back: while down,
+// every statement fails as if the server could not be reached. It counts
+// the statements it refused, by their first words.
+type switchDB struct {
+	core.Database
+	down atomic.Bool
+
+	mu      sync.Mutex
+	refused map[string]int
+}
+
+func newSwitchDB(db core.Database) *switchDB {
+	return &switchDB{Database: db, refused: map[string]int{}}
+}
+
+func (s *switchDB) refuse(sql string) error {
+	if !s.down.Load() {
+		return nil
+	}
+	key := strings.Join(strings.Fields(sql)[:min(3, len(strings.Fields(sql)))], " ")
+	s.mu.Lock()
+	s.refused[key]++
+	s.mu.Unlock()
+	return errUnreachable
+}
+
+func (s *switchDB) refusals(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, v := range s.refused {
+		if strings.HasPrefix(k, prefix) {
+			n += v
+		}
+	}
+	return n
+}
+
+func (s *switchDB) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if err := s.refuse(sql); err != nil {
+		return 0, err
+	}
+	return s.Database.Exec(ctx, sql, args...)
+}
+
+func (s *switchDB) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	if err := s.refuse(sql); err != nil {
+		return nil, err
+	}
+	return s.Database.Query(ctx, sql, args...)
+}
+
+func (s *switchDB) Begin(ctx context.Context) (core.Transaction, error) {
+	if err := s.refuse("begin"); err != nil {
+		return nil, err
+	}
+	return s.Database.Begin(ctx)
+}
+
+func (s *switchDB) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
+	if err := s.refuse("listen"); err != nil {
+		return nil, err
+	}
+	return s.Database.Listen(ctx, channels...)
+}
+
+// A completion that cannot be recorded is kept and retried for as long as
+// the database is away, however long, instead of being dropped after a few
+// tries; the job's named queue is not wedged, and the next job of the
+// queue runs once the database is back. Retrying is logged once, not per
+// attempt.
+func TestOutcomeWaitsForTheDatabaseThroughAnOutage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	db := newSwitchDB(b.db)
+	var ran sync.Map // job id -> runs
+	var runs atomic.Int32
+	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 1, PollInterval: 50 * time.Millisecond,
+		Tasks: []core.Task{core.RawTask("q", func(_ context.Context, j *core.Job) error {
+			n, _ := ran.LoadOrStore(j.ID, new(atomic.Int32))
+			n.(*atomic.Int32).Add(1)
+			if runs.Add(1) == 1 {
+				db.down.Store(true) // the server goes away as the first job finishes
+			}
+			return nil
+		})}})
+	first := b.add(t, "q", nil, &core.JobSpec{QueueName: "serial"})
+	second := b.add(t, "q", nil, &core.JobSpec{QueueName: "serial"})
+	stop := runInBackground(t, w)
+
+	// The worker used to give up after 5 tries; twice that proves it does not.
+	eventually(t, "ten refused completions", func() bool { return db.refusals("with done as") >= 10 })
+	if got := b.job(t, first.ID); got.LockedBy == nil || *got.LockedBy != w.ID() {
+		t.Fatalf("job %d: locked by %v during the outage, want this worker %s", first.ID, deref(got.LockedBy), w.ID())
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("%d runs during the outage, want 1: the second job of a serial queue must wait", n)
+	}
+	db.down.Store(false)
+	eventually(t, "both jobs to be recorded", func() bool { return len(b.jobs(t)) == 0 })
+	for _, id := range []int64{first.ID, second.ID} {
+		v, ok := ran.Load(id)
+		if !ok || v.(*atomic.Int32).Load() != 1 {
+			t.Fatalf("job %d ran %v times, want once", id, v)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRecs(sink, "WARN gworker: recording job outcomes failed"); n != 1 {
+		t.Fatalf("the outage was logged %d times by the completer, want once:\n%s", n, strings.Join(sinkRecs(sink), "\n"))
+	}
+	if !sink.has("recording job outcomes works again") {
+		t.Fatalf("the end of the outage was not logged:\n%s", strings.Join(sinkRecs(sink), "\n"))
+	}
+}
+
+func countRecs(s *logSink, substr string) int {
+	n := 0
+	for _, r := range sinkRecs(s) {
+		if strings.Contains(r, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// Shutdown gives outcomes that cannot be recorded the grace period, then
+// names in one line the jobs it leaves locked; the registration stays, so
+// that a sweep frees them later.
+func TestShutdownNamesTheJobsItCouldNotRecord(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	db := newSwitchDB(b.db)
+	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 1, GracePeriod: 300 * time.Millisecond,
+		Tasks: []core.Task{core.RawTask("q", func(context.Context, *core.Job) error {
+			db.down.Store(true)
+			return nil
+		})}})
+	job := b.add(t, "q", nil, nil)
+	stop := runInBackground(t, w)
+	eventually(t, "a refused completion", func() bool { return db.refusals("with done as") >= 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRecs(sink, "shutdown could not record the outcome of 1 jobs"); n != 1 {
+		t.Fatalf("%d lines name the jobs left locked, want 1:\n%s", n, strings.Join(sinkRecs(sink), "\n"))
+	}
+	if !sink.has("job_ids=[" + strconv.FormatInt(job.ID, 10) + "]") {
+		t.Fatalf("the line does not name job %d:\n%s", job.ID, strings.Join(sinkRecs(sink), "\n"))
+	}
+	if got := b.job(t, job.ID); got.LockedBy == nil || *got.LockedBy != w.ID() {
+		t.Fatalf("job %d locked by %v, want %s", job.ID, deref(got.LockedBy), w.ID())
+	}
+	if n := b.queryInt(t, "select count(*) from S._private_gworker_workers where worker_id = $1", w.ID()); n != 1 {
+		t.Fatalf("%d registrations of the worker that holds a lock, want 1", n)
+	}
+}
+
+// An outcome recorded after the worker lost its job (a sweep took it for
+// dead, another worker locked the job since) must not touch the job.
+func TestLateOutcomeLeavesAJobAnotherWorkerLocked(t *testing.T) {
+	t.Parallel()
+	for _, fail := range []bool{false, true} {
+		name := map[bool]string{false: "complete", true: "fail"}[fail]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			started, release := make(chan int64, 1), make(chan struct{})
+			w, _ := b.worker(t, core.WorkerOptions{Concurrency: 1,
+				Tasks: []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error {
+					started <- j.ID
+					<-release
+					if fail {
+						return errors.New("late failure")
+					}
+					return nil
+				})}})
+			job := b.add(t, "t", map[string]int{"n": 1}, &core.JobSpec{QueueName: "q"})
+			done := make(chan error, 1)
+			go func() { done <- w.RunOnce(b.ctx) }()
+			<-started
+			// What a sweep and another worker's fetch leave behind.
+			b.exec(t, "update S._private_jobs set locked_by = 'pool-other', locked_at = now() where id = $1", job.ID)
+			b.exec(t, "update S._private_job_queues set locked_by = 'pool-other', locked_at = now()")
+			before := b.job(t, job.ID)
+			close(release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			after := b.job(t, job.ID)
+			if deref(after.LockedBy) != "pool-other" || after.Attempts != before.Attempts || after.LastError != nil ||
+				!after.RunAt.Equal(before.RunAt) || after.Payload != before.Payload {
+				t.Fatalf("the late %s changed the job another worker holds:\nbefore %+v\nafter  %+v", name, before, after)
+			}
+			if n := b.queryInt(t, "select count(*) from S._private_job_queues where locked_by = 'pool-other'"); n != 1 {
+				t.Fatalf("the late %s unlocked the queue another worker holds", name)
+			}
+		})
+	}
+}
+
+// A completion recorded after a sweep handed the job back deletes it if
+// nobody took it since and it is still the job that ran (same revision):
+// it did succeed. A job replaced since (job key, new revision) stays.
+func TestLateCompletionOfAReturnedJob(t *testing.T) {
+	t.Parallel()
+	for _, replaced := range []bool{false, true} {
+		name := map[bool]string{false: "unchanged", true: "replaced"}[replaced]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			started, release := make(chan int64, 1), make(chan struct{})
+			w, _ := b.worker(t, core.WorkerOptions{Concurrency: 1,
+				Tasks: []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error {
+					started <- j.ID
+					<-release
+					return nil
+				})}})
+			job := b.add(t, "t", map[string]int{"v": 1}, &core.JobSpec{JobKey: "k"})
+			done := make(chan error, 1)
+			go func() { done <- w.RunOnce(b.ctx) }()
+			<-started
+			// A sweep's return: unlocked, to run later.
+			b.exec(t, "update S._private_jobs set locked_by = null, locked_at = null, run_at = now() + interval '1 hour' where id = $1", job.ID)
+			if replaced {
+				b.add(t, "t", map[string]int{"v": 2}, &core.JobSpec{JobKey: "k", RunAt: time.Now().Add(time.Hour)})
+			}
+			close(release)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			jobs := b.jobs(t)
+			switch {
+			case !replaced && len(jobs) != 0:
+				t.Fatalf("the completed job is still there: %+v", jobs)
+			case replaced && (len(jobs) != 1 || jobs[0].Payload != `{"v":2}` || jobs[0].Revision != 1):
+				t.Fatalf("the replaced job was touched by the late completion: %+v", jobs)
+			}
+		})
+	}
+}
+
+// lostFetchDB loses the answer of the first fetch that locks a job: the
+// statement commits on the server, the worker sees only an error.
+type lostFetchDB struct {
+	core.Database
+	lost atomic.Bool
+}
+
+func (l *lostFetchDB) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	if l.lost.Load() || !strings.HasPrefix(sql, "with candidates as") {
+		return l.Database.Query(ctx, sql, args...)
+	}
+	// The worker fetches one statement at a time: no other fetch runs.
+	rows, err := l.Database.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	var n int
+	for rows.Next() {
+		n++
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return emptyRows{}, nil
+	}
+	l.lost.Store(true)
+	return nil, errors.New("injected: unexpected EOF (the connection closed after the statement was sent)")
+}
+
+type emptyRows struct{}
+
+func (emptyRows) Next() bool        { return false }
+func (emptyRows) Scan(...any) error { return errors.New("no row") }
+func (emptyRows) Err() error        { return nil }
+func (emptyRows) Close() error      { return nil }
+
+// A fetch whose answer is lost with its connection may have locked jobs:
+// the worker finds them, returns them untouched, and runs each once.
+func TestJobsOfALostFetchAreReturned(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	db := &lostFetchDB{Database: b.db}
+	ran := &counter{}
+	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 2, PollInterval: 50 * time.Millisecond,
+		Tasks: []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
+	a := b.add(t, "t", nil, &core.JobSpec{QueueName: "q"})
+	c := b.add(t, "t", nil, nil)
+	stop := runInBackground(t, w)
+	defer func() {
+		if t.Failed() {
+			t.Log(strings.Join(sinkRecs(sink), "\n"))
+		}
+	}()
+	eventually(t, "both jobs to run and be recorded", func() bool { return len(b.jobs(t)) == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !db.lost.Load() {
+		t.Fatal("no fetch answer was lost, so the test proves nothing")
+	}
+	ran.mu.Lock()
+	defer ran.mu.Unlock()
+	counts := map[int64]int{}
+	for _, id := range ran.ids {
+		counts[id]++
+	}
+	if counts[a.ID] != 1 || counts[c.ID] != 1 || len(counts) != 2 {
+		t.Fatalf("runs per job %v, want each of %d and %d once", counts, a.ID, c.ID)
+	}
+	if !sink.has("never received") {
+		t.Fatalf("the returned jobs were not logged:\n%s", strings.Join(sinkRecs(sink), "\n"))
+	}
+}
+
+// When the database comes back after an outage longer than the stale
+// threshold, every worker's last heartbeat looks stale: a sweeper must not
+// take its live peers for dead and hand out their running jobs.
+func TestNoSweepOfLivePeersAfterAnOutage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	recovery := core.RecoveryOptions{HeartbeatInterval: 50 * time.Millisecond, StaleThreshold: time.Second,
+		SweepInterval: 20 * time.Millisecond, Delay: -1}
+	dbA, dbB := newSwitchDB(b.db), newSwitchDB(b.db)
+	started, release := make(chan int64, 1), make(chan struct{})
+	var runs atomic.Int32
+	peer, _ := b.worker(t, core.WorkerOptions{Database: dbB, Concurrency: 1, Recovery: recovery,
+		Tasks: []core.Task{core.RawTask("long", func(_ context.Context, j *core.Job) error {
+			runs.Add(1)
+			started <- j.ID
+			<-release
+			return nil
+		})}})
+	// The sweeper runs the same task, so a job it took from its peer would
+	// run a second time.
+	sweeper, sweeperLog := b.worker(t, core.WorkerOptions{Database: dbA, Concurrency: 1, Recovery: recovery,
+		Tasks: []core.Task{core.RawTask("long", func(_ context.Context, j *core.Job) error { runs.Add(1); return nil })}})
+	job := b.add(t, "long", nil, nil)
+	stopPeer := runInBackground(t, peer)
+	<-started
+	stopSweeper := runInBackground(t, sweeper)
+	fresh := func(id, within string) bool {
+		return b.queryInt(t, "select count(*) from S._private_gworker_workers where worker_id = $1 and last_heartbeat_at > now() - $2::interval", id, within) == 1
+	}
+	eventually(t, "the sweeper to register", func() bool { return fresh(sweeper.ID(), "1 minute") })
+
+	dbA.down.Store(true)
+	dbB.down.Store(true)
+	// The outage lasts until the peer's last heartbeat is twice the
+	// threshold old, by the database's clock.
+	eventually(t, "the peer's heartbeat to go stale", func() bool { return !fresh(peer.ID(), "2 seconds") })
+	// Workers do not all get the database back at the same instant: the
+	// sweeper does first, and its peer a moment later (less than a
+	// threshold), by which time the sweeper has had many chances to sweep.
+	dbA.down.Store(false)
+	eventually(t, "the sweeper to heartbeat again", func() bool { return fresh(sweeper.ID(), "100 milliseconds") })
+	mark := b.dbNow(t)
+	eventually(t, "the peer's outage to go on a little", func() bool { return b.dbNow(t).Sub(mark) > 300*time.Millisecond })
+	dbB.down.Store(false)
+	eventually(t, "the peer to heartbeat again", func() bool { return fresh(peer.ID(), "100 milliseconds") })
+	// Then two thresholds of stable database, in which a sweep would find
+	// nothing stale.
+	mark = b.dbNow(t)
+	eventually(t, "two thresholds of stable database", func() bool { return b.dbNow(t).Sub(mark) > 2*time.Second })
+
+	if jobs := b.jobs(t); len(jobs) != 1 || jobs[0].ID != job.ID || deref(jobs[0].LockedBy) != peer.ID() {
+		t.Fatalf("the live peer's job %d was swept: jobs now %+v, want it locked by %s\n%s", job.ID, jobs, peer.ID(),
+			strings.Join(sinkRecs(sweeperLog), "\n"))
+	}
+	close(release)
+	eventually(t, "the job to be recorded", func() bool { return len(b.jobs(t)) == 0 })
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the job ran %d times, want once", n)
+	}
+	if sweeperLog.has("dead workers found") {
+		t.Fatalf("the sweeper took a live worker for dead:\n%s", strings.Join(sinkRecs(sweeperLog), "\n"))
+	}
+	for _, stop := range []func() error{stopSweeper, stopPeer} {
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

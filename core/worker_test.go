@@ -191,20 +191,23 @@ func TestFailedJobBacksOffExponentially(t *testing.T) {
 	// attempts before the run -> attempts after the fetch -> expected delay
 	for _, c := range []struct{ before, after int }{{0, 1}, {2, 3}, {9, 10}, {14, 15}} {
 		b.exec(t, "update S._private_jobs set attempts = $2, run_at = now() - interval '1 minute' where id = $1", job.ID, c.before)
+		// The failure's now(), on the database's clock, falls between these.
+		before := b.dbNow(t)
 		if err := w.RunOnce(b.ctx); err != nil {
 			t.Fatal(err)
 		}
+		after := b.dbNow(t)
 		var attempts int
 		var lastError string
-		var delay float64
-		if err := b.pool.QueryRow(b.ctx, b.sql(`select attempts, last_error, extract(epoch from run_at - updated_at)::float8
-			from S._private_jobs where id = $1`), job.ID).Scan(&attempts, &lastError, &delay); err != nil {
+		var runAt time.Time
+		if err := b.pool.QueryRow(b.ctx, b.sql(`select attempts, last_error, run_at from S._private_jobs where id = $1`),
+			job.ID).Scan(&attempts, &lastError, &runAt); err != nil {
 			t.Fatal(err)
 		}
-		want := math.Exp(math.Min(float64(c.after), 10))
-		if attempts != c.after || lastError != "boom: disk full" || math.Abs(delay-want) > 0.001 {
-			t.Fatalf("after attempt %d: attempts=%d last_error=%q delay=%.4fs, want %d, boom, %.4fs",
-				c.after, attempts, lastError, delay, c.after, want)
+		want := time.Duration(math.Exp(math.Min(float64(c.after), 10)) * float64(time.Second))
+		if attempts != c.after || lastError != "boom: disk full" || runAt.Before(before.Add(want)) || runAt.After(after.Add(want)) {
+			t.Fatalf("after attempt %d: attempts=%d last_error=%q run_at=%s, want %d, boom, the failure's time + %s (between %s and %s)",
+				c.after, attempts, lastError, runAt, c.after, want, before.Add(want), after.Add(want))
 		}
 		if r := b.job(t, job.ID); r.LockedAt != nil || r.LockedBy != nil {
 			t.Fatalf("failed job still locked: %+v", r)

@@ -1,22 +1,25 @@
 -- The jobs view: the stable, documented way to read jobs. It deliberately has
--- no payload column.
+-- no payload column. Each table is aliased by the name it had before
+-- migration 16 (jobs, tasks, job_queues), as in graphile-worker's view, so
+-- that the definition PostgreSQL stores (pg_get_viewdef, pg_dump) is the same
+-- whichever side created the schema.
 create or replace view {{schema}}.jobs as
   select
-    j.id,
-    q.queue_name,
-    t.identifier as task_identifier,
-    j.priority,
-    j.run_at,
-    j.attempts,
-    j.max_attempts,
-    j.last_error,
-    j.created_at,
-    j.updated_at,
-    j.key,
-    j.locked_at,
-    j.locked_by,
-    j.revision,
-    j.flags
-  from {{schema}}._private_jobs j
-  inner join {{schema}}._private_tasks t on t.id = j.task_id
-  left join {{schema}}._private_job_queues q on q.id = j.job_queue_id;
+    jobs.id,
+    job_queues.queue_name,
+    tasks.identifier as task_identifier,
+    jobs.priority,
+    jobs.run_at,
+    jobs.attempts,
+    jobs.max_attempts,
+    jobs.last_error,
+    jobs.created_at,
+    jobs.updated_at,
+    jobs.key,
+    jobs.locked_at,
+    jobs.locked_by,
+    jobs.revision,
+    jobs.flags
+  from {{schema}}._private_jobs jobs
+  inner join {{schema}}._private_tasks tasks on tasks.id = jobs.task_id
+  left join {{schema}}._private_job_queues job_queues on job_queues.id = jobs.job_queue_id;

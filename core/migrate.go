@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 )
 
 // LatestMigration is the newest graphile-worker migration gworker applies
@@ -117,7 +118,13 @@ func (m *migrator) migrate(ctx context.Context) error {
 		case latest == 0:
 			err = m.install(ctx)
 		case latest < oldestUpgradable:
-			return &DatabaseTooOldError{Schema: m.schema, Latest: latest}
+			// graphile-worker migrates a new schema one committed step at a
+			// time, so a schema it is creating right now passes through
+			// migrations 1-10: wait for it rather than call it too old.
+			if err := m.awaitOtherMigrator(ctx, latest); err != nil {
+				return err
+			}
+			continue
 		default:
 			err = m.step(ctx, latest+1)
 		}
@@ -126,6 +133,54 @@ func (m *migrator) migrate(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("gworker: migrating schema %q made no progress; is another migrator stuck?", m.schema)
+}
+
+// Another migrator is taken to be at work on a ledger below
+// oldestUpgradable while its newest row is younger than
+// otherMigratorRecent; migrate then waits for the ledger to pass
+// oldestUpgradable, re-reading it every otherMigratorPoll, and gives up when
+// it has not moved for otherMigratorStall. graphile-worker commits each of
+// its steps within milliseconds on a new schema.
+const (
+	otherMigratorRecent = time.Minute
+	otherMigratorPoll   = 20 * time.Millisecond
+	otherMigratorStall  = 10 * time.Second
+)
+
+// awaitOtherMigrator returns nil once the ledger moved past latest, or a
+// *DatabaseTooOldError when nobody is moving it: the schema is genuinely
+// older than gworker can upgrade.
+func (m *migrator) awaitOtherMigrator(ctx context.Context, latest int) error {
+	tooOld := &DatabaseTooOldError{Schema: m.schema, Latest: latest}
+	var recent bool
+	if _, err := queryOne(ctx, m.ex, m.r.render(
+		"select coalesce(max(ts) > now() - $1::float8 * interval '1 second', false) from {{schema}}.migrations"),
+		[]any{otherMigratorRecent.Seconds()}, &recent); err != nil {
+		return fmt.Errorf("gworker: read migrations of schema %q: %w", m.schema, err)
+	}
+	if !recent {
+		return tooOld
+	}
+	m.log.Info("gworker: schema is being created by another migrator; waiting for it",
+		slog.String("schema", m.schema), slog.Int("database_migration", latest))
+	deadline := time.Now().Add(otherMigratorStall)
+	for time.Now().Before(deadline) {
+		t := time.NewTimer(otherMigratorPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		now, _, err := m.readLedger(ctx)
+		if err != nil {
+			return fmt.Errorf("gworker: read migrations of schema %q: %w", m.schema, err)
+		}
+		if now != latest {
+			return nil
+		}
+	}
+	return tooOld
 }
 
 func (m *migrator) checkServer(ctx context.Context) error {

@@ -307,7 +307,8 @@ func TestMigrateRefusesDatabaseOlderThan11(t *testing.T) {
 	b := setupUnmigrated(t)
 	b.exec(t, "create schema "+b.q)
 	b.exec(t, "create table S.migrations (id int primary key, ts timestamptz default now() not null)")
-	b.exec(t, "insert into S.migrations (id) select generate_series(1, 10)")
+	// Written an hour ago: a schema nobody is migrating any more.
+	b.exec(t, "insert into S.migrations (id, ts) select generate_series(1, 10), now() - interval '1 hour'")
 	err := b.utils.Migrate(b.ctx)
 	var old *core.DatabaseTooOldError
 	if !errors.As(err, &old) || old.Latest != 10 {

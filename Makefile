@@ -6,19 +6,33 @@ STATICCHECK_VERSION ?= v0.8.2
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 10s
 
-.PHONY: all test postgres vet build lint demo fuzz
+# Where scripts/ensure-node.sh installs Node 22 and graphile-worker for the
+# interop tests (package interop), which read GWORKER_NODE_DIR: outside the
+# repository, so a fresh clone on the same machine reuses it.
+GWORKER_CACHE_DIR ?= $(HOME)/.cache/gworker
+GWORKER_NODE_DIR ?= $(GWORKER_CACHE_DIR)/node
+export GWORKER_NODE_DIR
+
+.PHONY: all test postgres node vet build lint demo fuzz
 
 all: build
 
-## test: install PostgreSQL if missing (root + apt only), then vet and run every test with -race
-test: postgres
+## test: install PostgreSQL and the Node side of the interop tests if missing, then vet and run every test with -race
+## (GWORKER_SKIP_NODE_INTEROP=1 skips the tests against Node graphile-worker, and says so)
+test: postgres node
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./cronspec/
+	@if [ "$${GWORKER_SKIP_NODE_INTEROP:-}" = 1 ]; then \
+		echo "make test: GWORKER_SKIP_NODE_INTEROP=1: the interop tests against Node graphile-worker 0.18 were SKIPPED"; fi
 
 ## postgres: make sure the PostgreSQL server binaries the tests need are installed
 postgres:
 	@scripts/ensure-postgres.sh
+
+## node: install Node 22 and the pinned graphile-worker releases into $(GWORKER_NODE_DIR) if missing (npm registry)
+node:
+	@scripts/ensure-node.sh
 
 vet:
 	$(GO) vet ./...
@@ -46,3 +60,14 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
 		done; \
 	done
+
+# Where `make chaos` writes its results table (Markdown).
+CHAOS_REPORT ?= chaos-report.md
+
+.PHONY: chaos
+
+## chaos: the fault suite's long variant (package faults, GWORKER_CHAOS=1): longer and repeated
+## database faults, heavier load over more worker processes; bounded, it ends by itself and
+## writes the table of docs/reliability.md to CHAOS_REPORT
+chaos: postgres
+	GWORKER_CHAOS=1 GWORKER_FAULTS_REPORT=$(abspath $(CHAOS_REPORT)) $(GO) test -count=1 -timeout 45m -v -run . ./faults/

@@ -279,8 +279,8 @@ func (b *bench) command(ctx context.Context, dir, name string, args ...string) *
 }
 
 // ensureNode installs Node 22 and graphile-worker with
-// scripts/nodecompat/install.sh into the node directory when they are not
-// there yet.
+// scripts/ensure-node.sh (the interop tests' pinned install) into the node
+// directory when they are not there yet.
 func (b *bench) ensureNode(ctx context.Context) error {
 	dir := b.cfg.nodeDir
 	if dir == "" {
@@ -299,7 +299,8 @@ func (b *bench) ensureNode(ctx context.Context) error {
 		return nil
 	}
 	b.logf("installing Node 22 and graphile-worker into %s (npm)", dir)
-	cmd := b.command(ctx, b.root, "bash", filepath.Join(b.root, "scripts", "nodecompat", "install.sh"), dir)
+	cmd := b.command(ctx, b.root, "bash", filepath.Join(b.root, "scripts", "ensure-node.sh"))
+	cmd.Env = append(os.Environ(), "GWORKER_NODE_DIR="+dir, "GWORKER_SKIP_NODE_INTEROP=")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("install Node and graphile-worker into %s: %w", dir, err)

@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export GWORKER_BENCH_NODE_DIR="${GWORKER_BENCH_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gworker-bench/node}"
-bash scripts/nodecompat/install.sh "$GWORKER_BENCH_NODE_DIR" >&2
+GWORKER_SKIP_NODE_INTEROP= GWORKER_NODE_DIR="$GWORKER_BENCH_NODE_DIR" scripts/ensure-node.sh >&2
 if [ -z "${DATABASE_URL:-}" ]; then
   scripts/ensure-postgres.sh >&2
 fi

@@ -3,7 +3,7 @@
 //
 //   GWNODE_DIR=DIR DATABASE_URL=URL SCHEMA=S node bench.mjs MODE [N] [--default]
 //
-// GWNODE_DIR holds graphile-worker and pg (scripts/nodecompat/install.sh).
+// GWNODE_DIR holds graphile-worker and pg (scripts/ensure-node.sh).
 // Modes:
 //   migrate       install the schema (graphile-worker's own migrations)
 //   drain         runOnce over every job of task "noop"; prints

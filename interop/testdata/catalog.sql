@@ -1,7 +1,7 @@
--- gworker nodecompat: deterministic description of every object in one schema.
+-- Deterministic description of every object in one schema, for the interop
+-- tests (catalogFacts replaces :'schema' with a bind parameter); by hand:
 --
--- psql:  psql "$DATABASE_URL" -v schema=graphile_worker -At -F ' | ' -f catalog.sql
--- Node:  lib.mjs reads this file and replaces :'schema' with a bind parameter.
+-- psql "$DATABASE_URL" -v schema=graphile_worker -At -F ' | ' -f catalog.sql
 --
 -- One row per fact: (kind, name, detail), ordered by kind, name, detail.
 -- The schema's own name followed by a dot (quoted as pg_get_*def prints it, or

@@ -221,6 +221,7 @@ func (s *scenario) failf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	s.t.Error(msg)
 	summary, _, _ := strings.Cut(msg, "\n")
+	summary = strings.TrimSuffix(summary, ":")
 	s.mu.Lock()
 	s.res.failures = append(s.res.failures, summary)
 	s.mu.Unlock()

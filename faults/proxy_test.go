@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -113,9 +114,14 @@ func (p *cutProxy) untrack(conns ...net.Conn) {
 	}
 }
 
-// decide counts an answer of category and says whether to cut it.
-func (p *cutProxy) decide(category string) bool {
+// decide counts an answer of category, whose CommandComplete tag was tag,
+// and says whether to cut it. Only fetches that locked jobs count: cutting
+// an empty one would test nothing.
+func (p *cutProxy) decide(category, tag string) bool {
 	if category == "" || !p.armed.Load() {
+		return false
+	}
+	if category == "fetch" && tagRows(tag) == 0 {
 		return false
 	}
 	p.mu.Lock()
@@ -230,6 +236,7 @@ func (s *proxySession) serverToClient() {
 	defer s.p.untrack(s.client, s.server)
 	var held bytes.Buffer
 	completed := false // a CommandComplete is held
+	tag := ""          // the last one's
 	for {
 		typ, msg, err := readMessage(s.server)
 		if err != nil {
@@ -239,7 +246,7 @@ func (s *proxySession) serverToClient() {
 		case typ == 'Z': // ReadyForQuery; its status 'I' means no transaction is open
 			sql := s.pop()
 			idle := len(msg) > 5 && msg[5] == 'I'
-			if completed && idle && s.p.decide(s.p.classify(sql)) {
+			if completed && idle && s.p.decide(s.p.classify(sql), tag) {
 				// The statement committed; the client never learns it.
 				return
 			}
@@ -256,7 +263,7 @@ func (s *proxySession) serverToClient() {
 			}
 		default:
 			if typ == 'C' {
-				completed = true
+				completed, tag = true, cstring(msg[5:])
 			}
 			held.Write(msg)
 			if held.Len() > 1<<20 {
@@ -287,6 +294,16 @@ func readMessage(r io.Reader) (byte, []byte, error) {
 		return 0, nil, err
 	}
 	return hdr[0], msg, nil
+}
+
+// tagRows is the row count of a CommandComplete tag ("UPDATE 3"), or 0.
+func tagRows(tag string) int {
+	f := strings.Fields(tag)
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[len(f)-1])
+	return n
 }
 
 func cstring(b []byte) string {

@@ -184,7 +184,7 @@ var (
 	itemBackoff = item{
 		name: "engine: failure and backoff",
 		contract: "a failed job keeps its error message and is retried after exp(attempts) seconds: " +
-			"run_at - updated_at = e^attempts exactly, and it is unlocked",
+			"run_at = the failure's now() + e^attempts, and it is unlocked",
 		fix: "see the failures of \"arguments\" (json.RawMessage) and \"rows affected\"",
 	}
 	itemSerial = item{

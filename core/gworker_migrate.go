@@ -23,6 +23,7 @@ var gworkerMigrations = []struct {
 	breaking bool
 }{
 	{file: "gworker_000001.sql"}, // _private_gworker_workers, for dead-worker recovery
+	{file: "gworker_000002.sql"}, // _private_gworker_workers.tasks, for ListTasks
 }
 
 // migrateGworker applies gworker's own migrations after graphile-worker's

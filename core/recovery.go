@@ -482,8 +482,11 @@ func (w *Worker) startRecovery(ctx context.Context, once bool) (stop func(), err
 	s := newRecoverySQL(newRenderer(w.opts.Schema))
 	host, _ := os.Hostname()
 	register := func(ctx context.Context) error {
-		_, err := w.db.Exec(ctx, s.register, w.id, host, int32(os.Getpid()), buildVersion(),
-			int32(w.opts.Concurrency), once, o.HeartbeatInterval.Seconds())
+		args := []any{w.id, host, int32(os.Getpid()), buildVersion(), int32(w.opts.Concurrency), once, o.HeartbeatInterval.Seconds()}
+		_, err := w.db.Exec(ctx, s.register, append(args, nonNilStrings(w.taskNames))...)
+		if sqlState(err) == "42703" { // no tasks column yet: an older gworker migrated the schema
+			_, err = w.db.Exec(ctx, s.registerNoTasks, args...)
+		}
 		return err
 	}
 	if err := register(ctx); err != nil {

@@ -11,6 +11,7 @@ import (
 // _private_gworker_workers (sql/gworker_000001.sql).
 type recoverySQL struct {
 	register, heartbeat, deregister string
+	registerNoTasks                 string
 	listWorkers                     string
 	tryLock, lock                   string
 	findDead, sweep                 string
@@ -24,7 +25,15 @@ const staleBefore = "now() - greatest($1::float8 * interval '1 second', 2 * w.he
 
 func newRecoverySQL(r renderer) *recoverySQL {
 	return &recoverySQL{
+		// $8 the worker's task identifiers (gworker migration 2).
 		register: r.render(`insert into {{schema}}._private_gworker_workers as w
+  (worker_id, hostname, pid, version, concurrency, run_once, heartbeat_interval, tasks)
+values ($1, $2, $3::int, $4, $5::int, $6, $7::float8 * interval '1 second', $8::text[])
+on conflict (worker_id) do update set last_heartbeat_at = now(), tasks = excluded.tasks`),
+
+		// register for a registry without the tasks column (a schema
+		// migrated by an older gworker, run with SkipMigrate).
+		registerNoTasks: r.render(`insert into {{schema}}._private_gworker_workers as w
   (worker_id, hostname, pid, version, concurrency, run_once, heartbeat_interval)
 values ($1, $2, $3::int, $4, $5::int, $6, $7::float8 * interval '1 second')
 on conflict (worker_id) do update set last_heartbeat_at = now()`),

@@ -83,8 +83,8 @@ func TestMigrateKeepsGworkerObjectsOutOfNodesLedger(t *testing.T) {
 		if n := b.queryInt(t, "select count(*) from S._private_gworker_migrations where id = 1 and not breaking"); n != 1 {
 			t.Fatalf("%s: gworker's ledger lacks migration 1", when)
 		}
-		if n := b.queryInt(t, "select count(*) from S._private_gworker_migrations"); n != 1 {
-			t.Fatalf("%s: gworker's ledger has %d rows, want 1", when, n)
+		if n := b.queryInt(t, "select count(*) from S._private_gworker_migrations"); n != 2 {
+			t.Fatalf("%s: gworker's ledger has %d rows, want 2", when, n)
 		}
 		if n := b.queryInt(t, `select count(*) from pg_class where relnamespace = $1::regnamespace
 			and relname in ('_private_gworker_workers', '_private_gworker_migrations') and relrowsecurity`, b.q); n != 2 {
@@ -132,9 +132,9 @@ func TestMigrateKeepsGworkerObjectsOutOfNodesLedger(t *testing.T) {
 	check("idempotent")
 
 	// A newer breaking gworker migration is refused like a graphile-worker one.
-	b.exec(t, "insert into S._private_gworker_migrations (id, breaking) values (2, true)")
+	b.exec(t, "insert into S._private_gworker_migrations (id, breaking) values (3, true)")
 	var newer *core.DatabaseNewerError
-	if err := b.utils.Migrate(b.ctx); !errors.As(err, &newer) || newer.LatestBreaking != 2 || !strings.Contains(err.Error(), "_private_gworker_migrations") {
+	if err := b.utils.Migrate(b.ctx); !errors.As(err, &newer) || newer.LatestBreaking != 3 || !strings.Contains(err.Error(), "_private_gworker_migrations") {
 		t.Fatalf("migrate with gworker migration 2 breaking: %v", err)
 	}
 }

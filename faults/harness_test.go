@@ -278,8 +278,10 @@ func (s *scenario) lib(name string) procSpec {
 	return procSpec{name: name, concurrency: s.prof.concurrency}
 }
 
+// gworkerRun's concurrency is twice the library's: each of its jobs forks
+// a shell and two date processes, which take longer than a handler.
 func (s *scenario) gworkerRun(name string) procSpec {
-	return procSpec{name: name, gworker: true, concurrency: s.prof.concurrency}
+	return procSpec{name: name, gworker: true, concurrency: 2 * s.prof.concurrency}
 }
 
 // libWorkers are the profile's number of library workers, alternating
@@ -341,7 +343,7 @@ func (s *scenario) start(specs ...procSpec) []*proc {
 				_ = p.cmd.Process.Kill()
 			}
 			<-p.exited
-			if s.t.Failed() {
+			if s.t.Failed() || os.Getenv(logsEnv) == "1" {
 				s.t.Logf("%s's log (%s):\n%s", spec.name, p.cmd.Path, p.log.tail(60))
 			}
 		})

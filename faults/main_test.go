@@ -19,6 +19,9 @@ const (
 	chaosEnv = "GWORKER_CHAOS"
 	// reportEnv names a file to write the results table to.
 	reportEnv = "GWORKER_FAULTS_REPORT"
+	// logsEnv=1 shows the end of every worker's log, not only a failed
+	// scenario's.
+	logsEnv = "GWORKER_FAULTS_LOGS"
 )
 
 func TestMain(m *testing.M) {
@@ -26,6 +29,9 @@ func TestMain(m *testing.M) {
 	if raw := os.Getenv(childEnv); raw != "" {
 		os.Exit(childMain(raw))
 	}
+	// Build gworker while the clusters start, not when the first scenario
+	// that runs it needs it.
+	go buildGworker()
 	code := m.Run()
 	if err := writeReport(); err != nil {
 		fmt.Fprintln(os.Stderr, "faults:", err)
@@ -184,6 +190,13 @@ var gworkerBuild struct {
 // system under test, not the test) into a temporary directory, once.
 func gworkerBinary(t *testing.T) string {
 	t.Helper()
+	if err := buildGworker(); err != nil {
+		t.Fatal(err)
+	}
+	return gworkerBuild.path
+}
+
+func buildGworker() error {
 	b := &gworkerBuild
 	b.once.Do(func() {
 		b.dir, b.err = os.MkdirTemp("", "gworker-faults-bin-")
@@ -200,13 +213,11 @@ func gworkerBinary(t *testing.T) string {
 			b.err = fmt.Errorf("go build cmd/gworker: %v\n%s", err, out)
 		}
 	})
-	if b.err != nil {
-		t.Fatal(b.err)
-	}
-	return b.path
+	return b.err
 }
 
 func removeBuildDir() {
+	gworkerBuild.once.Do(func() {}) // waits for a build under way
 	if gworkerBuild.dir != "" {
 		_ = os.RemoveAll(gworkerBuild.dir)
 	}

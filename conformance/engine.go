@@ -38,6 +38,7 @@ func (s *suite) engine(t *testing.T) {
 	t.Run("Shutdown", s.testShutdown)
 	t.Run("DeadWorkerRecovery", s.testDeadWorkerRecovery)
 	t.Run("BulkAddJobs", s.testBulkAdd)
+	t.Run("InspectAndActions", s.testInspect)
 }
 
 // engineEnv is a test with a migrated schema and a client on it.

@@ -216,6 +216,13 @@ var (
 		fix: "a CopyFrom must write int16, int32, time.Time, json.RawMessage (json and jsonb) and nil values unchanged, " +
 			"or return core.ErrCopyUnsupported before sending anything",
 	}
+	itemInspect = item{
+		name: "engine: inspect and act",
+		contract: "Utils.ListJobs, CountJobs, GetJob, JobStats, ListQueues, ListTasks and ListKnownCrontabs filter and read jobs exactly, " +
+			"and filter actions (FailMatching, RetryJobs) change the matching jobs in batches, a dry run none",
+		fix: "see the failures of \"arguments\" ([]string, []int64, json.RawMessage and float64 parameters), \"SQL text untouched\" " +
+			"(the jsonb operator ?&) and \"scan\" (text[] and bigint[] columns into []string and []int64, NULL into **T)",
+	}
 	itemShutdown = item{
 		name: "engine: shutdown",
 		contract: "cancelling Run's context stops the worker within its grace period and hands an interrupted job back " +

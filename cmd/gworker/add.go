@@ -128,11 +128,7 @@ func addError(schema string, err error) error {
 		}
 		return err
 	}
-	switch sqlState(err) {
-	case "3F000", "42883", "42P01", "42704": // no such schema, function, table or type
-		return fmt.Errorf("schema %q is not installed (run gworker migrate first): %w", schema, err)
-	}
-	return err
+	return schemaError(schema, err)
 }
 
 // sqlState returns a server error's SQLSTATE code, or "".

@@ -55,7 +55,16 @@ type command struct {
 
 // commands lists the subcommands in the order the usage shows them.
 func commands() []*command {
-	return []*command{migrateCommand(), addCommand(), runCommand(), cancelCommand(), workersCommand(), sweepCommand(), cronCommand(), benchCommand()}
+	return []*command{devCommand(), migrateCommand(), addCommand(), runCommand(), cancelCommand(), workersCommand(), sweepCommand(), cronCommand(), benchCommand(), versionCommand()}
+}
+
+// commandNames lists every command name, help included, for suggestions.
+func commandNames() []string {
+	names := []string{"help"}
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	return names
 }
 
 func findCommand(name string) *command {
@@ -77,12 +86,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 func (e *env) main(ctx context.Context, args []string) int {
 	common := &commonFlags{}
 	top := newFlagSet("", common)
+	showVersion := false
+	top.fs.Var(&boolValue{p: &showVersion}, "version", "print the version")
 	if err := top.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			e.mainUsage(e.stdout, top)
 			return exitOK
 		}
 		return e.usageError("", top.fixFlagNames(err))
+	}
+	if showVersion {
+		return e.report("version", printVersion(e))
 	}
 	rest := top.fs.Args()
 	if len(rest) == 0 {
@@ -95,9 +109,8 @@ func (e *env) main(ctx context.Context, args []string) int {
 	}
 	cmd := findCommand(name)
 	if cmd == nil {
-		fmt.Fprintf(e.stderr, "gworker: unknown command %q\n\n", name)
-		e.mainUsage(e.stderr, top)
-		return exitUsage
+		// One line: the whole usage would bury the suggestion.
+		return e.usageError("", fmt.Errorf("unknown command %q%s", name, didYouMean(name, commandNames(), "")))
 	}
 	fs := newFlagSet(cmd.name, common)
 	act := cmd.setup(fs)
@@ -109,7 +122,7 @@ func (e *env) main(ctx context.Context, args []string) int {
 		}
 		return e.usageError(cmd.name, err)
 	}
-	return e.report(cmd.name, act(ctx, e, pos))
+	return e.report(cmd.name, schemaError(common.schemaName(e), act(ctx, e, pos)))
 }
 
 // help serves "gworker help [COMMAND]".
@@ -121,7 +134,7 @@ func (e *env) help(args []string, common *commonFlags) int {
 	case 1:
 		cmd := findCommand(args[0])
 		if cmd == nil {
-			return e.usageError("", fmt.Errorf("unknown command %q", args[0]))
+			return e.usageError("", fmt.Errorf("unknown command %q%s", args[0], didYouMean(args[0], commandNames(), "")))
 		}
 		fs := newFlagSet(cmd.name, common)
 		cmd.setup(fs)
@@ -149,7 +162,10 @@ Commands:
 	fmt.Fprint(w, "\nCommon flags (accepted before or after the command):\n")
 	top.printFlags(w)
 	fmt.Fprint(w, `
+      --version   print the version and exit (as gworker version does)
+
 Examples:
+  eval "$(gworker dev --detach)"    # a local development database, in $DATABASE_URL
   gworker migrate -c postgres://localhost/app
   gworker add send_email '{"to": "someone@example.com"}' --queue mail
   gworker run --tasks ./tasks
@@ -192,6 +208,13 @@ func (e *env) report(cmdName string, err error) int {
 	if errors.As(err, &u) {
 		return e.usageError(cmdName, err)
 	}
+	var ce *connectError
+	if errors.As(err, &ce) {
+		// What failed first, on a line of its own; then the driver's
+		// details, which a user may need but rarely reads first.
+		fmt.Fprintf(e.stderr, "gworker: %s\n  %s\n", ce.what, oneLine(ce.details))
+		return exitError
+	}
 	fmt.Fprintf(e.stderr, "gworker: %s\n", oneLine(err.Error()))
 	var newer *core.DatabaseNewerError
 	var breaking *core.BreakingMigrationError
@@ -228,6 +251,10 @@ func (c *commonFlags) register(f *flagSet) {
 	)
 }
 
+// errNoDatabase is what a command needing a database says when none is
+// configured.
+var errNoDatabase = errors.New(`no database; set DATABASE_URL (or pass -c URL) or run "gworker dev" for a local one`)
+
 // connString returns the connection string: the flag, else $DATABASE_URL.
 // With neither, libpq's PG* variables are used when PGHOST, PGDATABASE or
 // PGSERVICE is set, as graphile-worker does.
@@ -243,7 +270,7 @@ func (c *commonFlags) connString(e *env) (string, error) {
 			return "", nil // pgx reads the PG* variables itself
 		}
 	}
-	return "", usagef("no database to connect to: pass -c/--connection URL or set $%s", envDatabaseURL)
+	return "", errNoDatabase
 }
 
 // schemaName returns the schema: the flag, else $GRAPHILE_WORKER_SCHEMA,
@@ -275,7 +302,7 @@ func (c *commonFlags) open(ctx context.Context, e *env) (*pgxdriver.Driver, erro
 	}
 	db, err := pgxdriver.Open(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+		return nil, describeConnectError(err)
 	}
 	return db, nil
 }

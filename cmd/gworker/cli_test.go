@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -61,14 +62,41 @@ func TestCommandHelpDocumentsEveryFlag(t *testing.T) {
 	}
 }
 
-func TestUnknownCommandPrintsUsageAndExits2(t *testing.T) {
+func TestUnknownCommandSuggestsTheNearestOnOneLine(t *testing.T) {
 	t.Parallel()
-	r := runCLI(context.Background(), nil, "frobnicate")
-	if r.code != exitUsage {
-		t.Errorf("exit %d, want %d", r.code, exitUsage)
+	for _, tt := range []struct{ args, want []string }{
+		{[]string{"migarte"}, []string{`unknown command "migarte"`, "did you mean migrate?"}},
+		{[]string{"mig"}, []string{"did you mean migrate?"}},
+		{[]string{"wrokers"}, []string{"did you mean workers?"}},
+		{[]string{"hepl"}, []string{"did you mean help?"}},
+		{[]string{"help", "ad"}, []string{`unknown command "ad"`, "did you mean add?"}},
+	} {
+		r := runCLI(context.Background(), nil, tt.args...)
+		assertOneLineError(t, r, tt.want...)
+		if r.code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", tt.args, r.code, exitUsage)
+		}
 	}
-	if !strings.HasPrefix(r.stderr, `gworker: unknown command "frobnicate"`) || !strings.Contains(r.stderr, "Usage:") {
-		t.Errorf("stderr %q: want the unknown command named, then the usage", r.stderr)
+	r := runCLI(context.Background(), nil, "frobnicate")
+	assertOneLineError(t, r, `unknown command "frobnicate"`)
+	if strings.Contains(r.stderr, "did you mean") {
+		t.Errorf("a suggestion for a word near no command: %s", r.stderr)
+	}
+}
+
+func TestUnknownFlagSuggestsTheNearest(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ args, want []string }{
+		{[]string{"run", "--poll-intreval", "2s"}, []string{"unknown flag --poll-intreval", "did you mean --poll-interval?"}},
+		{[]string{"add", "t", "--queu", "q"}, []string{"unknown flag --queu", "did you mean --queue?"}},
+		{[]string{"--schmea", "s", "migrate"}, []string{"unknown flag --schmea", "did you mean --schema?"}},
+		{[]string{"run", "--once", "-J", "2"}, []string{"unknown flag -J"}},
+	} {
+		r := runCLI(context.Background(), nil, tt.args...)
+		assertOneLineError(t, r, tt.want...)
+		if r.code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", tt.args, r.code, exitUsage)
+		}
 	}
 }
 
@@ -78,15 +106,14 @@ func TestHelpForUnknownCommandFails(t *testing.T) {
 	assertOneLineError(t, r, `"frobnicate"`)
 }
 
-func TestMissingConnectionNamesTheFlagAndVariable(t *testing.T) {
+func TestNoDatabaseSaysToSetDatabaseURLOrRunDev(t *testing.T) {
 	t.Parallel()
-	for _, cmd := range []string{"migrate", "add"} {
-		args := []string{cmd}
-		if cmd == "add" {
-			args = append(args, "some_task")
-		}
+	for _, args := range [][]string{{"migrate"}, {"add", "some_task"}, {"workers"}, {"cancel", "1"}} {
 		r := runCLI(context.Background(), map[string]string{}, args...)
-		assertOneLineError(t, r, "-c/--connection", "DATABASE_URL")
+		assertOneLineError(t, r, "no database", "set DATABASE_URL", `"gworker dev"`)
+		if r.code != exitError {
+			t.Errorf("%v: exit %d, want %d", args, r.code, exitError)
+		}
 	}
 }
 
@@ -129,17 +156,34 @@ func TestFlagsMayFollowArguments(t *testing.T) {
 	}
 }
 
-func TestDurationFlagTakesMillisecondsToo(t *testing.T) {
+func TestDurationFlagNeedsAUnit(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]string{"2s": "2s", "250ms": "250ms", "1500": "1.5s"} {
+	for in, want := range map[string]string{"2s": "2s", "250ms": "250ms", "1m30s": "1m30s"} {
 		var d time.Duration
 		if err := (&durationValue{p: &d}).Set(in); err != nil || d.String() != want {
 			t.Errorf("Set(%q) = %v, %v; want %s", in, d, err, want)
 		}
 	}
-	var d time.Duration
-	if err := (&durationValue{p: &d}).Set("soon"); err == nil {
-		t.Error(`Set("soon") succeeded`)
+	r := runCLI(context.Background(), nil, "run", "--poll-interval", "500")
+	assertOneLineError(t, r, `--poll-interval: "500" has no unit; write 500ms or 500s`)
+	r = runCLI(context.Background(), nil, "sweep", "--threshold=30")
+	assertOneLineError(t, r, `--threshold: "30" has no unit; write 30ms or 30s`)
+	r = runCLI(context.Background(), nil, "run", "--grace-period", "soon")
+	assertOneLineError(t, r, `--grace-period: "soon" is not a duration`, "2s")
+}
+
+func TestVersionPrintsModuleCommitAndGo(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := runCLI(context.Background(), nil, args...)
+		if r.code != 0 || r.stderr != "" {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if len(lines) != 4 || !strings.HasPrefix(lines[0], "gworker ") || !strings.HasPrefix(lines[1], "commit: ") ||
+			lines[2] != "go: "+runtime.Version() || !strings.Contains(lines[3], "migration 20") {
+			t.Errorf("%v printed:\n%s", args, r.stdout)
+		}
 	}
 }
 

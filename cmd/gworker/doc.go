@@ -10,6 +10,7 @@
 //
 // The commands are:
 //
+//	dev       start a local PostgreSQL for development and print its DATABASE_URL
 //	migrate   install or upgrade the graphile-worker schema
 //	add       add a job
 //	run       run jobs with the executable tasks of a directory
@@ -18,6 +19,7 @@
 //	cancel    cancel a job for good, even while a worker runs it
 //	cron      check a crontab and show when its entries fire
 //	bench     time draining the queue (gworker bench drain)
+//	version   print gworker's version, commit and Go version (also --version)
 //	help      show the usage, or a command's (gworker help COMMAND)
 //
 // Common flags, accepted before or after the command:
@@ -31,16 +33,49 @@
 //	-h, --help             show help
 //
 // Flags may also follow a command's arguments (gworker add ID '{}' --queue q);
-// everything after "--" is an argument.
+// everything after "--" is an argument. Durations need a unit (500ms, 2s,
+// 1m30s): a bare number is refused, naming the flag. A mistyped command or
+// flag is answered on one line with the nearest one ("did you mean
+// migrate?").
+//
+// A command that needs a database and has none (no -c, no $DATABASE_URL,
+// no PG* variable) says so and suggests gworker dev. A failed connection is
+// reported as what failed (no server answers, no such database,
+// authentication, ...) on one line, then the details on a second. A
+// command on a schema that is not installed says to run gworker migrate.
+//
+// # dev
+//
+//	gworker dev [--port N] [--detach | --stop]
+//
+// starts a PostgreSQL server for development from the PostgreSQL programs
+// installed on the machine (found as internal/pgtest finds them; without
+// them it says what to install), installs the schema and prints, alone on
+// standard output,
+//
+//	export DATABASE_URL='postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable'
+//
+// so that eval "$(gworker dev --detach)" sets it. The data is kept in the
+// user's cache directory (os.UserCacheDir()/gworker/dev, or
+// /var/tmp/gworker/dev for root, whose home the server's postgres user
+// cannot enter; $GWORKER_DEV_DIR overrides both). It listens on 127.0.0.1
+// only, on port 55432 (a free one when that is taken), with trust
+// authentication. Without --detach it runs until SIGINT or SIGTERM and then
+// stops the server; --detach leaves it running; --stop stops a server left
+// running (detached, or whose gworker dev was killed). When the server
+// already runs, gworker dev prints the same line and exits, leaving it to
+// whoever started it.
 //
 // # migrate
 //
 //	gworker migrate
 //
 // brings the schema to graphile-worker migration 20, creating it if needed,
-// like graphile-worker --schema-only, and prints
+// like graphile-worker --schema-only, and prints what it did, one of
 //
-//	schema "graphile_worker" is up to date (graphile-worker migration 20)
+//	schema "graphile_worker" installed (graphile-worker migration 20)
+//	schema "graphile_worker" upgraded from graphile-worker migration 18 to 20
+//	schema "graphile_worker" is already up to date (graphile-worker migration 20)
 //
 // # add
 //
@@ -56,7 +91,7 @@
 //
 // # run
 //
-//	gworker run [--once] [-j N] [--poll-interval DURATION]
+//	gworker run [--once] [-q] [-j N] [--poll-interval DURATION]
 //	            [--grace-period DURATION] [--tasks DIR] [--crontab FILE]
 //	            [--heartbeat-interval DURATION] [--sweep-interval DURATION]
 //	            [--sweep-threshold DURATION] [--recovery-delay DURATION]
@@ -64,9 +99,8 @@
 //
 // migrates the schema, then runs jobs until SIGINT or SIGTERM, or with --once
 // until no job is runnable. -j sets how many jobs run at once (default: the
-// number of CPUs). --poll-interval (default 2s; a bare number is
-// milliseconds, as in graphile-worker) is how often an idle worker looks for
-// jobs when no notification wakes it. --grace-period (default 5s) is how long
+// number of CPUs). --poll-interval (default 2s) is how often an idle worker
+// looks for jobs when no notification wakes it. --grace-period (default 5s) is how long
 // running jobs may finish after a shutdown signal.
 //
 // The tasks are the executable files under DIR (default ./tasks), searched
@@ -126,6 +160,14 @@
 // those older than the threshold too. With --once the worker sweeps once, at
 // start.
 //
+// Each completed job is logged at info level with its task, attempt and
+// duration, as graphile-worker does; -q/--quiet drops those lines. With
+// --once, run prints a summary on standard output,
+//
+//	run --once: 12 jobs completed, 1 failed; 3 runnable jobs left for tasks this worker does not have (send_emial: 3)
+//
+// and exits with status 1 when a job failed.
+//
 // # workers
 //
 //	gworker workers [--threshold DURATION] [--json]
@@ -170,7 +212,7 @@
 //
 // # Exit status
 //
-// 0 on success, 1 on an error, 2 on bad usage (printed on one line, or the
-// usage for an unknown command), and 57, as graphile-worker, when the
+// 0 on success, 1 on an error (and for run --once, when a job failed), 2 on
+// bad usage (printed on one line), and 57, as graphile-worker, when the
 // database has a breaking migration this gworker does not know.
 package main

@@ -108,14 +108,28 @@ func (f *flagSet) parse(args []string) ([]string, error) {
 	}
 }
 
-// fixFlagNames rewrites flag's "-name" to "--name" for long names, so that a
-// message names the flag as the usage shows it.
+// fixFlagNames rewrites the flag package's errors in the terms the usage
+// shows: "--name" for long names, "--name: what is wrong" for a bad value,
+// and the nearest flag for an unknown one.
 func (f *flagSet) fixFlagNames(err error) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return err
 	}
 	msg := err.Error()
-	for _, prefix := range []string{"for flag -", "for -", "flag provided but not defined: -", "flag needs an argument: -"} {
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		return fmt.Errorf("unknown flag %s%s", dashed(name), didYouMean(name, f.names(), "--"))
+	}
+	var value, name, reason string
+	if n, _ := fmt.Sscanf(msg, "invalid value %q for flag", &value); n == 1 {
+		rest := strings.TrimPrefix(msg[strings.Index(msg, " for flag ")+len(" for flag "):], "-")
+		name, reason, _ = strings.Cut(rest, ": ")
+		if strings.Contains(reason, strconv.Quote(value)) {
+			return fmt.Errorf("%s: %s", dashed(name), reason)
+		}
+		return fmt.Errorf("%s: invalid value %q: %s", dashed(name), value, reason)
+	}
+	for _, prefix := range []string{"for flag -", "for -", "flag needs an argument: -"} {
 		i := strings.Index(msg, prefix)
 		if i < 0 {
 			continue
@@ -131,6 +145,25 @@ func (f *flagSet) fixFlagNames(err error) error {
 		break
 	}
 	return errors.New(msg)
+}
+
+// dashed writes a flag name as the usage does: -c, --connection.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
+}
+
+// names returns the long names of every flag of the set, for suggestions.
+func (f *flagSet) names() []string {
+	var names []string
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		if len(fl.Name) > 1 {
+			names = append(names, fl.Name)
+		}
+	})
+	return names
 }
 
 // Flag values. Each rejects bad input with a message saying what is wanted;
@@ -186,8 +219,9 @@ func (v *intValue) Set(s string) error {
 	return nil
 }
 
-// durationValue is a Go duration (1.5s, 200ms); a bare integer means
-// milliseconds, as graphile-worker's --poll-interval takes them.
+// durationValue is a Go duration (1.5s, 200ms). A bare number is refused
+// rather than read as milliseconds (graphile-worker's --poll-interval takes
+// them): "30" for a sweep threshold is too easily meant as seconds.
 type durationValue struct {
 	p   *time.Duration
 	min time.Duration
@@ -200,13 +234,13 @@ func (v *durationValue) String() string {
 	return v.p.String()
 }
 func (v *durationValue) Set(s string) error {
-	d, err := time.ParseDuration(s)
+	d, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
-		ms, err2 := strconv.ParseInt(s, 10, 64)
-		if err2 != nil {
-			return errors.New("want a duration such as 2s or 500ms (a bare number means milliseconds)")
+		if _, err := strconv.ParseFloat(strings.TrimSpace(s), 64); err == nil {
+			n := strings.TrimSpace(s)
+			return fmt.Errorf("%q has no unit; write %sms or %ss", s, n, n)
 		}
-		d = time.Duration(ms) * time.Millisecond
+		return fmt.Errorf("%q is not a duration; write one such as 500ms, 2s or 1m30s", s)
 	}
 	if d < v.min {
 		return fmt.Errorf("must be at least %v", v.min)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/gworker/gworker/core"
 )
 
@@ -17,9 +15,15 @@ func migrateCommand() *command {
 		summary:  "install or upgrade the graphile-worker schema",
 		help: `
 Brings the schema up to graphile-worker 0.18's latest migration (20), creating
-it if needed, exactly as graphile-worker --schema-only does. It is safe to run
-while other Go or Node workers use the database, and from several processes at
-once. Prints one line saying the schema is up to date.`,
+it if needed, exactly as graphile-worker --schema-only does, along with
+gworker's own tables (the worker registry). It is safe to run while other Go
+or Node workers use the database, and from several processes at once.
+
+Prints one line saying what it did:
+
+  schema "graphile_worker" installed (graphile-worker migration 20)
+  schema "graphile_worker" upgraded from graphile-worker migration 18 to 20
+  schema "graphile_worker" is already up to date (graphile-worker migration 20)`,
 		setup: func(fs *flagSet) action {
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
@@ -32,32 +36,46 @@ once. Prints one line saying the schema is up to date.`,
 }
 
 func migrate(ctx context.Context, e *env, opts *commonFlags) error {
-	schema := opts.schemaName(e)
 	db, err := opts.open(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	log := opts.logger(e, slog.LevelWarn)
-	if err := core.Migrate(ctx, db, core.MigrateOptions{Schema: schema, Logger: log}); err != nil {
+	msg, err := migrateSchema(ctx, db, opts.schemaName(e), opts.logger(e, slog.LevelWarn))
+	if err != nil {
 		return err
 	}
-	// Report what the ledger says: a database that a newer graphile-worker
-	// migrated (without a breaking change) is further than 20.
-	rows, err := db.Query(ctx, "select coalesce(max(id), 0)::int from "+pgx.Identifier{schema}.Sanitize()+".migrations")
+	_, err = fmt.Fprintln(e.stdout, msg)
+	return err
+}
+
+// migrateSchema migrates schema and says what it did, from the ledgers
+// read before and after (so a database that a newer graphile-worker
+// migrated without a breaking change is reported past 20).
+func migrateSchema(ctx context.Context, db core.Database, schema string, log *slog.Logger) (string, error) {
+	before, err := core.ReadMigrationState(ctx, db, schema)
 	if err != nil {
-		return fmt.Errorf("read migrations of schema %q: %w", schema, err)
+		return "", fmt.Errorf("read the migrations of schema %q: %w", schema, err)
 	}
-	defer rows.Close()
-	var latest int32
-	if rows.Next() {
-		if err := rows.Scan(&latest); err != nil {
-			return fmt.Errorf("read migrations of schema %q: %w", schema, err)
-		}
+	if err := core.Migrate(ctx, db, core.MigrateOptions{Schema: schema, Logger: log}); err != nil {
+		return "", err
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read migrations of schema %q: %w", schema, err)
+	after, err := core.ReadMigrationState(ctx, db, schema)
+	if err != nil {
+		return "", fmt.Errorf("read the migrations of schema %q: %w", schema, err)
 	}
-	fmt.Fprintf(e.stdout, "schema %q is up to date (graphile-worker migration %d)\n", schema, latest)
-	return nil
+	return migrationReport(schema, before, after), nil
+}
+
+func migrationReport(schema string, before, after core.MigrationState) string {
+	switch {
+	case !before.Installed:
+		return fmt.Sprintf("schema %q installed (graphile-worker migration %d)", schema, after.Latest)
+	case before.Latest < after.Latest:
+		return fmt.Sprintf("schema %q upgraded from graphile-worker migration %d to %d", schema, before.Latest, after.Latest)
+	case before.Gworker < after.Gworker:
+		return fmt.Sprintf("schema %q upgraded: gworker's own tables from version %d to %d (graphile-worker migration %d)",
+			schema, before.Gworker, after.Gworker, after.Latest)
+	}
+	return fmt.Sprintf("schema %q is already up to date (graphile-worker migration %d)", schema, after.Latest)
 }

@@ -104,8 +104,8 @@ exit 3
 	job := b.add(t, "flaky")
 
 	r := b.cli(t, "run", "--once", "--tasks", tasks)
-	if r.code != 0 {
-		t.Fatalf("run --once: exit %d, stderr:\n%s", r.code, r.stderr)
+	if r.code != exitError {
+		t.Fatalf("run --once: exit %d, want %d when a job failed; stderr:\n%s", r.code, exitError, r.stderr)
 	}
 	got := b.job(t, job.ID)
 	if !got.present {
@@ -133,7 +133,7 @@ printf 'the real reason\000 at the end' >&2
 exit 1
 `)
 	job := b.add(t, "noisy")
-	if r := b.cli(t, "run", "--once", "--tasks", tasks); r.code != 0 {
+	if r := b.cli(t, "run", "--once", "--tasks", tasks); r.code != exitError {
 		t.Fatalf("run --once: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 	msg := deref(b.job(t, job.ID).lastError)
@@ -285,5 +285,60 @@ func TestRunOnceWithThroughputFlags(t *testing.T) {
 		if env := readEnvFile(t, filepath.Join(out, strconv.FormatInt(id, 10))); env["identifier"] != "t" {
 			t.Errorf("job %d ran as %q", id, env["identifier"])
 		}
+	}
+}
+
+func TestRunOnceSummaryAndExitStatus(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.migrate(t)
+	tasks := t.TempDir()
+	writeScript(t, tasks, "ok.sh", "exit 0\n")
+	writeScript(t, tasks, "bad.sh", "echo broken >&2; exit 1\n")
+	var okIDs []int64
+	for range 2 {
+		okIDs = append(okIDs, b.add(t, "ok").ID)
+	}
+	b.add(t, "bad")
+	b.add(t, "send_emial")
+	b.add(t, "send_emial")
+	b.add(t, "other")
+	b.add(t, "later", "--run-at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)) // not runnable: not counted
+
+	r := b.cli(t, "run", "--once", "--tasks", tasks)
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d when a job failed; stderr:\n%s", r.code, exitError, r.stderr)
+	}
+	want := "run --once: 2 jobs completed, 1 failed; 3 runnable jobs left for tasks this worker does not have (send_emial: 2, other: 1)\n"
+	if r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+	if !strings.HasSuffix(r.stderr, "gworker: 1 job failed (see the log above)\n") {
+		t.Errorf("stderr does not end with the failure:\n%s", r.stderr)
+	}
+	// Each completion is logged at info level with its duration.
+	for _, id := range okIDs {
+		line := ""
+		for _, l := range strings.Split(r.stderr, "\n") {
+			if strings.Contains(l, "job completed") && strings.Contains(l, fmt.Sprintf("job_id=%d ", id)) {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "level=INFO") || !strings.Contains(line, "task=ok") || !strings.Contains(line, "duration=") {
+			t.Errorf("job %d: completion log line %q; want level INFO, its task and its duration\n%s", id, line, r.stderr)
+		}
+	}
+
+	// Nothing failed: exit 0; --quiet drops the completion lines.
+	b.add(t, "ok")
+	r = b.cli(t, "run", "--once", "--quiet", "--tasks", tasks)
+	if r.code != 0 {
+		t.Errorf("exit %d with no failure; stderr:\n%s", r.code, r.stderr)
+	}
+	if want := "run --once: 1 job completed, 0 failed; 3 runnable jobs left for tasks this worker does not have (send_emial: 2, other: 1)\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+	if strings.Contains(r.stderr, "job completed") {
+		t.Errorf("--quiet still logs completions:\n%s", r.stderr)
 	}
 }

@@ -49,4 +49,13 @@
 // back on the same port and waits until it answers. Only local clusters can
 // be restarted, so StartLocal ignores $GWORKER_TEST_DATABASE_URL and Docker,
 // and fails with what to install when there are no local binaries.
+//
+// # A development database
+//
+// [StartPersistent] keeps a cluster in a directory of the caller's choice
+// (gworker dev uses the user's cache directory) on a given port: it runs
+// initdb the first time, finds the server already running on later calls
+// (from its postmaster.pid), and leaves it running when the process exits,
+// since no watchdog guards it. [StopPersistent] stops it from any process;
+// the data stays.
 package pgtest

@@ -10,5 +10,5 @@ import (
 // startLocal is Unix-only: it relies on process groups, signals and
 // switching users.
 func startLocal(context.Context, Options) (*Server, error) {
-	return nil, fmt.Errorf("%w: local clusters need a Unix system", errNoLocalBinaries)
+	return nil, fmt.Errorf("%w: local clusters need a Unix system", ErrNoServerBinaries)
 }

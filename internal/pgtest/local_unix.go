@@ -88,7 +88,7 @@ func findBinaries(ctx context.Context) (binaries, error) {
 	}
 	tried = append(tried, "$PATH")
 
-	return binaries{}, fmt.Errorf("%w (looked in %s)", errNoLocalBinaries, strings.Join(tried, ", "))
+	return binaries{}, fmt.Errorf("%w (looked in %s)", ErrNoServerBinaries, strings.Join(tried, ", "))
 }
 
 func binariesIn(dir string) (binaries, bool) {
@@ -154,6 +154,10 @@ type cluster struct {
 	pickPort func() (int, error)
 
 	dir, dataDir, sockDir, logPath string
+
+	// durable: initdb syncs its files to disk, for a cluster whose data is
+	// kept (StartPersistent); throwaway clusters skip that.
+	durable bool
 
 	watchdog *exec.Cmd
 
@@ -245,7 +249,7 @@ func (c *cluster) start(ctx context.Context) error {
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, errPortInUse) || attempt == portAttempts {
+		if !errors.Is(err, ErrPortInUse) || attempt == portAttempts {
 			return err
 		}
 		c.opts.logf("pgtest: port %d was taken, retrying on another", c.port)
@@ -253,14 +257,17 @@ func (c *cluster) start(ctx context.Context) error {
 }
 
 func (c *cluster) initdb(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, c.bins.initdb,
+	args := []string{
 		"-D", c.dataDir,
 		"-U", "postgres",
 		"--auth=trust",
 		"--encoding=UTF8",
 		"--no-locale",
-		"--no-sync",
-	)
+	}
+	if !c.durable {
+		args = append(args, "--no-sync")
+	}
+	cmd := exec.CommandContext(ctx, c.bins.initdb, args...)
 	cmd.Dir = c.dir // the caller's working directory may be closed to the postgres user
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	cmd.WaitDelay = 5 * time.Second // initdb's own children hold the output pipe
@@ -270,7 +277,9 @@ func (c *cluster) initdb(ctx context.Context) error {
 	return nil
 }
 
-var errPortInUse = errors.New("port already in use")
+// ErrPortInUse is returned (wrapped) by StartPersistent when another
+// program listens on the port asked for.
+var ErrPortInUse = errors.New("port already in use")
 
 // launch starts the postmaster on a free port and waits until it answers.
 func (c *cluster) launch(ctx context.Context) error {
@@ -344,7 +353,7 @@ func (c *cluster) waitReady(ctx context.Context) error {
 		case <-c.pmExited:
 			log := c.logTail()
 			if strings.Contains(log, "could not bind") || strings.Contains(log, "Address already in use") {
-				return fmt.Errorf("pgtest: postgres on port %d: %w", c.port, errPortInUse)
+				return fmt.Errorf("pgtest: postgres on port %d: %w", c.port, ErrPortInUse)
 			}
 			return fmt.Errorf("pgtest: postgres exited during start (%v); its log ends:\n%s", c.pm.ProcessState, log)
 		case <-ctx.Done():
@@ -369,7 +378,7 @@ func (c *cluster) probe(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, "select current_setting('data_directory')").Scan(&dataDir); err != nil {
 		return err
 	}
-	if filepath.Clean(dataDir) != c.dataDir {
+	if filepath.Clean(dataDir) != c.dataDir && !sameFile(dataDir, c.dataDir) {
 		return fmt.Errorf("port %d is answered by another server (data directory %s)", c.port, dataDir)
 	}
 	return nil
@@ -557,6 +566,14 @@ func tempBase(forOtherUser bool) string {
 		return "/tmp"
 	}
 	return base
+}
+
+// sameFile reports whether two paths name one file, however spelled (a
+// persistent cluster's directory may be reached through a symbolic link).
+func sameFile(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
 func searchableByOthers(dir string) bool {

@@ -588,7 +588,7 @@ func TestEnvURLComesFirst(t *testing.T) {
 func TestNoSourceSaysWhatToInstall(t *testing.T) {
 	t.Parallel()
 	_, err := start(t.Context(), Options{}, sources{
-		local:  unavailable(fmt.Errorf("%w (looked in $PATH)", errNoLocalBinaries)),
+		local:  unavailable(fmt.Errorf("%w (looked in $PATH)", ErrNoServerBinaries)),
 		docker: unavailable(fmt.Errorf("%w: no socket", errNoDockerDaemon)),
 	})
 	if !errors.Is(err, ErrNoPostgreSQL) {
@@ -689,8 +689,8 @@ func TestFindBinaries(t *testing.T) {
 	t.Parallel()
 	bins, err := findBinaries(t.Context())
 	if err != nil {
-		if !errors.Is(err, errNoLocalBinaries) {
-			t.Fatalf("err = %v, want errNoLocalBinaries", err)
+		if !errors.Is(err, ErrNoServerBinaries) {
+			t.Fatalf("err = %v, want ErrNoServerBinaries", err)
 		}
 		t.Logf("no local binaries: %v", err)
 		return

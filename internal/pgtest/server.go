@@ -25,11 +25,13 @@ var ErrRootWithoutPostgresUser = errors.New(`pgtest: running as root, which Post
 	`and there is no "postgres" OS user to run the server as: create one (useradd --system --user-group postgres), ` +
 	`run the tests as a non-root user, or set ` + EnvURL)
 
-// Sources that are simply not there, as opposed to ones that failed.
-var (
-	errNoLocalBinaries = errors.New("no PostgreSQL server binaries (initdb and postgres) found")
-	errNoDockerDaemon  = errors.New("no Docker daemon answers")
-)
+// ErrNoServerBinaries is returned (wrapped, with the places searched) when
+// there are no local PostgreSQL server binaries (initdb and postgres); a
+// source that is simply not there, as opposed to one that failed.
+var ErrNoServerBinaries = errors.New("no PostgreSQL server binaries (initdb and postgres) found")
+
+// errNoDockerDaemon: the Docker source is simply not there.
+var errNoDockerDaemon = errors.New("no Docker daemon answers")
 
 // Source says where a Server came from.
 type Source string
@@ -82,6 +84,9 @@ type Server struct {
 	shutdown func(ShutdownMode) error
 	restart  func(context.Context) error
 
+	// reused: StartPersistent found the server already running.
+	reused bool
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -98,9 +103,18 @@ func (s *Server) Source() Source { return s.source }
 // directory is Dir()/data), or "" for other sources.
 func (s *Server) Dir() string { return s.dir }
 
+// PID returns a local cluster's postmaster process id, or 0 for other
+// sources.
+func (s *Server) PID() int { return s.pid }
+
+// Reused reports whether StartPersistent found the server already running
+// rather than starting it.
+func (s *Server) Reused() bool { return s.reused }
+
 // Stop stops the server and removes what it left behind. It is safe to call
 // more than once and from several goroutines; later calls return the first
-// call's result. For $GWORKER_TEST_DATABASE_URL it does nothing.
+// call's result. For $GWORKER_TEST_DATABASE_URL it does nothing; for
+// StartPersistent's cluster it stops the server and keeps its directory.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		if s.stop != nil {
@@ -164,7 +178,7 @@ func StartLocal(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s, err := startLocal(ctx, opts)
-	if errors.Is(err, errNoLocalBinaries) {
+	if errors.Is(err, ErrNoServerBinaries) {
 		return nil, fmt.Errorf("%w: %v", ErrNoLocalPostgreSQL, err)
 	}
 	return s, err
@@ -210,14 +224,14 @@ func start(ctx context.Context, opts Options, src sources) (*Server, error) {
 	if localErr == nil {
 		return s, nil
 	}
-	if !errors.Is(localErr, errNoLocalBinaries) {
+	if !errors.Is(localErr, ErrNoServerBinaries) {
 		opts.logf("pgtest: local PostgreSQL failed, trying Docker: %v", localErr)
 	}
 	s, dockerErr := src.docker(ctx, opts)
 	if dockerErr == nil {
 		return s, nil
 	}
-	if errors.Is(localErr, errNoLocalBinaries) && errors.Is(dockerErr, errNoDockerDaemon) {
+	if errors.Is(localErr, ErrNoServerBinaries) && errors.Is(dockerErr, errNoDockerDaemon) {
 		return nil, fmt.Errorf("%w (local: %v; docker: %v)", ErrNoPostgreSQL, localErr, dockerErr)
 	}
 	return nil, fmt.Errorf("pgtest: could not start PostgreSQL:\n  local: %w\n  docker: %w", localErr, dockerErr)
@@ -237,9 +251,18 @@ var testSpeedSettings = map[string]string{
 // break how pgtest reaches the server.
 var reservedSettings = []string{"port", "listen_addresses", "unix_socket_directories"}
 
-// serverSettings merges the caller's settings over the defaults.
+// serverSettings merges the caller's settings over the test-speed defaults.
 func serverSettings(extra map[string]string) (map[string]string, error) {
-	settings := maps.Clone(testSpeedSettings)
+	return settingsOver(testSpeedSettings, extra)
+}
+
+// settingsOver merges the caller's settings over base, refusing names that
+// are not settings or that pgtest chooses.
+func settingsOver(base, extra map[string]string) (map[string]string, error) {
+	settings := maps.Clone(base)
+	if settings == nil {
+		settings = map[string]string{}
+	}
 	for name, value := range extra {
 		if name == "" || strings.ContainsAny(name, "= \t\r\n") {
 			return nil, fmt.Errorf("pgtest: Options.Settings: invalid setting name %q", name)

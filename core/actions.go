@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	mathrand "math/rand/v2"
+	"strconv"
 	"time"
 )
 
@@ -60,9 +61,14 @@ type ActionResult struct {
 // RescheduleSpec says what RescheduleMatching changes; nil fields are
 // kept. At least one must be set.
 type RescheduleSpec struct {
-	RunAt       *time.Time
-	Priority    *int
-	Attempts    *int
+	// RunAt is the new earliest run time.
+	RunAt *time.Time
+	// Priority is the new priority, -32768..32767 (lower runs first).
+	Priority *int
+	// Attempts is the new attempt count, 0..32767; 0 gives the job all
+	// its attempts again.
+	Attempts *int
+	// MaxAttempts is the new maximum, 1..32767.
 	MaxAttempts *int
 }
 
@@ -241,13 +247,14 @@ func (u *Utils) runAction(ctx context.Context, sel JobSelection, act action) (Ac
 			where += " and j.id = any(" + a.add(sel.IDs, "bigint[]") + ")"
 		}
 		// batch: the next ids that match, in id order, read without
-		// locking; picked: those of them still matching and eligible,
+		// locking (the limit is a literal, as in ListJobs, so that a
+		// cached generic plan still walks the primary key); picked: those of them still matching and eligible,
 		// locked (a row another transaction is changing is skipped), and
 		// checked again on the newest row version under the lock.
 		sql := `with batch as (
   select j.id from ` + r.quoted + `._private_jobs j
   where ` + where + ` and j.id > ` + a.add(after, "bigint") + `
-  order by j.id limit ` + a.add(int64(batch), "bigint") + `
+  order by j.id limit ` + strconv.Itoa(batch) + `
 ), picked as (
   select j.id from ` + r.quoted + `._private_jobs j
   where j.id in (select id from batch) and ` + where + ` and ` + act.eligible + `

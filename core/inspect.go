@@ -316,7 +316,9 @@ func (u *Utils) ListJobs(ctx context.Context, opts ListJobsOptions) (JobPage, er
 	} else {
 		sql += " order by j.id"
 	}
-	sql += " limit " + a.add(int64(limit+1), "bigint")
+	// The limit is written as a literal (a validated int): a cached
+	// generic plan would otherwise assume a tenth of the table.
+	sql += " limit " + strconv.Itoa(limit+1)
 	jobs, err := u.jobsQuery(ctx, "list jobs", sql, a...)
 	if err != nil {
 		return JobPage{}, err

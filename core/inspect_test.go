@@ -419,6 +419,25 @@ func TestListJobsFirstPageWalksThePrimaryKey(t *testing.T) {
 	}
 	near("big_b", st.ByTask["big_b"][core.JobStateReady], exact.ByTask["big_b"][core.JobStateReady])
 	near("big_q", st.ByQueue["big_q"][core.JobStateReady], exact.ByQueue["big_q"][core.JobStateReady])
+
+	// A filter action walks the primary key batch by batch too.
+	failed := core.JobFilter{Queues: []string{"big_q"}, States: []core.JobState{core.JobStateFailed}}
+	want, err := u.CountJobs(b.ctx, failed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := u.RetryJobs(b.ctx, core.JobSelection{Filter: &failed})
+	if err != nil || res.Changed != want || want < 3000 {
+		t.Fatalf("RetryJobs = %d changed, %v; want %d", res.Changed, err, want)
+	}
+	plan := rec.explain(t, b)
+	// (The one sort is of the batch's changed ids, for the result.)
+	if !strings.Contains(plan, "Index Scan using jobs_pkey1") || !strings.Contains(plan, "Index Cond: (id > ") || strings.Contains(plan, "Seq Scan on _private_jobs") {
+		t.Errorf("a batch of RetryJobs does not walk jobs_pkey1:\n%s", plan)
+	}
+	if testing.Verbose() {
+		t.Logf("RetryJobs batch:\n%s", plan)
+	}
 }
 
 func TestJobStatsExactAndEstimated(t *testing.T) {

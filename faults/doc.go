@@ -33,7 +33,9 @@
 // go test ./faults runs the quick variant, as part of make test. With
 // GWORKER_CHAOS=1 (make chaos) the faults are longer and repeated, the load
 // heavier and spread over more processes. GWORKER_FAULTS_REPORT=FILE
-// writes the results as a Markdown table (docs/reliability.md shows one).
+// writes the results as a Markdown table (docs/reliability.md shows one),
+// and GWORKER_FAULTS_LOGS=1 shows the end of every worker's log, not only
+// a failed scenario's.
 //
 // The suite needs the local PostgreSQL server binaries: it stops and
 // restarts its clusters, which $GWORKER_TEST_DATABASE_URL or a container

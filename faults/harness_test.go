@@ -767,8 +767,8 @@ func readCPU(pid int) (cpuSample, error) {
 	return cpuSample{at: now, cpu: time.Duration(utime+stime) * time.Second / clockTicks}, nil
 }
 
-// freePort is for the proxy's listener.
-func freePort(t *testing.T) net.Listener {
+// listenLocal listens on a free port of 127.0.0.1, for the proxy.
+func listenLocal(t *testing.T) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

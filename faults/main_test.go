@@ -147,9 +147,9 @@ func reportTable() string {
 		if r.explained > 0 {
 			dups += fmt.Sprintf(" (+%d after a crash)", r.explained)
 		}
-		recover := "not recovered"
+		recovery := "not recovered"
 		if r.recovered {
-			recover = fmt.Sprintf("%.1f s / %.1f s", r.firstRun.Seconds(), r.drained.Seconds())
+			recovery = fmt.Sprintf("%.1f s / %.1f s", r.firstRun.Seconds(), r.drained.Seconds())
 		}
 		status := "pass"
 		if len(r.failures) > 0 {
@@ -158,7 +158,7 @@ func reportTable() string {
 		if len(r.notes) > 0 {
 			status += " (" + strings.Join(r.notes, "; ") + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s |\n", r.scenario, r.jobs, r.lost, dups, recover,
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s | %s |\n", r.scenario, r.jobs, r.lost, dups, recovery,
 			strings.ReplaceAll(status, "|", "/"))
 	}
 	return b.String()

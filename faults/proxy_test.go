@@ -22,7 +22,6 @@ import (
 // Query, or from Parse and Bind for prepared statements) and the message
 // boundaries of the answers, which it holds back until ReadyForQuery.
 type cutProxy struct {
-	t        *testing.T
 	ln       net.Listener
 	target   string
 	classify func(sql string) string
@@ -45,7 +44,7 @@ type cutProxy struct {
 func startCutProxy(t *testing.T, target string, classify func(string) string, every int, budget map[string]int) *cutProxy {
 	t.Helper()
 	p := &cutProxy{
-		t: t, ln: freePort(t), target: target, classify: classify, every: every,
+		ln: listenLocal(t), target: target, classify: classify, every: every,
 		budget: budget, seen: map[string]int{}, cuts: map[string]int{},
 		done: make(chan struct{}), conns: map[net.Conn]bool{},
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/driver/pgxdriver"
 )
 
 // actionJobs are ten jobs of task "batch" (one running, one with an
@@ -258,3 +259,38 @@ func TestActionsRejectBadSelections(t *testing.T) {
 }
 
 func first(_ core.ActionResult, err error) error { return err }
+
+// Reads and actions run in the caller's transaction: they see its jobs,
+// and what they change goes with its rollback.
+func TestInspectAndActionsInTheCallersTransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	kept := b.add(t, "tx", nil, nil)
+	tx, err := b.pool.Begin(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	u := b.utils.WithTx(pgxdriver.Tx(tx))
+	added, err := u.AddRawJob(b.ctx, "tx", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := u.ListJobs(b.ctx, core.ListJobsOptions{Filter: core.JobFilter{Tasks: []string{"tx"}}})
+	if err != nil || !slices.Equal(jobIDs(page.Jobs), []int64{added.ID, kept.ID}) {
+		t.Fatalf("ListJobs in the transaction = %v, %v", jobIDs(page.Jobs), err)
+	}
+	if st, err := u.JobStats(b.ctx, core.JobStatsOptions{}); err != nil || st.Total != 2 {
+		t.Fatalf("JobStats in the transaction = %+v, %v", st, err)
+	}
+	res, err := u.RemoveMatching(b.ctx, core.JobSelection{Filter: &core.JobFilter{Tasks: []string{"tx"}}, BatchSize: 1})
+	if err != nil || res.Changed != 2 {
+		t.Fatalf("RemoveMatching in the transaction = %+v, %v", res, err)
+	}
+	if err := tx.Rollback(b.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.jobs(t); len(got) != 1 || got[0].ID != kept.ID {
+		t.Fatalf("after the rollback: %+v", got)
+	}
+}

@@ -35,6 +35,10 @@ const (
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// stdin answers confirmations, asked only when interactive says a
+	// person is there.
+	stdin       io.Reader
+	interactive func() bool
 	// environ is the environment executable tasks inherit.
 	environ func() []string
 }
@@ -55,7 +59,12 @@ type command struct {
 
 // commands lists the subcommands in the order the usage shows them.
 func commands() []*command {
-	return []*command{devCommand(), migrateCommand(), addCommand(), runCommand(), cancelCommand(), workersCommand(), sweepCommand(), cronCommand(), benchCommand(), versionCommand()}
+	cmds := []*command{devCommand(), migrateCommand(), addCommand(), runCommand(), jobsCommand(), jobCommand()}
+	for _, a := range jobActions() {
+		cmds = append(cmds, a.command())
+	}
+	return append(cmds, statsCommand(), queuesCommand(), tasksCommand(), cronCommand(), cleanupCommand(),
+		forceUnlockCommand(), workersCommand(), sweepCommand(), benchCommand(), versionCommand())
 }
 
 // commandNames lists every command name, help included, for suggestions.
@@ -79,7 +88,7 @@ func findCommand(name string) *command {
 // run is the whole program: it runs the command args name and returns the
 // exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, environ: os.Environ}
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv, environ: os.Environ, stdin: os.Stdin, interactive: stdinIsTerminal}
 	return e.main(ctx, args)
 }
 

@@ -24,9 +24,14 @@ const defaultCronCount = 5
 func cronCommand() *command {
 	return &command{
 		name:     "cron",
-		synopsis: "check FILE [--from TIME] [--count N] [--json]",
-		summary:  "check a crontab and show when its entries fire",
+		synopsis: "check FILE [--from TIME] [--count N] [--json] | list [--json]",
+		summary:  "check a crontab and show when its entries fire; list the known entries",
 		help: `
+"cron list" lists the crontab entries the database knows (graphile-worker's
+known_crontabs: every entry a worker scheduled, Node's included), when each
+was first seen and when it last ran (UTC); --json prints a JSON array of
+{"identifier", "known_since", "last_execution"}.
+
 "cron check" reads the crontab FILE (graphile-worker's format; gworker also
 takes the tz option) and prints, for each entry, its identifier, its task and
 the next N times it fires strictly after TIME, in RFC 3339 UTC. It needs no
@@ -40,12 +45,17 @@ column, and the exit status is 1; with --json, standard output also gets
 			fs.flag(&timeValue{p: &o.from}, "TIME", "show fire times strictly after TIME, RFC 3339 (default: now)", "from")
 			fs.flag(&intValue{p: &o.count, min: 1, max: 10000}, "N", fmt.Sprintf("how many fire times to show per entry (default: %d)", defaultCronCount), "count")
 			fs.flag(&boolValue{p: &o.json}, "", `print one JSON array of {"identifier", "task", "next": [...]} objects`, "json")
-			return func(_ context.Context, e *env, args []string) error {
+			return func(ctx context.Context, e *env, args []string) error {
 				switch {
 				case len(args) == 0:
-					return usagef("cron needs a subcommand: check FILE")
+					return usagef("cron needs a subcommand: check FILE, or list")
+				case args[0] == "list":
+					if len(args) > 1 {
+						return usagef("cron list takes no arguments, got %q", args[1])
+					}
+					return cronList(ctx, e, fs.opts, o.json)
 				case args[0] != "check":
-					return usagef("unknown cron subcommand %q; want check", args[0])
+					return usagef("unknown cron subcommand %q; want check or list%s", args[0], didYouMean(args[0], []string{"check", "list"}, ""))
 				case len(args) != 2:
 					return usagef("cron check takes one FILE, got %d arguments", len(args)-1)
 				}

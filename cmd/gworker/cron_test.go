@@ -114,7 +114,8 @@ func TestCronCheckUsageErrors(t *testing.T) {
 		want []string
 	}{
 		{[]string{"cron"}, exitUsage, []string{"check FILE"}},
-		{[]string{"cron", "list", file}, exitUsage, []string{`"list"`}},
+		{[]string{"cron", "lsit"}, exitUsage, []string{`"lsit"`, "did you mean list?"}},
+		{[]string{"cron", "list", file}, exitUsage, []string{"cron list takes no arguments"}},
 		{[]string{"cron", "check"}, exitUsage, []string{"one FILE"}},
 		{[]string{"cron", "check", file, file}, exitUsage, []string{"one FILE"}},
 		{[]string{"cron", "check", file, "--count", "0"}, exitUsage, []string{"--count"}},

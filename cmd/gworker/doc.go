@@ -14,10 +14,19 @@
 //	migrate   install or upgrade the graphile-worker schema
 //	add       add a job
 //	run       run jobs with the executable tasks of a directory
+//	jobs      list jobs, newest first, with filters
+//	job       show one job: the whole row, its payload and its next attempt
+//	retry, reschedule, complete, fail, remove, cancel
+//	          act on jobs by id or by filter
+//	stats     count jobs by state, task and queue
+//	queues    list named queues: jobs waiting, and who holds each
+//	tasks     list tasks: jobs waiting, and the live workers that run them
+//	cleanup   delete permanently failed jobs, unused task names and queues
+//	force-unlock
+//	          release the jobs and queues locked by dead workers
 //	workers   list the running gworker workers and their heartbeats
 //	sweep     recover the jobs of dead gworker workers now
-//	cancel    cancel a job for good, even while a worker runs it
-//	cron      check a crontab and show when its entries fire
+//	cron      check a crontab and show when its entries fire; list the known entries
 //	bench     time draining the queue (gworker bench drain)
 //	version   print gworker's version, commit and Go version (also --version)
 //	help      show the usage, or a command's (gworker help COMMAND)
@@ -166,7 +175,58 @@
 //
 //	run --once: 12 jobs completed, 1 failed; 3 runnable jobs left for tasks this worker does not have (send_emial: 3)
 //
-// and exits with status 1 when a job failed.
+// and exits with status 1 when a job failed. At start, and every 5 minutes
+// while it holds, run warns when runnable jobs wait for tasks that neither
+// it nor any live gworker worker has.
+//
+// # Jobs
+//
+//	gworker jobs [--state STATE]... [--task T]... [--queue Q]... [--key K]
+//	             [--worker ID] [--flag F]... [--payload JSON] [--error TEXT]
+//	             [--limit N] [--after C | --before C] [--oldest-first]
+//	             [--json | --watch [--interval D]]
+//
+// lists the jobs matching the filters, newest first, as a table cut to 80
+// columns (ID, STATE, TASK, QUEUE, ATTEMPTS, RUN AT, ERROR), or with --json
+// as one JSON object per job and line (the jobs view's columns, payload and
+// state). The states are ready, scheduled, running, retrying and failed.
+// The cursors of the next and previous pages are printed on standard error.
+// --watch redraws the table every --interval until SIGINT.
+//
+//	gworker job [--json] ID
+//
+// shows one job: its state, every column, its next attempt, its payload
+// pretty-printed and its last error in full.
+//
+//	gworker retry|reschedule|complete|fail|remove|cancel [ID...] [filters] [--all]
+//	        [--yes] [--dry-run] [--json]
+//
+// act on the jobs given by id, or on all the jobs matching the filters of
+// gworker jobs, in batches of 1000; reschedule takes --run-at, --in,
+// --priority, --attempts and --max-attempts, fail and cancel --reason. With
+// filters (other than --key alone) they first print how many jobs match and
+// ask on the terminal; --yes skips the question, and without a terminal
+// they refuse unless --yes is given. Jobs locked by a worker are skipped,
+// except by cancel. cancel ID and cancel --key K print the job as JSON, as
+// does remove --key K (graphile-worker's remove_job).
+//
+//	gworker stats [--json]
+//	gworker queues [--json]
+//	gworker tasks [--json]
+//	gworker cron list [--json]
+//
+// count the jobs by state, task and queue (exactly below 100,000 jobs,
+// estimated above, and saying which); list the named queues with their
+// waiting jobs and lock; list the tasks with their waiting and runnable
+// jobs and the live gworker workers that registered them ("nobody" when
+// none does); list the known crontab entries with their last execution.
+//
+//	gworker cleanup [DELETE_PERMAFAILED_JOBS,GC_TASK_IDENTIFIERS,GC_JOB_QUEUES]
+//	gworker force-unlock WORKER_ID...
+//
+// run graphile-worker's cleanup tasks (default GC_TASK_IDENTIFIERS and
+// GC_JOB_QUEUES, keeping the identifiers of tasks that live workers
+// registered), and release the jobs and queues of dead workers.
 //
 // # workers
 //

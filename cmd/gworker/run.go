@@ -1,15 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/gworker/gworker/core"
 )
@@ -29,7 +30,10 @@ is runnable. Migrates the schema first.
 
 Each completed job is logged at info level with its duration, as
 graphile-worker does (--quiet drops those lines); failures are logged as
-warnings, and as errors when the job has no attempts left.
+warnings, and as errors when the job has no attempts left. At start, and
+every 5 minutes while it holds, a warning names the tasks whose jobs are
+runnable but that neither this worker nor any live gworker worker has (a
+misspelt task name, or a worker that is not running).
 
 With --once, run prints a summary on standard output when it is done: how
 many jobs completed, how many failed, and how many runnable jobs are left
@@ -145,6 +149,16 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 	}
 	o.throughput.apply(&wo)
 	tally := &jobTally{log: log, logCompleted: !o.quiet && !opts.verbose}
+	ours := taskIdentifiers(tasks)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	defer func() {
+		stopWatch()
+		watching.Wait()
+	}()
+	tally.started = func(u *core.Utils) {
+		watching.Go(func() { warnUnwantedJobs(watchCtx, u, ours, log, unwantedJobsInterval) })
+	}
 	wo.Hooks.OnEvent = tally.onEvent
 	w, err := core.NewWorker(wo)
 	if err != nil {
@@ -161,7 +175,62 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 	if err != nil || !o.once {
 		return err
 	}
-	return tally.summary(ctx, e, db, schema, taskIdentifiers(tasks))
+	u, err := core.NewUtils(db, core.UtilsOptions{Schema: schema, Logger: log})
+	if err != nil {
+		return err
+	}
+	return tally.summary(ctx, e, u, ours)
+}
+
+// unwantedJobsInterval is how often run repeats its warning about jobs
+// that no live worker runs, while they wait.
+const unwantedJobsInterval = 5 * time.Minute
+
+// warnUnwantedJobs warns, now and every interval while it holds, when
+// runnable jobs wait for tasks that neither this worker nor any live
+// gworker worker has: a task name misspelt when adding ("send_emial") or a
+// worker missing, whose jobs would otherwise wait without a word.
+func warnUnwantedJobs(ctx context.Context, u *core.Utils, ours []string, log *slog.Logger, interval time.Duration) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		if tasks, err := u.ListTasks(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Debug("gworker: could not list the tasks of waiting jobs", slog.Any("error", err))
+			}
+		} else if waiting := unwanted(tasks, ours, true); len(waiting) > 0 {
+			log.Warn("gworker: runnable jobs wait for tasks that no live gworker worker has (a misspelt task name? a worker not running? "+
+				"a graphile-worker on Node may still run them)", slog.String("tasks", countsText(waiting)))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// unwanted returns the tasks with jobs runnable now that are not among
+// ours, busiest first; unclaimed keeps only those no live worker
+// registered.
+func unwanted(tasks []core.TaskInfo, ours []string, unclaimed bool) []core.TaskInfo {
+	var out []core.TaskInfo
+	for _, t := range tasks {
+		if t.Ready > 0 && !slices.Contains(ours, t.Identifier) && (!unclaimed || len(t.Workers) == 0) {
+			out = append(out, t)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b core.TaskInfo) int { return cmp.Compare(b.Ready, a.Ready) })
+	return out
+}
+
+// countsText writes "send_emial: 3, other: 1".
+func countsText(tasks []core.TaskInfo) string {
+	parts := make([]string, len(tasks))
+	for i, t := range tasks {
+		parts[i] = fmt.Sprintf("%s: %d", t.Identifier, t.Ready)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // jobTally logs completed jobs and counts outcomes for run --once's
@@ -171,6 +240,7 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 type jobTally struct {
 	log          *slog.Logger
 	logCompleted bool
+	started      func(*core.Utils) // on WorkerStarted, with the worker's client
 	completed    atomic.Int64
 	failed       atomic.Int64
 	cancelled    atomic.Int64
@@ -179,6 +249,10 @@ type jobTally struct {
 // onEvent runs on the jobs' goroutines, so it only counts and logs.
 func (t *jobTally) onEvent(_ context.Context, ev core.Event) {
 	switch ev := ev.(type) {
+	case core.WorkerStarted:
+		if t.started != nil {
+			t.started(ev.Utils)
+		}
 	case core.JobCompleted:
 		t.completed.Add(1)
 		if t.logCompleted {
@@ -193,24 +267,23 @@ func (t *jobTally) onEvent(_ context.Context, ev core.Event) {
 }
 
 // summary prints what run --once did and fails when a job failed.
-func (t *jobTally) summary(ctx context.Context, e *env, db core.Database, schema string, tasks []string) error {
-	left, err := runnableElsewhere(ctx, db, schema, tasks)
+func (t *jobTally) summary(ctx context.Context, e *env, u *core.Utils, ours []string) error {
+	tasks, err := u.ListTasks(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("count the jobs left: %w", err)
 	}
+	left := unwanted(tasks, ours, false)
 	completed, failed, cancelled := t.completed.Load(), t.failed.Load(), t.cancelled.Load()
 	line := fmt.Sprintf("run --once: %s completed, %d failed", plural(completed, "job"), failed)
 	if cancelled > 0 {
 		line += fmt.Sprintf(", %d cancelled", cancelled)
 	}
 	var total int64
-	var byTask []string
 	for _, l := range left {
-		total += l.n
-		byTask = append(byTask, fmt.Sprintf("%s: %d", l.task, l.n))
+		total += l.Ready
 	}
 	if total > 0 {
-		line += fmt.Sprintf("; %s left for tasks this worker does not have (%s)", plural(total, "runnable job"), strings.Join(byTask, ", "))
+		line += fmt.Sprintf("; %s left for tasks this worker does not have (%s)", plural(total, "runnable job"), countsText(left))
 	} else {
 		line += "; no runnable job left for other tasks"
 	}
@@ -219,33 +292,6 @@ func (t *jobTally) summary(ctx context.Context, e *env, db core.Database, schema
 		return fmt.Errorf("%s failed (see the log above)", plural(failed, "job"))
 	}
 	return nil
-}
-
-// taskCount is a number of jobs of one task.
-type taskCount struct {
-	task string
-	n    int64
-}
-
-// runnableElsewhere counts, by task, the jobs runnable now whose task is
-// not among tasks: what a run --once left for other workers.
-func runnableElsewhere(ctx context.Context, db core.Database, schema string, tasks []string) ([]taskCount, error) {
-	rows, err := db.Query(ctx, `select task_identifier, count(*) from `+pgx.Identifier{schema}.Sanitize()+`.jobs
-where locked_at is null and run_at <= now() and attempts < max_attempts and task_identifier <> all($1::text[])
-group by task_identifier order by count(*) desc, task_identifier`, tasks)
-	if err != nil {
-		return nil, fmt.Errorf("count the jobs left: %w", err)
-	}
-	defer rows.Close()
-	var out []taskCount
-	for rows.Next() {
-		var c taskCount
-		if err := rows.Scan(&c.task, &c.n); err != nil {
-			return nil, fmt.Errorf("count the jobs left: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }
 
 func taskIdentifiers(tasks []execTask) []string {

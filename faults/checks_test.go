@@ -17,7 +17,7 @@ var warnOrError = regexp.MustCompile(`\blevel=(WARN|ERROR)\b`)
 // for the jobs table to empty.
 func (s *scenario) settle(w *window) {
 	s.t.Helper()
-	s.mustAddJobs(max(20, s.prof.rate/4), nil)
+	s.mustAddJobs(max(20, s.rate/4), nil)
 	if at, ok := s.waitDrained(w.end, s.prof.drainWithin); ok {
 		w.drainedAt = at
 	}

@@ -46,6 +46,9 @@ const (
 type scenario struct {
 	t    *testing.T
 	prof profile
+	// rate is the producer's jobs per second: the profile's, unless the
+	// scenario's workers cannot keep up with it.
+	rate int
 	dir  string
 	srv  *pgtest.Server
 	port int
@@ -113,6 +116,7 @@ func newScenario(t *testing.T, name string) *scenario {
 	s := &scenario{
 		t:       t,
 		prof:    currentProfile(),
+		rate:    currentProfile().rate,
 		dir:     t.TempDir(),
 		added:   map[int64]time.Time{},
 		removed: map[int64]bool{},
@@ -532,7 +536,7 @@ func (s *scenario) startLoad() {
 				return
 			case <-tick.C:
 			}
-			if err := s.addJobs(max(1, s.prof.rate/ticksPerSecond), nil); err != nil {
+			if err := s.addJobs(max(1, s.rate/ticksPerSecond), nil); err != nil {
 				// The database is away: do not hammer it.
 				select {
 				case <-p.stop:

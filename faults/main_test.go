@@ -145,7 +145,7 @@ func reportTable() string {
 	for _, r := range rs {
 		dups := fmt.Sprint(r.duplicates)
 		if r.explained > 0 {
-			dups += fmt.Sprintf(" (+%d after a crash)", r.explained)
+			dups += fmt.Sprintf(" (+%d after a kill or crash)", r.explained)
 		}
 		recovery := "not recovered"
 		if r.recovered {

@@ -23,7 +23,8 @@ func devSetup(t *testing.T) (dir string, port string) {
 	t.Helper()
 	if _, err := exec.LookPath("initdb"); err != nil {
 		if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(m) == 0 {
-			t.Skip("gworker dev needs local PostgreSQL server binaries")
+			t.Fatal("gworker dev needs local PostgreSQL server binaries (initdb, postgres): " +
+				"install them (Debian/Ubuntu: apt-get install postgresql; make test does it when run as root)")
 		}
 	}
 	base := t.TempDir()

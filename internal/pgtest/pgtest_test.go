@@ -99,7 +99,8 @@ func requireLocalBinaries(t *testing.T) binaries {
 	t.Helper()
 	bins, err := findBinaries(t.Context())
 	if err != nil {
-		t.Skipf("this test is about local clusters: %v", err)
+		t.Fatalf("this test is about local clusters, which need the PostgreSQL server binaries "+
+			"(Debian/Ubuntu: apt-get install postgresql; make test does it when run as root): %v", err)
 	}
 	return bins
 }

@@ -101,8 +101,11 @@ func childMain(raw string) int {
 		// One write of one short line to a file opened with O_APPEND: lines
 		// of concurrent handlers never interleave.
 		line := runLine{N: p.N, JobID: job.ID, Attempts: job.Attempts, Worker: c.Name,
-			Start: start, End: time.Now(), Outcome: outcome}.String()
-		if _, err := runs.WriteString(line); err != nil {
+			Start: start, End: time.Now(), Outcome: outcome}
+		if job.LockedAt != nil {
+			line.Fetched = *job.LockedAt
+		}
+		if _, err := runs.WriteString(line.String()); err != nil {
 			return err
 		}
 		if outcome == outcomeFail {

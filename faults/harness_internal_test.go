@@ -10,12 +10,16 @@ import (
 func TestRunLineRoundTrip(t *testing.T) {
 	t.Parallel()
 	want := runLine{N: 42, JobID: 7, Attempts: 2, Worker: "run-a",
-		Start: time.Unix(0, 1700000000123456789), End: time.Unix(0, 1700000000223456789), Outcome: outcomeFail}
+		Start: time.Unix(0, 1700000000123456789), End: time.Unix(0, 1700000000223456789), Outcome: outcomeFail,
+		Fetched: time.Unix(0, 1700000000023456789)}
 	got, err := parseRunLine(want.String())
 	if err != nil || got != want {
 		t.Fatalf("parseRunLine(%q) = %+v, %v; want %+v", want.String(), got, err, want)
 	}
-	for _, bad := range []string{"", "1 2 3 w 4 5", "1 2 3 w 4 5 maybe", "x 2 3 w 4 5 ok"} {
+	if got, err := parseRunLine("1 2 1 run 4 5 ok 0"); err != nil || !got.Fetched.IsZero() {
+		t.Errorf("a run line without a fetch time: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "1 2 3 w 4 5 ok", "1 2 3 w 4 5 maybe 0", "x 2 3 w 4 5 ok 0"} {
 		if _, err := parseRunLine(bad); err == nil {
 			t.Errorf("parseRunLine(%q) accepted it", bad)
 		}

@@ -376,7 +376,7 @@ outcome=ok
 case $input in
 *'"fail": true'* | *'"fail":true'*) [ "$GRAPHILE_WORKER_JOB_ATTEMPTS" = 1 ] && outcome=fail ;;
 esac
-echo "$n $GRAPHILE_WORKER_JOB_ID $GRAPHILE_WORKER_JOB_ATTEMPTS $FAULTS_WORKER $start $(date +%s%N) $outcome" >> "$FAULTS_RUNS"
+echo "$n $GRAPHILE_WORKER_JOB_ID $GRAPHILE_WORKER_JOB_ATTEMPTS $FAULTS_WORKER $start $(date +%s%N) $outcome 0" >> "$FAULTS_RUNS"
 [ $outcome = ok ] || { echo "` + deliberateFailure + `" >&2; exit 1; }
 `
 

@@ -17,7 +17,8 @@ const (
 )
 
 // runLine is one handler run: "n job_id attempts worker start_ns end_ns
-// outcome". The gworker run task script writes the same format.
+// outcome fetched_ns". The gworker run task script writes the same format,
+// with 0 for fetched_ns, which it cannot know.
 type runLine struct {
 	N          int64
 	JobID      int64
@@ -25,22 +26,37 @@ type runLine struct {
 	Worker     string
 	Start, End time.Time
 	Outcome    string
+	// Fetched is when the fetch that gave the run its job locked it (the
+	// job's locked_at), or zero when unknown.
+	Fetched time.Time
 }
 
 func (r runLine) String() string {
-	return fmt.Sprintf("%d %d %d %s %d %d %s\n", r.N, r.JobID, r.Attempts, r.Worker,
-		r.Start.UnixNano(), r.End.UnixNano(), r.Outcome)
+	fetched := int64(0)
+	if !r.Fetched.IsZero() {
+		fetched = r.Fetched.UnixNano()
+	}
+	return fmt.Sprintf("%d %d %d %s %d %d %s %d\n", r.N, r.JobID, r.Attempts, r.Worker,
+		r.Start.UnixNano(), r.End.UnixNano(), r.Outcome, fetched)
+}
+
+// fetchedBy is when the run's job was fetched, at the latest.
+func (r runLine) fetchedBy() time.Time {
+	if r.Fetched.IsZero() {
+		return r.Start
+	}
+	return r.Fetched
 }
 
 func parseRunLine(s string) (runLine, error) {
 	f := strings.Fields(s)
-	if len(f) != 7 {
-		return runLine{}, fmt.Errorf("%d fields, want 7", len(f))
+	if len(f) != 8 {
+		return runLine{}, fmt.Errorf("%d fields, want 8", len(f))
 	}
 	var r runLine
 	var err error
 	ints := make([]int64, 0, 5)
-	for _, i := range []int{0, 1, 2, 4, 5} {
+	for _, i := range []int{0, 1, 2, 4, 5, 7} {
 		v, perr := strconv.ParseInt(f[i], 10, 64)
 		if perr != nil {
 			err = fmt.Errorf("field %d: %v", i+1, perr)
@@ -54,6 +70,9 @@ func parseRunLine(s string) (runLine, error) {
 	r.N, r.JobID, r.Attempts = ints[0], ints[1], int(ints[2])
 	r.Worker, r.Outcome = f[3], f[6]
 	r.Start, r.End = time.Unix(0, ints[3]), time.Unix(0, ints[4])
+	if ints[5] != 0 {
+		r.Fetched = time.Unix(0, ints[5])
+	}
 	if r.Outcome != outcomeOK && r.Outcome != outcomeFail {
 		return runLine{}, fmt.Errorf("outcome %q", r.Outcome)
 	}

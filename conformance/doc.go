@@ -38,6 +38,14 @@
 //
 // Offer a wrapper for a transaction your users already hold (like
 // pgxdriver.Tx), so they can add jobs atomically with their own writes.
+// The drivers in this module share one shape, which a driver of your own
+// may follow so that switching to it changes one line: Open(ctx, url,
+// options...) owns its pool, New(native, options...) wraps the caller's,
+// Tx(nativeTx) wraps a transaction, and Close() error closes what Open
+// opened. A driver that cannot LISTEN without more configuration should
+// ask for it rather than quietly report core.ErrNotificationsUnsupported:
+// that error is for a choice the user made (PollOnly in this module's
+// drivers).
 //
 // # Proving it
 //
@@ -53,7 +61,7 @@
 //				if err != nil {
 //					t.Fatal(err)
 //				}
-//				t.Cleanup(db.Close)
+//				t.Cleanup(func() { db.Close() })
 //				return db
 //			},
 //			BeginCallerTx: func(ctx context.Context, db core.Database) (conformance.CallerTx, error) {

@@ -25,7 +25,7 @@ func ExampleRun() {
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(d.Close)
+				t.Cleanup(func() { d.Close() })
 				return d
 			},
 			BeginCallerTx: func(ctx context.Context, db core.Database) (conformance.CallerTx, error) {

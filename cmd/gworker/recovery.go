@@ -291,5 +291,5 @@ func openUtils(ctx context.Context, e *env, opts *commonFlags) (*core.Utils, fun
 		db.Close()
 		return nil, nil, err
 	}
-	return u, db.Close, nil
+	return u, func() { db.Close() }, nil
 }

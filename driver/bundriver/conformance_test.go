@@ -63,7 +63,7 @@ func harness(open func(t testing.TB) *sql.DB) conformance.Harness {
 				return conformance.CallerTx{}, err
 			}
 			return conformance.CallerTx{
-				Executor: d.Tx(tx),
+				Executor: bundriver.Tx(tx),
 				Commit:   func(context.Context) error { return tx.Commit() },
 				Rollback: func(context.Context) error { return tx.Rollback() },
 			}, nil

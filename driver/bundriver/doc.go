@@ -3,10 +3,14 @@
 //
 // # Getting a Driver
 //
-// New wraps the *bun.DB you already have; it stays yours. Statements run on
-// the *sql.DB under it (db.DB) with PostgreSQL's $1, $2, ... placeholders,
-// never through bun's query formatter, which would take the '?' of jsonb
-// operators in gworker's SQL for placeholders.
+// New wraps the *bun.DB you already have; it stays yours (Driver.Close does
+// not close it). Open makes one from a postgres:// URL, with bun on its
+// pgdriver, and owns it: Driver.Close closes it. pgxdriver and pqdriver have
+// the same Open, New, Tx and Close, so switching drivers changes one line.
+//
+// Statements run on the *sql.DB under the bun.DB (db.DB) with PostgreSQL's
+// $1, $2, ... placeholders, never through bun's query formatter, which
+// would take the '?' of jsonb operators in gworker's SQL for placeholders.
 //
 //	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn)))
 //	db := bun.NewDB(sqldb, pgdialect.New())
@@ -17,16 +21,15 @@
 //
 // # Your own transaction
 //
-// Driver.Tx wraps a bun.Tx you hold, begun on the same bun.DB, so that jobs
-// are added atomically with your own writes: they become visible when you
-// commit and vanish if you roll back. Core never commits or rolls back a
-// transaction handed in this way.
+// Tx wraps a bun.Tx you hold, so that jobs are added atomically with your
+// own writes: they become visible when you commit and vanish if you roll
+// back. Core never commits or rolls back a transaction handed in this way.
 //
 //	err := db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 //		if _, err := tx.NewInsert().Model(&order).Exec(ctx); err != nil {
 //			return err
 //		}
-//		_, err := utils.WithTx(d.Tx(tx)).AddJob(ctx, ShipOrder{OrderID: order.ID}, nil)
+//		_, err := utils.WithTx(bundriver.Tx(tx)).AddJob(ctx, ShipOrder{OrderID: order.ID}, nil)
 //		return err
 //	})
 //
@@ -53,7 +56,7 @@
 // the connection if the statement has not returned two seconds later, and
 // never reuses a connection on which a cancel was sent. pgdriver keeps the
 // backend's key for this unexported; the adapter reads it with reflect. On
-// a bun.Tx handed to Driver.Tx only the context's deadline applies.
+// a bun.Tx handed to Tx only the context's deadline applies.
 // pgdriver's own ReadTimeout (10s by default) bounds every statement.
 //
 // On pgx's stdlib the arguments go to pgx as they are, except that
@@ -68,23 +71,26 @@
 //
 // # Notifications
 //
-// Listen opens a dedicated session, chosen by Options.Listen. The default,
-// ListenAuto, picks:
+// Listen opens a dedicated session:
 //
-//   - with Options.ListenDSN set, a pgx connection there (ListenPgx) —
-//     for instance past PgBouncer, which cannot keep a LISTEN;
-//   - on pgdriver, pgdriver's Listener with the bun.DB's own connector
-//     settings (ListenPgdriver);
+//   - with ListenDSN, a pgx connection there — for instance past
+//     PgBouncer, which cannot keep a LISTEN;
+//   - otherwise, on pgdriver, pgdriver's Listener with the bun.DB's own
+//     connector settings;
 //   - on pgx's stdlib, a pgx connection with the settings of the pool's
-//     connections (ListenPgx), through pgxdriver's listener;
-//   - otherwise none (ListenNone): Listen returns an error wrapping
-//     core.ErrNotificationsUnsupported and workers poll.
+//     connections, through the same listener pgxdriver uses;
+//   - on any other database/sql driver, none: Listen fails with an error
+//     that asks for ListenDSN (or PollOnly), and a worker logs it when it
+//     starts rather than quietly polling.
+//
+// PollOnly makes Listen return an error wrapping
+// core.ErrNotificationsUnsupported: workers then poll alone, by choice.
 //
 // Either way Listen returns once every LISTEN is in place, Receive returns
 // notifications in order and, when its context ends, ctx.Err() without
 // losing any. A lost connection is re-established by itself with a backoff
 // (100ms doubling to 5s) and every LISTEN re-run, after which Receive
-// returns a Notification with Reconnected set; Options.OnListenError sees
+// returns a Notification with Reconnected set; OnListenError sees
 // each failure. Close may be called while another goroutine is blocked in
 // Receive, which then returns at once; that Receive, and every later one,
 // returns an error wrapping core.ErrNotificationsClosed.
@@ -95,5 +101,5 @@
 // for Receive, confirms each (re)connection by notifying itself on a
 // private channel (gworker:ping:...) and replaces the Listener after any
 // error. It quotes channel names with Go's strconv.Quote, so names with
-// double quotes, backslashes or control characters need ListenPgx.
+// double quotes, backslashes or control characters need ListenDSN.
 package bundriver

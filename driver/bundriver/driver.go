@@ -5,51 +5,47 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/gworker/gworker/core"
 )
 
-// ListenMode says how Listen opens its dedicated session.
-type ListenMode int
+// Option configures a Driver; pass options to Open or New.
+type Option func(*options)
 
-const (
-	// ListenAuto picks by what the bun.DB runs on: Options.ListenDSN set
-	// means ListenPgx there; bun's pgdriver means ListenPgdriver; pgx's
-	// database/sql driver (stdlib) means ListenPgx with the pool's own
-	// connection settings; anything else means ListenNone.
-	ListenAuto ListenMode = iota
-	// ListenPgdriver uses bun's pgdriver.Listener with the bun.DB's own
-	// connector settings; the bun.DB must run on pgdriver.
-	ListenPgdriver
-	// ListenPgx opens a pgx connection, on Options.ListenDSN or, when the
-	// bun.DB runs on pgx's stdlib, with the settings of its connections.
-	ListenPgx
-	// ListenNone: Listen returns an error wrapping
-	// core.ErrNotificationsUnsupported, and workers poll.
-	ListenNone
-)
+type options struct {
+	listenDSN     string
+	pollOnly      bool
+	onListenError func(error)
+}
 
-// Options tunes a Driver. The zero value is ready to use.
-type Options struct {
-	// Listen selects the listener; see ListenMode. The zero value is
-	// ListenAuto.
-	Listen ListenMode
+// ListenDSN sets a connection string (URL or key=value) for a listener
+// connection made with pgx. Set it to listen somewhere else than the pool
+// connects to (past PgBouncer in transaction pooling mode, which cannot
+// keep a LISTEN), or when bun runs on a database/sql driver other than
+// bun's pgdriver or pgx's stdlib, whose settings the adapter cannot take.
+func ListenDSN(dsn string) Option {
+	return func(o *options) { o.listenDSN = dsn }
+}
 
-	// ListenDSN is a connection string (URL or key=value) for a listener
-	// connection made with pgx. Set it to listen somewhere else than the
-	// pool connects to — past PgBouncer in transaction pooling mode,
-	// which cannot keep a LISTEN — or when bun runs on a driver the
-	// adapter cannot take settings from.
-	ListenDSN string
+// PollOnly makes Listen return an error wrapping
+// core.ErrNotificationsUnsupported, so that workers find jobs by polling
+// alone (WorkerOptions.PollInterval) and hold no LISTEN connection. Use it
+// only where no connection can LISTEN.
+func PollOnly() Option {
+	return func(o *options) { o.pollOnly = true }
+}
 
-	// OnListenError, if set, is called with each error a Notifications
-	// session recovers from by itself: the loss of its connection and each
-	// failed attempt to reconnect. Use it to log; it must not block.
-	OnListenError func(error)
+// OnListenError sets a function called with each error a Notifications
+// session recovers from by itself: the loss of its connection and each
+// failed attempt to reconnect. Use it to log; it must not block.
+func OnListenError(f func(error)) Option {
+	return func(o *options) { o.onListenError = f }
 }
 
 // Driver runs gworker's statements on a *bun.DB with PostgreSQL. It
@@ -58,27 +54,77 @@ type Driver struct {
 	db    *bun.DB
 	sqldb *sql.DB
 	pgd   bool // bun runs on its pgdriver
-	opts  Options
+	ownDB bool
+	opts  options
 }
 
 var _ core.Database = (*Driver)(nil)
 
-// New returns a Driver over db with default Options. Statements go to the
-// *sql.DB under db (db.DB), never through bun's query formatter.
-func New(db *bun.DB) *Driver { return NewWithOptions(db, Options{}) }
+// New returns a Driver over a *bun.DB the caller made. Statements go to
+// the *sql.DB under it (db.DB), never through bun's query formatter. The
+// caller keeps ownership of db: Close does not close it.
+func New(db *bun.DB, opts ...Option) *Driver {
+	d := &Driver{db: db, sqldb: db.DB, pgd: onPgdriver(db)}
+	for _, o := range opts {
+		o(&d.opts)
+	}
+	return d
+}
 
-// NewWithOptions returns a Driver over db.
-func NewWithOptions(db *bun.DB, opts Options) *Driver {
-	_, pgd := db.DB.Driver().(pgdriver.Driver)
-	return &Driver{db: db, sqldb: db.DB, pgd: pgd, opts: opts}
+// onPgdriver reports whether db runs on bun's pgdriver.
+func onPgdriver(db *bun.DB) bool {
+	if db == nil || db.DB == nil {
+		return false
+	}
+	_, ok := db.DB.Driver().(pgdriver.Driver)
+	return ok
+}
+
+// Open connects to the database at url (a postgres:// URL, as bun's
+// pgdriver accepts) with bun on pgdriver, checks that it answers and
+// returns a Driver that owns the *bun.DB: Close closes it.
+func Open(ctx context.Context, url string, opts ...Option) (*Driver, error) {
+	connector, err := newConnector(url)
+	if err != nil {
+		return nil, err
+	}
+	db := bun.NewDB(sql.OpenDB(connector), pgdialect.New())
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("bundriver: connect: %w", wrapErr(err))
+	}
+	d := New(db, opts...)
+	d.ownDB = true
+	return d, nil
+}
+
+// newConnector returns pgdriver's connector for url; pgdriver panics on a
+// connection string it cannot parse, and this returns that as an error.
+func newConnector(url string) (c *pgdriver.Connector, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = nil, fmt.Errorf("bundriver: %v", r)
+		}
+	}()
+	return pgdriver.NewConnector(pgdriver.WithDSN(url)), nil
 }
 
 // DB returns the bun.DB the Driver runs on.
 func (d *Driver) DB() *bun.DB { return d.db }
 
+// Close closes the *bun.DB if Open created it, and does nothing if the
+// caller supplied it (New). Notifications sessions have their own
+// connections and are closed separately.
+func (d *Driver) Close() error {
+	if d.ownDB {
+		return d.db.Close()
+	}
+	return nil
+}
+
 // Exec runs a statement and returns the number of rows it affected.
 func (d *Driver) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	query, args, err := d.prepare(query, args)
+	query, args, err := prepare(d.pgd, query, args)
 	if err != nil {
 		return 0, err
 	}
@@ -98,7 +144,7 @@ func (d *Driver) Exec(ctx context.Context, query string, args ...any) (int64, er
 // Query runs a statement that returns rows. With pgdriver, the connection
 // is held until the Rows are closed.
 func (d *Driver) Query(ctx context.Context, query string, args ...any) (core.Rows, error) {
-	query, args, err := d.prepare(query, args)
+	query, args, err := prepare(d.pgd, query, args)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +173,7 @@ func (d *Driver) Begin(ctx context.Context) (core.Transaction, error) {
 		if err != nil {
 			return nil, wrapErr(err)
 		}
-		return &transaction{d: d, tx: tx}, nil
+		return &transaction{pgd: d.pgd, tx: tx}, nil
 	}
 	c, t, err := d.conn(ctx)
 	if err != nil {
@@ -138,27 +184,28 @@ func (d *Driver) Begin(ctx context.Context) (core.Transaction, error) {
 		release(c, false)
 		return nil, wrapErr(err)
 	}
-	return &transaction{d: d, tx: tx, conn: c, target: t}, nil
+	return &transaction{pgd: d.pgd, tx: tx, conn: c, target: t}, nil
 }
 
-// Tx wraps a transaction the caller already holds, begun on the Driver's
-// bun.DB, so that core's statements (adding a job, say) commit or roll back
-// together with the caller's own writes. Commit and Rollback delegate to
-// tx, but core never calls them on a transaction handed in this way: the
-// caller finishes it as usual.
+// Tx wraps a transaction the caller already holds, so that core's
+// statements (adding a job, say) commit or roll back together with the
+// caller's own writes. Commit and Rollback delegate to tx, but core never
+// calls them on a transaction handed in this way: the caller finishes it as
+// usual.
 //
 // With pgdriver, a statement on such a transaction honours its context's
 // deadline but not its cancellation (the adapter cannot reach the
 // connection under a *sql.Tx to send a cancel request).
-func (d *Driver) Tx(tx bun.Tx) core.Transaction {
-	return &transaction{d: d, tx: tx.Tx, caller: true}
+func Tx(tx bun.Tx) core.Transaction {
+	// bun.Tx keeps its bun.DB to itself; a query built on it reveals it.
+	return &transaction{pgd: onPgdriver(tx.NewRaw("").DB()), tx: tx.Tx, caller: true}
 }
 
 // prepare turns the arguments into what the driver under bun takes: with
 // pgdriver, literals in the statement text; otherwise arguments that any
 // PostgreSQL database/sql driver sends as text.
-func (d *Driver) prepare(query string, args []any) (string, []any, error) {
-	if d.pgd {
+func prepare(pgd bool, query string, args []any) (string, []any, error) {
+	if pgd {
 		q, err := interpolate(query, args)
 		return q, nil, err
 	}
@@ -187,7 +234,7 @@ func release(c *sql.Conn, cancelled bool) {
 // transaction is a Transaction begun by the Driver or handed in by the
 // caller.
 type transaction struct {
-	d      *Driver
+	pgd    bool // on bun's pgdriver
 	tx     *sql.Tx
 	caller bool // the caller's: no connection of ours to release
 
@@ -199,7 +246,7 @@ type transaction struct {
 }
 
 func (t *transaction) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	query, args, err := t.d.prepare(query, args)
+	query, args, err := prepare(t.pgd, query, args)
 	if err != nil {
 		return 0, err
 	}
@@ -212,7 +259,7 @@ func (t *transaction) Exec(ctx context.Context, query string, args ...any) (int6
 }
 
 func (t *transaction) Query(ctx context.Context, query string, args ...any) (core.Rows, error) {
-	query, args, err := t.d.prepare(query, args)
+	query, args, err := prepare(t.pgd, query, args)
 	if err != nil {
 		return nil, err
 	}

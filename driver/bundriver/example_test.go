@@ -61,7 +61,7 @@ func Example() {
 		if _, err := tx.NewInsert().Model(order).Exec(ctx); err != nil {
 			return err
 		}
-		_, err := utils.WithTx(d.Tx(tx)).AddJob(ctx, ShipOrder{OrderID: order.ID}, &core.JobSpec{Flags: []string{"fragile"}})
+		_, err := utils.WithTx(bundriver.Tx(tx)).AddJob(ctx, ShipOrder{OrderID: order.ID}, &core.JobSpec{Flags: []string{"fragile"}})
 		return err
 	})
 	if err != nil {

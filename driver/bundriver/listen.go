@@ -18,70 +18,45 @@ import (
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/gworker/gworker/core"
-	"github.com/gworker/gworker/driver/pgxdriver"
+	"github.com/gworker/gworker/internal/pglisten"
 )
 
 var errClosed = fmt.Errorf("bundriver: %w", core.ErrNotificationsClosed)
 
-// Listen opens a dedicated listening session, chosen by Options.Listen
-// (see ListenMode), and runs LISTEN on each channel; it returns once the
-// session listens. See the package documentation for reconnection and
-// Close.
+// Listen opens a dedicated listening session and runs LISTEN on each
+// channel; it returns once the session listens. With ListenDSN it listens
+// with pgx there; otherwise on bun's pgdriver with pgdriver's Listener, and
+// on pgx's stdlib with pgx and the settings of the pool's connections. See
+// the package documentation for reconnection and Close.
 func (d *Driver) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
-	if len(channels) == 0 {
+	switch {
+	case d.opts.pollOnly:
+		return nil, fmt.Errorf("bundriver: the Driver was made with PollOnly: %w", core.ErrNotificationsUnsupported)
+	case len(channels) == 0:
 		return nil, errors.New("bundriver: Listen needs at least one channel")
-	}
-	mode := d.opts.Listen
-	if mode == ListenAuto {
-		switch {
-		case d.opts.ListenDSN != "":
-			mode = ListenPgx
-		case d.pgd:
-			mode = ListenPgdriver
-		case d.onStdlib():
-			mode = ListenPgx
-		default:
-			mode = ListenNone
+	case d.opts.listenDSN != "":
+		cfg, err := pgx.ParseConfig(d.opts.listenDSN)
+		if err != nil {
+			return nil, fmt.Errorf("bundriver: ListenDSN: %w", err)
 		}
-	}
-	switch mode {
-	case ListenPgdriver:
+		return d.listenPgx(ctx, cfg, channels)
+	case d.pgd:
 		return d.listenPgdriver(ctx, channels)
-	case ListenPgx:
-		return d.listenPgx(ctx, channels)
-	case ListenNone:
-		return nil, fmt.Errorf("bundriver: no listener for a bun.DB on %T (set Options.ListenDSN to listen with pgx): %w",
-			d.sqldb.Driver(), core.ErrNotificationsUnsupported)
+	case !d.onStdlib():
+		return nil, d.errNoListener()
 	}
-	return nil, fmt.Errorf("bundriver: unknown Options.Listen %d", mode)
-}
-
-func (d *Driver) onStdlib() bool {
-	_, ok := d.sqldb.Driver().(*stdlib.Driver)
-	return ok
-}
-
-// listenPgx listens with pgxdriver's session on a connection of its own.
-func (d *Driver) listenPgx(ctx context.Context, channels []string) (core.Notifications, error) {
-	var cfg *pgx.ConnConfig
-	if d.opts.ListenDSN != "" {
-		c, err := pgx.ParseConfig(d.opts.ListenDSN)
-		if err != nil {
-			return nil, fmt.Errorf("bundriver: Options.ListenDSN: %w", err)
-		}
-		cfg = c
-	} else {
-		c, err := d.stdlibConfig(ctx)
-		if err != nil {
-			return nil, err
-		}
-		cfg = c
-	}
-	// The pool is not used: the listener connects with cfg alone.
-	n, err := pgxdriver.NewWithOptions(nil, pgxdriver.Options{ListenConnConfig: cfg, OnListenError: d.opts.OnListenError}).
-		Listen(ctx, channels...)
+	cfg, err := d.stdlibConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("bundriver: %w", err)
+		return nil, err
+	}
+	return d.listenPgx(ctx, cfg, channels)
+}
+
+// listenPgx listens with pgx on a connection of its own.
+func (d *Driver) listenPgx(ctx context.Context, cfg *pgx.ConnConfig, channels []string) (core.Notifications, error) {
+	n, err := pglisten.Open(ctx, cfg, channels, pglisten.Options{Prefix: "bundriver", OnError: d.opts.onListenError})
+	if err != nil {
+		return nil, err
 	}
 	return n, nil
 }
@@ -105,10 +80,22 @@ func (d *Driver) stdlibConfig(ctx context.Context) (*pgx.ConnConfig, error) {
 		return nil
 	})
 	if cfg == nil {
-		return nil, fmt.Errorf("bundriver: the pgx listener needs Options.ListenDSN: the bun.DB runs on %T, not pgx's stdlib: %w",
-			d.sqldb.Driver(), core.ErrNotificationsUnsupported)
+		return nil, d.errNoListener()
 	}
 	return cfg, nil
+}
+
+func (d *Driver) onStdlib() bool {
+	_, ok := d.sqldb.Driver().(*stdlib.Driver)
+	return ok
+}
+
+// errNoListener is Listen's error on a bun.DB whose connection settings the
+// adapter cannot take. It does not wrap core.ErrNotificationsUnsupported:
+// a worker would then quietly poll.
+func (d *Driver) errNoListener() error {
+	return fmt.Errorf("bundriver: cannot LISTEN on a bun.DB that runs on %T: give bundriver.New the connection string "+
+		"with bundriver.ListenDSN(dsn) (or bundriver.PollOnly() to rely on polling alone)", d.sqldb.Driver())
 }
 
 // Reconnect backoff of the pgdriver listener: the wait before each attempt
@@ -154,18 +141,15 @@ type pgdSession struct {
 }
 
 func (d *Driver) listenPgdriver(ctx context.Context, channels []string) (core.Notifications, error) {
-	if !d.pgd {
-		return nil, fmt.Errorf("bundriver: ListenPgdriver needs a bun.DB on pgdriver, not %T", d.sqldb.Driver())
-	}
 	for _, ch := range channels {
 		// pgdriver.Listener quotes channel names with Go's strconv.Quote.
 		if strings.ContainsAny(ch, `"\`) || strings.IndexFunc(ch, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-			return nil, fmt.Errorf("bundriver: pgdriver's listener cannot LISTEN on %q (quotes, backslashes and control characters); use ListenPgx", ch)
+			return nil, fmt.Errorf("bundriver: pgdriver's listener cannot LISTEN on %q (quotes, backslashes and control characters); listen with pgx through ListenDSN", ch)
 		}
 	}
 	b := make([]byte, 8)
 	_, _ = crand.Read(b)
-	s := &pgdSession{d: d, ping: "gworker:ping:" + hex.EncodeToString(b), onError: d.opts.OnListenError,
+	s := &pgdSession{d: d, ping: "gworker:ping:" + hex.EncodeToString(b), onError: d.opts.onListenError,
 		done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	s.channels = append(append([]string(nil), channels...), s.ping)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -187,7 +171,7 @@ func newListener(db *bun.DB) (ln *pgdriver.Listener, err error) {
 	defer func() {
 		if recover() != nil {
 			err = errors.New("bundriver: pgdriver.NewListener cannot find the bun.DB's pgdriver connector; " +
-				"open it with sql.OpenDB(pgdriver.NewConnector(...)), or set Options.ListenDSN to listen with pgx")
+				"open it with sql.OpenDB(pgdriver.NewConnector(...)), or give bundriver.New ListenDSN to listen with pgx")
 		}
 	}()
 	return pgdriver.NewListener(db), nil

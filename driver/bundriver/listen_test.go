@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/lib/pq" // a database/sql driver the adapter cannot listen on by itself
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
@@ -59,32 +60,40 @@ func TestListenModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	named := newBun(t, byName)
+	// A database/sql driver whose connection settings the adapter cannot
+	// take: lib/pq.
+	other, err := sql.Open("postgres", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onPq := newBun(t, other)
 
 	for _, c := range []struct {
 		name        string
 		db          *bun.DB
-		opts        bundriver.Options
+		opts        []bundriver.Option
 		unsupported bool   // Listen wraps core.ErrNotificationsUnsupported
-		errContains string // Listen fails with this
+		errContains string // Listen fails with this, without wrapping it
 	}{
-		{name: "auto on pgdriver", db: pgd},
-		{name: "auto on stdlib", db: std},
-		{name: "auto on pgdriver with ListenDSN (pgx)", db: pgd, opts: bundriver.Options{ListenDSN: url}},
-		{name: "pgx on pgdriver without ListenDSN", db: pgd, opts: bundriver.Options{Listen: bundriver.ListenPgx}, unsupported: true},
-		{name: "pgdriver on stdlib", db: std, opts: bundriver.Options{Listen: bundriver.ListenPgdriver}, errContains: "needs a bun.DB on pgdriver"},
-		{name: "none", db: pgd, opts: bundriver.Options{Listen: bundriver.ListenNone}, unsupported: true},
-		{name: "auto on pgdriver opened by name", db: named},
+		{name: "pgdriver", db: pgd},
+		{name: "stdlib", db: std},
+		{name: "pgdriver with ListenDSN (pgx)", db: pgd, opts: []bundriver.Option{bundriver.ListenDSN(url)}},
+		{name: "pgdriver opened by name", db: named},
+		{name: "PollOnly", db: pgd, opts: []bundriver.Option{bundriver.PollOnly()}, unsupported: true},
+		{name: "PollOnly wins over ListenDSN", db: std, opts: []bundriver.Option{bundriver.ListenDSN(url), bundriver.PollOnly()}, unsupported: true},
+		{name: "lib/pq without ListenDSN", db: onPq, errContains: "bundriver.ListenDSN"},
+		{name: "lib/pq with ListenDSN (pgx)", db: onPq, opts: []bundriver.Option{bundriver.ListenDSN(url)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			err := roundTrip(t, bundriver.NewWithOptions(c.db, c.opts))
+			err := roundTrip(t, bundriver.New(c.db, c.opts...))
 			switch {
 			case c.unsupported:
 				if !errors.Is(err, core.ErrNotificationsUnsupported) {
 					t.Errorf("Listen: %v, want core.ErrNotificationsUnsupported", err)
 				}
 			case c.errContains != "":
-				if err == nil || !strings.Contains(err.Error(), c.errContains) {
+				if err == nil || !strings.Contains(err.Error(), c.errContains) || errors.Is(err, core.ErrNotificationsUnsupported) {
 					t.Errorf("Listen: %v, want an error containing %q", err, c.errContains)
 				}
 			case err != nil:
@@ -97,7 +106,7 @@ func TestListenModes(t *testing.T) {
 func TestPgdriverListenerRejectsChannelsItCannotQuote(t *testing.T) {
 	t.Parallel()
 	d := bundriver.New(newBun(t, openPgdriver(t)))
-	if _, err := d.Listen(t.Context(), `a"b`); err == nil || !strings.Contains(err.Error(), "ListenPgx") {
+	if _, err := d.Listen(t.Context(), `a"b`); err == nil || !strings.Contains(err.Error(), "ListenDSN") {
 		t.Errorf("Listen on a channel with a double quote: %v", err)
 	}
 }

@@ -3,9 +3,15 @@
 //
 // # Getting a Driver
 //
-// Use New (or NewWithOptions) over a pool you already have; the pool stays
-// yours and Driver.Close leaves it open. Or let Open create a pool from a
-// connection string; Driver.Close then closes it.
+// Open creates a pool from a connection string and owns it: Driver.Close
+// closes it. New wraps a pool you already have; the pool stays yours and
+// Driver.Close leaves it open. Both take the same options (ListenConnConfig,
+// PollOnly, OnListenError). pqdriver and bundriver have the same Open, New,
+// Tx and Close, so switching drivers changes one line:
+//
+//	d, err := pgxdriver.Open(ctx, url) // or pqdriver.Open, bundriver.Open
+//	// handle err
+//	defer d.Close()
 //
 // # Your own transaction or connection
 //
@@ -43,21 +49,23 @@
 // LISTEN, on the other hand, needs a session of its own: a transaction
 // pooler hands each statement to any server connection, so a LISTEN would
 // be lost. Point the listener at PostgreSQL directly (or at a session
-// pooling port) with Options.ListenConnConfig:
+// pooling port) with ListenConnConfig:
 //
 //	direct, err := pgx.ParseConfig(directURL)
 //	// handle err
-//	d := pgxdriver.NewWithOptions(pool, pgxdriver.Options{ListenConnConfig: direct})
+//	d := pgxdriver.New(pool, pgxdriver.ListenConnConfig(direct))
 //
 // Without it the worker still runs; it then relies on polling when
-// notifications do not arrive.
+// notifications do not arrive. Where no connection can LISTEN at all, say
+// so with PollOnly: Listen then reports core.ErrNotificationsUnsupported
+// and workers poll without trying.
 //
 // # Notifications
 //
 // Listen opens a connection of its own with pgx.ConnectConfig, from
-// Options.ListenConnConfig or else a copy of the pool's configuration; it is
-// never taken from the pool, so a long-lived listener cannot starve it.
-// Whatever BuildContextWatcherHandler that configuration names, the listener
+// ListenConnConfig or else a copy of the pool's configuration; it is never
+// taken from the pool, so a long-lived listener cannot starve it. Whatever
+// BuildContextWatcherHandler that configuration names, the listener
 // interrupts a wait with a read deadline, which returns at once and keeps
 // the connection (a cancel request would do nothing for an idle session).
 //
@@ -68,8 +76,7 @@
 // When ctx ends, Receive returns ctx.Err() and the connection stays open and
 // subscribed: a notification that arrives meanwhile waits in the connection
 // and the next Receive returns it. So a worker may call Receive with short
-// contexts without losing anything. (Should pgx close the connection all the
-// same, the next Receive reconnects and reports it as below.)
+// contexts without losing anything.
 //
 // When the connection is lost for any other reason, Receive reconnects by
 // itself, runs LISTEN again on every channel and then returns a Notification
@@ -78,7 +85,8 @@
 // randomised within its upper half. The wait goes back to 100ms once a
 // connection has stayed up for longer than 5s. Receive keeps trying until
 // it succeeds, ctx ends (the next Receive picks up where it left off) or
-// Close is called; Options.OnListenError sees each failure.
+// Close is called; OnListenError sees each failure. bundriver listens with
+// the same session when it listens through pgx.
 //
 // Close closes the connection. It may be called while another goroutine is
 // blocked in Receive, which then returns at once; that Receive, and every

@@ -2,32 +2,54 @@ package pgxdriver
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/pglisten"
 )
 
-// Options tunes a Driver. The zero value is ready to use.
-type Options struct {
-	// ListenConnConfig is the configuration of the dedicated connection that
-	// Listen opens. It must come from pgx.ParseConfig. Nil means a copy of
-	// the pool's connection configuration. The Driver uses a copy.
-	//
-	// Set it when the pool goes through a pooler that cannot keep a LISTEN
-	// (PgBouncer in transaction pooling mode): point it at PostgreSQL itself
-	// or at a session-pooling port.
-	ListenConnConfig *pgx.ConnConfig
+// Option configures a Driver; pass options to Open or New.
+type Option func(*options)
 
-	// OnListenError, if set, is called with each error that a Notifications
-	// session recovers from by itself: the loss of its connection and every
-	// failed attempt to reconnect. Use it to log; it must not block. It is
-	// called from the goroutine that calls Receive.
-	OnListenError func(error)
+type options struct {
+	listenConnConfig *pgx.ConnConfig
+	pollOnly         bool
+	onListenError    func(error)
+}
+
+// ListenConnConfig sets the configuration of the dedicated connection that
+// Listen opens; cfg must come from pgx.ParseConfig, and the Driver uses a
+// copy. Without it Listen uses a copy of the pool's connection
+// configuration.
+//
+// Set it when the pool goes through a pooler that cannot keep a LISTEN
+// (PgBouncer in transaction pooling mode): point it at PostgreSQL itself
+// or at a session-pooling port.
+func ListenConnConfig(cfg *pgx.ConnConfig) Option {
+	return func(o *options) {
+		if cfg != nil {
+			o.listenConnConfig = cfg.Copy()
+		}
+	}
+}
+
+// PollOnly makes Listen return an error wrapping
+// core.ErrNotificationsUnsupported, so that workers find jobs by polling
+// alone (WorkerOptions.PollInterval) and hold no LISTEN connection. Use it
+// only where no connection can LISTEN.
+func PollOnly() Option {
+	return func(o *options) { o.pollOnly = true }
+}
+
+// OnListenError sets a function called with each error that a
+// Notifications session recovers from by itself: the loss of its
+// connection and every failed attempt to reconnect. Use it to log; it must
+// not block. It is called from the goroutine that calls Receive.
+func OnListenError(f func(error)) Option {
+	return func(o *options) { o.onListenError = f }
 }
 
 // Driver runs gworker's statements on a pgxpool.Pool. It implements
@@ -36,28 +58,26 @@ type Driver struct {
 	exec    executor
 	pool    *pgxpool.Pool
 	ownPool bool
-	opts    Options
+	opts    options
 }
 
 var _ core.Database = (*Driver)(nil)
 
-// New returns a Driver over pool with default Options. The caller keeps
+// New returns a Driver over a pool the caller made. The caller keeps
 // ownership of pool: Close does not close it.
-func New(pool *pgxpool.Pool) *Driver {
-	return NewWithOptions(pool, Options{})
+func New(pool *pgxpool.Pool, opts ...Option) *Driver {
+	d := &Driver{exec: executor{q: pool}, pool: pool}
+	for _, o := range opts {
+		o(&d.opts)
+	}
+	return d
 }
 
-// NewWithOptions returns a Driver over pool. The caller keeps ownership of
-// pool: Close does not close it.
-func NewWithOptions(pool *pgxpool.Pool, opts Options) *Driver {
-	return &Driver{exec: executor{q: pool}, pool: pool, opts: opts}
-}
-
-// Open creates a pool from connString (a URL or keyword/value string, as
+// Open creates a pool from url (a URL or keyword/value string, as
 // pgxpool.ParseConfig accepts), checks that the database answers and returns
 // a Driver that owns the pool: Close closes it.
-func Open(ctx context.Context, connString string) (*Driver, error) {
-	cfg, err := pgxpool.ParseConfig(connString)
+func Open(ctx context.Context, url string, opts ...Option) (*Driver, error) {
+	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("pgxdriver: %w", err)
 	}
@@ -71,7 +91,7 @@ func Open(ctx context.Context, connString string) (*Driver, error) {
 		pool.Close()
 		return nil, fmt.Errorf("pgxdriver: connect: %w", err)
 	}
-	d := New(pool)
+	d := New(pool, opts...)
 	d.ownPool = true
 	return d, nil
 }
@@ -80,12 +100,14 @@ func Open(ctx context.Context, connString string) (*Driver, error) {
 func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
 
 // Close closes the pool if the Driver created it (Open), and does nothing
-// if the caller supplied it (New, NewWithOptions). Notifications sessions
-// have their own connections and are closed separately.
-func (d *Driver) Close() {
+// if the caller supplied it (New). Notifications sessions have their own
+// connections and are closed separately. It always returns nil; the error
+// is there so that every driver's Close has the same signature.
+func (d *Driver) Close() error {
 	if d.ownPool {
 		d.pool.Close()
 	}
+	return nil
 }
 
 // Exec runs a statement on a pooled connection and returns the number of
@@ -113,31 +135,16 @@ func (d *Driver) Begin(ctx context.Context) (core.Transaction, error) {
 // starves it, and runs LISTEN on each channel. See the package documentation
 // for how the session behaves on cancellation, connection loss and Close.
 func (d *Driver) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
-	if len(channels) == 0 {
-		return nil, errors.New("pgxdriver: Listen needs at least one channel")
+	if d.opts.pollOnly {
+		return nil, fmt.Errorf("pgxdriver: the Driver was made with PollOnly: %w", core.ErrNotificationsUnsupported)
 	}
-	var cfg *pgx.ConnConfig
-	if d.opts.ListenConnConfig != nil {
-		cfg = d.opts.ListenConnConfig.Copy()
-	} else {
-		cfg = d.pool.Config().ConnConfig.Copy()
+	cfg := d.opts.listenConnConfig
+	if cfg == nil {
+		cfg = d.pool.Config().ConnConfig
 	}
-	n := newNotifications(cfg, listenSQL(channels), d.opts.OnListenError)
-	if err := n.connect(ctx); err != nil {
-		n.Close(context.Background())
-		return nil, fmt.Errorf("pgxdriver: listen: %w", err)
+	n, err := pglisten.Open(ctx, cfg, channels, pglisten.Options{Prefix: "pgxdriver", OnError: d.opts.onListenError})
+	if err != nil {
+		return nil, err
 	}
 	return n, nil
-}
-
-// listenSQL builds one statement list so that (re)subscribing to every
-// channel is a single round trip.
-func listenSQL(channels []string) string {
-	var b strings.Builder
-	for _, ch := range channels {
-		b.WriteString("LISTEN ")
-		b.WriteString(pgx.Identifier{ch}.Sanitize())
-		b.WriteString(";")
-	}
-	return b.String()
 }

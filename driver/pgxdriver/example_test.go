@@ -110,7 +110,7 @@ func ExampleTx() {
 
 // Behind PgBouncer in transaction pooling mode: no prepared statements on
 // the pool, and LISTEN on a direct connection.
-func ExampleNewWithOptions() {
+func ExampleNew() {
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(os.Getenv("PGBOUNCER_URL"))
 	if err != nil {
@@ -127,11 +127,10 @@ func ExampleNewWithOptions() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	d := pgxdriver.NewWithOptions(pool, pgxdriver.Options{
-		ListenConnConfig: direct,
-		OnListenError: func(err error) {
-			log.Printf("gworker listener: %v", err)
-		},
-	})
-	_ = d // use d as gworker's core.Database
+	d := pgxdriver.New(pool,
+		pgxdriver.ListenConnConfig(direct),
+		pgxdriver.OnListenError(func(err error) { log.Printf("gworker listener: %v", err) }),
+	)
+	defer d.Close() // leaves the pool open: it is yours
+	_ = d           // use d as gworker's core.Database
 }

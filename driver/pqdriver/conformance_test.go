@@ -11,8 +11,8 @@ import (
 )
 
 // The shared suite: as Open sets it up, with lib/pq's binary_parameters
-// (one round trip per statement, the PgBouncer setting), and poll-only over
-// a *sql.DB of which New knows no connection string.
+// (one round trip per statement, the PgBouncer setting), and poll-only as
+// New(db, PollOnly()) makes it.
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -42,7 +42,7 @@ func harness(params string, noListen bool) conformance.Harness {
 			d.DB().SetMaxOpenConns(4)
 			t.Cleanup(func() { d.Close() })
 			if noListen {
-				return pqdriver.New(d.DB())
+				return pqdriver.New(d.DB(), pqdriver.PollOnly())
 			}
 			return d
 		},

@@ -5,15 +5,20 @@
 //
 // Open connects with a connection string and owns the resulting *sql.DB
 // (Driver.Close closes it); it also listens for notifications on that
-// connection string. New and NewWithOptions wrap a *sql.DB you already have
-// and leave it yours. A *sql.DB does not reveal how it connects, so to
-// LISTEN with New, give the connection string as Options.ListenDSN;
-// without it Listen reports core.ErrNotificationsUnsupported and workers
-// rely on polling (WorkerOptions.PollInterval).
+// connection string. New wraps a *sql.DB you already have and leaves it
+// yours (Driver.Close does not close it). pgxdriver and bundriver have the
+// same Open, New, Tx and Close, so switching drivers changes one line.
+//
+// A *sql.DB does not reveal how it connects, so a Driver from New that a
+// worker uses must be told how to LISTEN, with ListenDSN, or that the
+// worker polls alone (WorkerOptions.PollInterval), with PollOnly. With
+// neither, Listen fails with an error that says so, and the worker logs
+// it when it starts, rather than quietly polling. (A process that only
+// adds jobs never listens and needs neither.)
 //
 //	db, err := sql.Open("postgres", dsn)
 //	// handle err
-//	d := pqdriver.NewWithOptions(db, pqdriver.Options{ListenDSN: dsn})
+//	d := pqdriver.New(db, pqdriver.ListenDSN(dsn))
 //
 // # Your own transaction or connection
 //
@@ -51,20 +56,20 @@
 // connection string: lib/pq then sends each statement and its arguments in
 // one round trip, which a transaction pooler handles, and which is faster
 // anyway. The adapter sends only text values, so this changes nothing else.
-// LISTEN needs a session: point Options.ListenDSN at PostgreSQL itself or at
+// LISTEN needs a session: point ListenDSN at PostgreSQL itself or at
 // a session pooling port.
 //
 // # Notifications
 //
-// Listen opens a pq.Listener on Options.ListenDSN, a connection of its own,
+// Listen opens a pq.Listener on the ListenDSN, a connection of its own,
 // and returns once the server acknowledged every LISTEN (a first
 // connection attempt that fails is an error). Receive returns notifications
 // in order; when its context ends it returns ctx.Err() and nothing is lost,
 // since pq.Listener keeps reading into its channel. When the connection is
-// lost, pq.Listener reconnects by itself, waiting
-// Options.MinReconnectInterval at first and doubling up to
-// Options.MaxReconnectInterval, re-runs every LISTEN and Receive then
-// returns a Notification with Reconnected set. Options.OnListenError sees
+// lost, pq.Listener reconnects by itself, waiting the minimum of
+// ReconnectInterval at first (100ms by default) and doubling up to its
+// maximum (5s), re-runs every LISTEN and Receive then returns a
+// Notification with Reconnected set. OnListenError sees
 // each loss and failed attempt. Close may be called while another goroutine
 // is blocked in Receive, which then returns at once; that Receive, and
 // every later one, returns an error wrapping core.ErrNotificationsClosed.

@@ -12,37 +12,56 @@ import (
 	"github.com/gworker/gworker/core"
 )
 
-// Defaults of Options.
+// Defaults of the listener's reconnect backoff (ReconnectInterval): the
+// wait before each attempt to reconnect starts at the minimum and doubles
+// up to the maximum.
 const (
-	// DefaultMinReconnectInterval and DefaultMaxReconnectInterval bound the
-	// listener's wait before each attempt to reconnect: it starts at the
-	// minimum and doubles up to the maximum.
 	DefaultMinReconnectInterval = 100 * time.Millisecond
 	DefaultMaxReconnectInterval = 5 * time.Second
 )
 
-// Options tunes a Driver. The zero value is ready to use, except that
-// Listen needs ListenDSN.
-type Options struct {
-	// ListenDSN is the connection string (URL or key=value) of the dedicated
-	// connection that Listen opens with pq.Listener. A *sql.DB does not
-	// reveal how it connects, so New cannot know it; Open sets it to its
-	// own connection string. Empty means Listen returns an error wrapping
-	// core.ErrNotificationsUnsupported and workers rely on polling.
-	//
-	// Behind PgBouncer in transaction pooling mode, point it at PostgreSQL
-	// itself or at a session-pooling port: a LISTEN needs a session.
-	ListenDSN string
+// Option configures a Driver; pass options to Open or New.
+type Option func(*options)
 
-	// MinReconnectInterval and MaxReconnectInterval bound the listener's
-	// reconnect backoff; zero means the defaults.
-	MinReconnectInterval time.Duration
-	MaxReconnectInterval time.Duration
+type options struct {
+	listenDSN            string
+	pollOnly             bool
+	minReconnectInterval time.Duration
+	maxReconnectInterval time.Duration
+	onListenError        func(error)
+}
 
-	// OnListenError, if set, is called with each error a Notifications
-	// session recovers from by itself: the loss of its connection and each
-	// failed attempt to reconnect. Use it to log; it must not block.
-	OnListenError func(error)
+// ListenDSN sets the connection string (URL or key=value) of the dedicated
+// connection that Listen opens with pq.Listener. Open defaults it to its
+// own connection string. New cannot know it (a *sql.DB does not reveal how
+// it connects), so a Driver from New needs ListenDSN or PollOnly to be
+// used by a worker.
+//
+// Behind PgBouncer in transaction pooling mode, point it at PostgreSQL
+// itself or at a session-pooling port: a LISTEN needs a session.
+func ListenDSN(dsn string) Option {
+	return func(o *options) { o.listenDSN = dsn }
+}
+
+// PollOnly makes Listen return an error wrapping
+// core.ErrNotificationsUnsupported, so that workers find jobs by polling
+// alone (WorkerOptions.PollInterval) and hold no LISTEN connection. Use it
+// only where no connection can LISTEN.
+func PollOnly() Option {
+	return func(o *options) { o.pollOnly = true }
+}
+
+// ReconnectInterval bounds the listener's reconnect backoff; zero (or a
+// maximum below the minimum) means the defaults.
+func ReconnectInterval(minWait, maxWait time.Duration) Option {
+	return func(o *options) { o.minReconnectInterval, o.maxReconnectInterval = minWait, maxWait }
+}
+
+// OnListenError sets a function called with each error a Notifications
+// session recovers from by itself: the loss of its connection and each
+// failed attempt to reconnect. Use it to log; it must not block.
+func OnListenError(f func(error)) Option {
+	return func(o *options) { o.onListenError = f }
 }
 
 // Driver runs gworker's statements on a *sql.DB that uses lib/pq. It
@@ -51,39 +70,38 @@ type Driver struct {
 	exec  executor
 	db    *sql.DB
 	ownDB bool
-	opts  Options
+	opts  options
 }
 
 var _ core.Database = (*Driver)(nil)
 
-// New returns a Driver over db, which must use lib/pq, with default Options:
-// Listen is unsupported (workers poll) unless you use NewWithOptions with
-// Options.ListenDSN. The caller keeps ownership of db: Close does not close
-// it.
-func New(db *sql.DB) *Driver { return NewWithOptions(db, Options{}) }
-
-// NewWithOptions returns a Driver over db, which must use lib/pq. The caller
-// keeps ownership of db.
-func NewWithOptions(db *sql.DB, opts Options) *Driver {
-	if opts.MinReconnectInterval <= 0 {
-		opts.MinReconnectInterval = DefaultMinReconnectInterval
+// New returns a Driver over a *sql.DB the caller opened with lib/pq. The
+// caller keeps ownership of db: Close does not close it.
+//
+// To run a worker, give New either ListenDSN, so that the worker wakes up
+// on LISTEN/NOTIFY, or PollOnly, to choose polling alone. With neither,
+// Listen fails with an error saying so, and a worker logs it at start; a
+// process that only adds jobs needs neither.
+func New(db *sql.DB, opts ...Option) *Driver {
+	d := &Driver{exec: executor{q: db}, db: db}
+	for _, o := range opts {
+		o(&d.opts)
 	}
-	if opts.MaxReconnectInterval < opts.MinReconnectInterval {
-		opts.MaxReconnectInterval = max(DefaultMaxReconnectInterval, opts.MinReconnectInterval)
+	if d.opts.minReconnectInterval <= 0 {
+		d.opts.minReconnectInterval = DefaultMinReconnectInterval
 	}
-	return &Driver{exec: executor{q: db}, db: db, opts: opts}
+	if d.opts.maxReconnectInterval < d.opts.minReconnectInterval {
+		d.opts.maxReconnectInterval = max(DefaultMaxReconnectInterval, d.opts.minReconnectInterval)
+	}
+	return d
 }
 
-// Open connects to the database at dsn (a postgres:// URL or a key=value
+// Open connects to the database at url (a postgres:// URL or a key=value
 // string, as lib/pq accepts), checks that it answers and returns a Driver
-// that owns the *sql.DB (Close closes it) and listens on dsn.
-func Open(ctx context.Context, dsn string) (*Driver, error) {
-	return OpenWithOptions(ctx, dsn, Options{})
-}
-
-// OpenWithOptions is Open with Options; an empty ListenDSN is set to dsn.
-func OpenWithOptions(ctx context.Context, dsn string, opts Options) (*Driver, error) {
-	connector, err := pq.NewConnector(dsn)
+// that owns the *sql.DB (Close closes it) and listens on url unless
+// ListenDSN or PollOnly says otherwise.
+func Open(ctx context.Context, url string, opts ...Option) (*Driver, error) {
+	connector, err := pq.NewConnector(url)
 	if err != nil {
 		return nil, fmt.Errorf("pqdriver: %w", err)
 	}
@@ -92,10 +110,7 @@ func OpenWithOptions(ctx context.Context, dsn string, opts Options) (*Driver, er
 		db.Close()
 		return nil, fmt.Errorf("pqdriver: connect: %w", err)
 	}
-	if opts.ListenDSN == "" {
-		opts.ListenDSN = dsn
-	}
-	d := NewWithOptions(db, opts)
+	d := New(db, append([]Option{ListenDSN(url)}, opts...)...)
 	d.ownDB = true
 	return d, nil
 }
@@ -104,9 +119,9 @@ func OpenWithOptions(ctx context.Context, dsn string, opts Options) (*Driver, er
 // statements and transactions.
 func (d *Driver) DB() *sql.DB { return d.db }
 
-// Close closes the *sql.DB if Open created it, and does nothing otherwise.
-// Notifications sessions have their own connections and are closed
-// separately.
+// Close closes the *sql.DB if Open created it, and does nothing if the
+// caller supplied it (New). Notifications sessions have their own
+// connections and are closed separately.
 func (d *Driver) Close() error {
 	if d.ownDB {
 		return d.db.Close()
@@ -137,19 +152,27 @@ func (d *Driver) Begin(ctx context.Context) (core.Transaction, error) {
 	return Tx(tx), nil
 }
 
-// Listen opens a pq.Listener on Options.ListenDSN, a connection of its own,
-// and runs LISTEN on each channel; it returns once the server acknowledged
+// Listen opens a pq.Listener on the ListenDSN, a connection of its own, and
+// runs LISTEN on each channel; it returns once the server acknowledged
 // them. See the package documentation for reconnection and Close.
 func (d *Driver) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
-	if d.opts.ListenDSN == "" {
-		return nil, fmt.Errorf("pqdriver: no Options.ListenDSN to open a LISTEN connection with (Open sets it): %w",
-			core.ErrNotificationsUnsupported)
+	if d.opts.pollOnly {
+		return nil, fmt.Errorf("pqdriver: the Driver was made with PollOnly: %w", core.ErrNotificationsUnsupported)
+	}
+	if d.opts.listenDSN == "" {
+		// Not ErrNotificationsUnsupported: a worker would quietly poll.
+		return nil, errNoListenDSN
 	}
 	if len(channels) == 0 {
 		return nil, errors.New("pqdriver: Listen needs at least one channel")
 	}
 	return listen(ctx, d.opts, channels)
 }
+
+// errNoListenDSN is what Listen returns for a Driver that New made with
+// neither ListenDSN nor PollOnly.
+var errNoListenDSN = errors.New("pqdriver: this Driver cannot LISTEN: pqdriver.New needs pqdriver.ListenDSN(dsn) " +
+	"with the connection string of the *sql.DB (or pqdriver.PollOnly() to rely on polling alone); pqdriver.Open sets it")
 
 // Tx wraps a transaction the caller already holds, so that core's statements
 // (adding a job, say) commit or roll back together with the caller's own

@@ -2,11 +2,13 @@ package pqdriver_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pqdriver"
 	"github.com/gworker/gworker/internal/pgtest"
 )
@@ -27,7 +29,7 @@ func TestListenFailsWhenTheFirstConnectionFails(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	bad := pqdriver.NewWithOptions(d.DB(), pqdriver.Options{ListenDSN: "postgres://nobody@" + addr + "/x?sslmode=disable"})
+	bad := pqdriver.New(d.DB(), pqdriver.ListenDSN("postgres://nobody@"+addr+"/x?sslmode=disable"))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -41,6 +43,37 @@ func TestListenFailsWhenTheFirstConnectionFails(t *testing.T) {
 	}
 	if _, err := d.Listen(ctx); err == nil {
 		t.Error("Listen without channels: no error")
+	}
+}
+
+// A *sql.DB does not say how it connects, so New needs to be told how to
+// LISTEN, or that the worker is to poll alone; without either Listen fails
+// with the fix instead of the worker polling without a word.
+func TestNewWithoutListenChoiceFailsListenLoudly(t *testing.T) {
+	t.Parallel()
+	d, err := pqdriver.Open(t.Context(), pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+
+	_, err = pqdriver.New(d.DB()).Listen(t.Context(), "c")
+	if err == nil || errors.Is(err, core.ErrNotificationsUnsupported) ||
+		!strings.Contains(err.Error(), "pqdriver.ListenDSN") || !strings.Contains(err.Error(), "pqdriver.PollOnly") {
+		t.Errorf("Listen on New(db): %v, want an error naming ListenDSN and PollOnly", err)
+	}
+	_, err = pqdriver.New(d.DB(), pqdriver.PollOnly()).Listen(t.Context(), "c")
+	if !errors.Is(err, core.ErrNotificationsUnsupported) {
+		t.Errorf("Listen on New(db, PollOnly()): %v, want core.ErrNotificationsUnsupported", err)
+	}
+	// PollOnly wins over the connection string Open knows.
+	o, err := pqdriver.Open(t.Context(), pgtest.URL(t), pqdriver.PollOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if _, err := o.Listen(t.Context(), "c"); !errors.Is(err, core.ErrNotificationsUnsupported) {
+		t.Errorf("Listen on Open(..., PollOnly()): %v, want core.ErrNotificationsUnsupported", err)
 	}
 }
 

@@ -82,7 +82,7 @@ func Example() {
 	// shipping order 42 from queue "shipping"
 }
 
-// Notifications need a connection string: Open's, or Options.ListenDSN.
+// Notifications need a connection string: Open's, or ListenDSN's.
 func ExampleDriver_Listen() {
 	ctx := context.Background()
 	srv, err := pgtest.Start(ctx, pgtest.Options{})
@@ -110,8 +110,15 @@ func ExampleDriver_Listen() {
 	}
 	fmt.Println(msg.Channel, msg.Payload)
 
-	// Over a *sql.DB without a connection string, workers poll.
-	_, err = pqdriver.New(d.DB()).Listen(ctx, "pq_example")
+	// Over a *sql.DB of your own, New needs the connection string to
+	// LISTEN with, or PollOnly to choose polling alone.
+	listening := pqdriver.New(d.DB(), pqdriver.ListenDSN(srv.URL()))
+	n2, err := listening.Listen(ctx, "pq_example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	n2.Close(ctx)
+	_, err = pqdriver.New(d.DB(), pqdriver.PollOnly()).Listen(ctx, "pq_example")
 	fmt.Println(errors.Is(err, core.ErrNotificationsUnsupported))
 	// Output:
 	// pq_example hello

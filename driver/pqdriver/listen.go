@@ -30,9 +30,9 @@ var _ core.Notifications = (*notifications)(nil)
 
 var errClosed = fmt.Errorf("pqdriver: %w", core.ErrNotificationsClosed)
 
-func listen(ctx context.Context, opts Options, channels []string) (core.Notifications, error) {
-	n := &notifications{onError: opts.OnListenError, closing: make(chan struct{}), first: make(chan error, 1)}
-	n.l = pq.NewListener(opts.ListenDSN, opts.MinReconnectInterval, opts.MaxReconnectInterval, n.event)
+func listen(ctx context.Context, opts options, channels []string) (core.Notifications, error) {
+	n := &notifications{onError: opts.onListenError, closing: make(chan struct{}), first: make(chan error, 1)}
+	n.l = pq.NewListener(opts.listenDSN, opts.minReconnectInterval, opts.maxReconnectInterval, n.event)
 
 	// pq.Listener connects in the background and retries for ever; a
 	// first attempt that fails is reported here instead.

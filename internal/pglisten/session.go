@@ -1,9 +1,11 @@
-package pgxdriver
+package pglisten
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,16 +28,32 @@ const (
 // connection is closed outside the caller's context.
 const closeTimeout = 5 * time.Second
 
-// notifications is a LISTEN session on a dedicated connection.
+// Options configures a Session.
+type Options struct {
+	// Prefix starts every error message, naming the driver the user chose
+	// ("pgxdriver", "bundriver").
+	Prefix string
+
+	// OnError, if set, is called with each error the session recovers
+	// from by itself: the loss of its connection and every failed attempt
+	// to reconnect. It is called from the goroutine that calls Receive and
+	// must not block.
+	OnError func(error)
+}
+
+// Session is a LISTEN session on a dedicated connection. It implements
+// core.Notifications.
 //
 // Only one goroutine at a time works on the connection: sem is a one-slot
 // semaphore held by Receive and by Close while they use conn. It is a
 // channel rather than a mutex so that a waiting Receive still honours its
 // context and Close.
-type notifications struct {
+type Session struct {
 	cfg       *pgx.ConnConfig
 	listenSQL string
+	prefix    string
 	onError   func(error)
+	errClosed error
 
 	// closing is done once Close has been called; Receive watches it so a
 	// blocked Receive returns at once.
@@ -52,9 +70,36 @@ type notifications struct {
 	pid atomic.Uint32 // backend PID of the current connection, for tests
 }
 
-var _ core.Notifications = (*notifications)(nil)
+var _ core.Notifications = (*Session)(nil)
 
-func newNotifications(cfg *pgx.ConnConfig, listenSQL string, onError func(error)) *notifications {
+// Open connects with a copy of cfg, which must come from pgx.ParseConfig
+// (or be a live connection's Config), runs LISTEN on every channel and
+// returns the session. See the package documentation for how it behaves.
+func Open(ctx context.Context, cfg *pgx.ConnConfig, channels []string, o Options) (*Session, error) {
+	if len(channels) == 0 {
+		return nil, errors.New(o.Prefix + ": Listen needs at least one channel")
+	}
+	n := newSession(cfg.Copy(), listenSQL(channels), o)
+	if err := n.connect(ctx); err != nil {
+		n.Close(context.Background())
+		return nil, fmt.Errorf("%s: listen: %w", o.Prefix, err)
+	}
+	return n, nil
+}
+
+// listenSQL builds one statement list so that (re)subscribing to every
+// channel is a single round trip.
+func listenSQL(channels []string) string {
+	var b strings.Builder
+	for _, ch := range channels {
+		b.WriteString("LISTEN ")
+		b.WriteString(pgx.Identifier{ch}.Sanitize())
+		b.WriteString(";")
+	}
+	return b.String()
+}
+
+func newSession(cfg *pgx.ConnConfig, listenSQL string, o Options) *Session {
 	// The default handler interrupts a blocked read by setting a deadline,
 	// which leaves the connection usable: pgx does not close a connection
 	// on a timeout, and a partly read message is resumed on the next read.
@@ -68,10 +113,12 @@ func newNotifications(cfg *pgx.ConnConfig, listenSQL string, onError func(error)
 		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
 	}
 	closing, cancel := context.WithCancel(context.Background())
-	return &notifications{
+	return &Session{
 		cfg:       cfg,
 		listenSQL: listenSQL,
-		onError:   onError,
+		prefix:    o.Prefix,
+		onError:   o.OnError,
+		errClosed: fmt.Errorf("%s: %w", o.Prefix, core.ErrNotificationsClosed),
 		closing:   closing,
 		close:     cancel,
 		sem:       make(chan struct{}, 1),
@@ -79,20 +126,20 @@ func newNotifications(cfg *pgx.ConnConfig, listenSQL string, onError func(error)
 }
 
 // Receive waits for the next notification. See the package documentation.
-func (n *notifications) Receive(ctx context.Context) (core.Notification, error) {
+func (n *Session) Receive(ctx context.Context) (core.Notification, error) {
 	if n.closing.Err() != nil {
-		return core.Notification{}, errClosed
+		return core.Notification{}, n.errClosed
 	}
 	select {
 	case n.sem <- struct{}{}:
 	case <-ctx.Done():
 		return core.Notification{}, ctx.Err()
 	case <-n.closing.Done():
-		return core.Notification{}, errClosed
+		return core.Notification{}, n.errClosed
 	}
 	defer n.release()
 	if n.closing.Err() != nil {
-		return core.Notification{}, errClosed
+		return core.Notification{}, n.errClosed
 	}
 
 	// wctx ends with the caller's ctx or with Close, whichever comes first.
@@ -127,7 +174,7 @@ func (n *notifications) Receive(ctx context.Context) (core.Notification, error) 
 			}
 			return core.Notification{}, n.stopError(ctx, err)
 		}
-		n.report(fmt.Errorf("pgxdriver: listening connection lost: %w", err))
+		n.report(fmt.Errorf("%s: listening connection lost: %w", n.prefix, err))
 		n.drop(wctx)
 	}
 }
@@ -135,7 +182,7 @@ func (n *notifications) Receive(ctx context.Context) (core.Notification, error) 
 // Close ends the session: a blocked Receive returns an error wrapping
 // core.ErrNotificationsClosed, as does every later Receive. It is safe to
 // call more than once and concurrently with Receive.
-func (n *notifications) Close(ctx context.Context) error {
+func (n *Session) Close(ctx context.Context) error {
 	n.close()
 	select {
 	case n.sem <- struct{}{}:
@@ -155,7 +202,7 @@ func (n *notifications) Close(ctx context.Context) error {
 // release gives up the semaphore after Receive. If Close was called
 // meanwhile it closes the connection, because Close may have given up
 // waiting for it.
-func (n *notifications) release() {
+func (n *Session) release() {
 	<-n.sem
 	if n.closing.Err() == nil {
 		return
@@ -172,8 +219,8 @@ func (n *notifications) release() {
 }
 
 // connect opens the connection and subscribes to every channel. The caller
-// holds sem (or is Listen, before the session is shared).
-func (n *notifications) connect(ctx context.Context) error {
+// holds sem (or is Open, before the session is shared).
+func (n *Session) connect(ctx context.Context) error {
 	conn, err := pgx.ConnectConfig(ctx, n.cfg)
 	if err != nil {
 		return err
@@ -191,7 +238,7 @@ func (n *notifications) connect(ctx context.Context) error {
 }
 
 // reconnect retries connect with backoff until it succeeds or ctx ends.
-func (n *notifications) reconnect(ctx context.Context) error {
+func (n *Session) reconnect(ctx context.Context) error {
 	for {
 		n.delay = min(max(2*n.delay, minBackoff), maxBackoff)
 		wait := n.delay/2 + rand.N(n.delay/2+1)
@@ -209,14 +256,14 @@ func (n *notifications) reconnect(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		n.report(fmt.Errorf("pgxdriver: reconnecting listener: %w", err))
+		n.report(fmt.Errorf("%s: reconnecting listener: %w", n.prefix, err))
 	}
 }
 
 // drop forgets a broken connection so that the next Receive reconnects.
 // Closing it is a courtesy to the server, cut short (a hard close) when
 // ctx ends.
-func (n *notifications) drop(ctx context.Context) {
+func (n *Session) drop(ctx context.Context) {
 	// A connection that stayed up longer than the longest wait resets the
 	// backoff; one that died soon after connecting (a flapping server or
 	// proxy) keeps it growing, so a failure loop never spins.
@@ -228,7 +275,7 @@ func (n *notifications) drop(ctx context.Context) {
 	n.disconnect(ctx)
 }
 
-func (n *notifications) disconnect(ctx context.Context) error {
+func (n *Session) disconnect(ctx context.Context) error {
 	if n.conn == nil {
 		return nil
 	}
@@ -240,9 +287,9 @@ func (n *notifications) disconnect(ctx context.Context) error {
 
 // stopError is what Receive returns when it was interrupted: the closed
 // error after Close, otherwise the caller's ctx.Err(), as core expects.
-func (n *notifications) stopError(ctx context.Context, err error) error {
+func (n *Session) stopError(ctx context.Context, err error) error {
 	if n.closing.Err() != nil {
-		return errClosed
+		return n.errClosed
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -250,10 +297,12 @@ func (n *notifications) stopError(ctx context.Context, err error) error {
 	return err
 }
 
-func (n *notifications) report(err error) {
+func (n *Session) report(err error) {
 	if n.onError != nil {
 		n.onError(err)
 	}
 }
 
-var errClosed = fmt.Errorf("pgxdriver: %w", core.ErrNotificationsClosed)
+// PID returns the backend process id of the current connection, or 0 while
+// there is none, so that tests can terminate it.
+func (n *Session) PID() uint32 { return n.pid.Load() }

@@ -11,7 +11,7 @@
 //
 //	fx.New(
 //		fx.Provide(newPool),                   // *pgxpool.Pool
-//		fx.Provide(fxmodule.PgxDatabase),      // core.Database from it
+//		fx.Provide(func(pool *pgxpool.Pool) core.Database { return pgxdriver.New(pool) }),
 //		fx.Supply(fxmodule.Config{Worker: core.WorkerOptions{Schema: "jobs", Concurrency: 8}}),
 //		fxmodule.Module,
 //		fx.Provide(fxmodule.AsTask(newSendEmailTask)),
@@ -30,7 +30,28 @@
 // run none; it uses Config.Worker's Schema and Logger and the plugins group.
 // Use one of the two modules, not both.
 //
-// PgxDatabase, SQLDatabase and BunDatabase turn a *pgxpool.Pool, a
-// database/sql *sql.DB on lib/pq, or a *bun.DB into the core.Database the
-// modules need; the application keeps owning (and closing) its pool.
+// # The database
+//
+// The modules take a core.Database from the graph and import no driver, so
+// an application links only the driver it uses. Provide one with a line of
+// your own. Over a pool the application already has (it keeps owning and
+// closing it):
+//
+//	fx.Provide(func(pool *pgxpool.Pool) core.Database { return pgxdriver.New(pool) })
+//	fx.Provide(func(db *sql.DB) core.Database { return pqdriver.New(db, pqdriver.ListenDSN(dsn)) })
+//	fx.Provide(func(db *bun.DB) core.Database { return bundriver.New(db) })
+//
+// pqdriver.New needs the connection string to LISTEN with, since a *sql.DB
+// does not tell; pqdriver.PollOnly() instead makes the worker poll alone,
+// by choice. Or let the driver open its own pool, closed when the
+// application stops (after the worker: fx runs stop hooks in reverse):
+//
+//	fx.Provide(func(lc fx.Lifecycle) (core.Database, error) {
+//		db, err := pgxdriver.Open(context.Background(), url) // or pqdriver.Open, bundriver.Open
+//		if err != nil {
+//			return nil, err
+//		}
+//		lc.Append(fx.StopHook(db.Close))
+//		return db, nil
+//	})
 package fxmodule

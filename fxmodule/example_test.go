@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/fx"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/fxmodule"
 	"github.com/gworker/gworker/internal/pgtest"
 	"github.com/gworker/gworker/plugin/logging"
@@ -33,8 +33,8 @@ func reports(done chan<- string) fx.Option {
 	)
 }
 
-// An fx application with a worker: the application provides the pool and
-// the configuration, feature modules provide tasks and plugins, and the
+// An fx application with a worker: the application provides the database
+// (its driver, here pgx) and the configuration, feature modules provide tasks and plugins, and the
 // worker starts and stops with the application.
 func Example() {
 	ctx := context.Background()
@@ -49,15 +49,15 @@ func Example() {
 	var utils *core.Utils
 	app := fx.New(
 		fx.NopLogger,
-		fx.Provide(func(lc fx.Lifecycle) (*pgxpool.Pool, error) {
-			pool, err := pgxpool.New(ctx, srv.URL())
+		// The application chooses the driver; fxmodule imports none.
+		fx.Provide(func(lc fx.Lifecycle) (core.Database, error) {
+			db, err := pgxdriver.Open(ctx, srv.URL()) // or pqdriver.Open, bundriver.Open
 			if err != nil {
 				return nil, err
 			}
-			lc.Append(fx.StopHook(pool.Close)) // after the worker's: hooks stop in reverse
-			return pool, nil
+			lc.Append(fx.StopHook(db.Close)) // after the worker's: hooks stop in reverse
+			return db, nil
 		}),
-		fx.Provide(fxmodule.PgxDatabase),
 		fx.Supply(fxmodule.Config{Worker: core.WorkerOptions{
 			Schema: "fx_example",
 			Logger: slog.New(slog.DiscardHandler),

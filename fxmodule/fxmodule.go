@@ -3,21 +3,15 @@ package fxmodule
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/uptrace/bun"
 	"go.uber.org/fx"
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/cronspec"
-	"github.com/gworker/gworker/driver/bundriver"
-	"github.com/gworker/gworker/driver/pgxdriver"
-	"github.com/gworker/gworker/driver/pqdriver"
 )
 
 // The value groups the modules collect registrations from.
@@ -58,6 +52,8 @@ var ClientModule = fx.Module("gworker.client",
 // WorkerParams is what NewWorker takes from the graph.
 type WorkerParams struct {
 	fx.In
+	// Database is the application's: a driver over its pool, provided
+	// with fx.Provide (see the package documentation).
 	Database   core.Database
 	Config     Config           `optional:"true"`
 	Logger     *slog.Logger     `optional:"true"`
@@ -244,16 +240,3 @@ func Extension[T any]() fx.Option {
 	return fx.Provide(fx.Annotate(func(v T) core.Extension { return core.WithExtension(v) },
 		fx.ResultTags(`group:"`+ExtensionsGroup+`"`)))
 }
-
-// PgxDatabase is a constructor of the core.Database for a pgx pool
-// (pgxdriver); the pool stays the application's to close.
-func PgxDatabase(pool *pgxpool.Pool) core.Database { return pgxdriver.New(pool) }
-
-// SQLDatabase is a constructor of the core.Database for a database/sql
-// *sql.DB opened with lib/pq (pqdriver); the *sql.DB stays the
-// application's to close.
-func SQLDatabase(db *sql.DB) core.Database { return pqdriver.New(db) }
-
-// BunDatabase is a constructor of the core.Database for a *bun.DB
-// (bundriver); the *bun.DB stays the application's to close.
-func BunDatabase(db *bun.DB) core.Database { return bundriver.New(db) }

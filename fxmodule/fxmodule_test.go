@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,9 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/cronspec"
+	"github.com/gworker/gworker/driver/bundriver"
+	"github.com/gworker/gworker/driver/pgxdriver"
+	"github.com/gworker/gworker/driver/pqdriver"
 	"github.com/gworker/gworker/fxmodule"
 	"github.com/gworker/gworker/internal/pgtest"
 )
@@ -102,11 +106,14 @@ func mail(r *ran, obs *observer) fx.Option {
 	)
 }
 
+// pgxDatabase is how an application on pgx provides the module's database.
+func pgxDatabase(pool *pgxpool.Pool) core.Database { return pgxdriver.New(pool) }
+
 func base(pool *pgxpool.Pool, schema string, opts core.WorkerOptions) fx.Option {
 	opts.Schema, opts.Logger = schema, quiet
 	return fx.Options(
 		fx.Supply(pool),
-		fx.Provide(fxmodule.PgxDatabase),
+		fx.Provide(pgxDatabase),
 		fx.Supply(fxmodule.Config{Worker: opts}),
 		fx.Supply(&Greeter{Prefix: "ext:"}),
 		fxmodule.Extension[*Greeter](),
@@ -255,7 +262,7 @@ func TestValidateApp(t *testing.T) {
 	r := &ran{done: make(chan string, 1)}
 	ok := fx.ValidateApp(fx.NopLogger,
 		fx.Provide(func() *pgxpool.Pool { return nil }),
-		fx.Provide(fxmodule.PgxDatabase),
+		fx.Provide(pgxDatabase),
 		fx.Supply(&Greeter{}),
 		fxmodule.Extension[*Greeter](),
 		fxmodule.Module,
@@ -271,7 +278,7 @@ func TestValidateApp(t *testing.T) {
 		t.Fatalf("ValidateApp without a database: %v", err)
 	}
 	// A crontab that does not parse fails the application.
-	err = fx.ValidateApp(fx.NopLogger, fx.Provide(func() *pgxpool.Pool { return nil }), fx.Provide(fxmodule.PgxDatabase),
+	err = fx.ValidateApp(fx.NopLogger, fx.Provide(func() *pgxpool.Pool { return nil }), fx.Provide(pgxDatabase),
 		fxmodule.Module, fxmodule.Crontab("* * * * nonsense"))
 	if err == nil || !strings.Contains(err.Error(), "fxmodule.Crontab") {
 		t.Fatalf("ValidateApp with a bad crontab: %v", err)
@@ -286,5 +293,91 @@ func TestStartFailsWhenTheWorkerCannotBeBuilt(t *testing.T) {
 	err := app.Err()
 	if err == nil || !strings.Contains(err.Error(), "WorkerOptions.Tasks") {
 		t.Fatalf("app error %v, want the worker's validation error", err)
+	}
+}
+
+// The module runs on whichever driver the application provides, opened
+// with the same line for each, and the driver's pool closes after the
+// worker stopped. Each driver listens, so a job wakes the worker at once
+// although it polls only once an hour.
+func TestModuleRunsOnEveryDriver(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		open func(ctx context.Context, url string) (core.Database, func() error, error)
+	}{
+		{"pgxdriver", func(ctx context.Context, url string) (core.Database, func() error, error) {
+			d, err := pgxdriver.Open(ctx, url)
+			if err != nil {
+				return nil, nil, err
+			}
+			return d, d.Close, nil
+		}},
+		{"pqdriver", func(ctx context.Context, url string) (core.Database, func() error, error) {
+			d, err := pqdriver.Open(ctx, url)
+			if err != nil {
+				return nil, nil, err
+			}
+			return d, d.Close, nil
+		}},
+		{"bundriver", func(ctx context.Context, url string) (core.Database, func() error, error) {
+			d, err := bundriver.Open(ctx, url)
+			if err != nil {
+				return nil, nil, err
+			}
+			return d, d.Close, nil
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			url, schema := pgtest.URL(t), pgtest.Schema(t)
+			done := make(chan int64, 1)
+			var utils *core.Utils
+			app := fxtest.New(t,
+				fx.NopLogger,
+				fx.Provide(func(lc fx.Lifecycle) (core.Database, error) {
+					db, closeDB, err := c.open(context.Background(), url)
+					if err != nil {
+						return nil, err
+					}
+					lc.Append(fx.StopHook(closeDB))
+					return db, nil
+				}),
+				fx.Supply(fxmodule.Config{Worker: core.WorkerOptions{Schema: schema, Logger: quiet, PollInterval: time.Hour}}),
+				fxmodule.Module,
+				fxmodule.Tasks(core.RawTask("ping", func(_ context.Context, j *core.Job) error { done <- j.ID; return nil })),
+				fx.Populate(&utils),
+			)
+			app.RequireStart()
+			job, err := utils.AddRawJob(context.Background(), "ping", nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case id := <-done:
+				if id != job.ID {
+					t.Errorf("ran job %d, want %d", id, job.ID)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the job did not run: the worker did not wake up on NOTIFY")
+			}
+			app.RequireStop()
+		})
+	}
+}
+
+// An application that uses fxmodule links only the driver it chose:
+// fxmodule itself depends on no driver.
+func TestModuleImportsNoDriver(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.Contains(pkg, "/driver/") || strings.Contains(pkg, "jackc/pgx") ||
+			strings.Contains(pkg, "lib/pq") || strings.Contains(pkg, "uptrace/bun") {
+			t.Errorf("fxmodule depends on %s", pkg)
+		}
 	}
 }

@@ -278,7 +278,7 @@ type hookSet struct {
 	aroundRun   []named[func(context.Context, *Job, func(context.Context) error) error]
 	afterRun    []named[func(context.Context, *Job, error) error]
 	beforeSched []named[func(context.Context, *ScheduledJob) Decision]
-	aroundAdd   []named[func(context.Context, []*ScheduledJob, func(context.Context) error) error]
+	aroundAdds  []named[func(context.Context, []*ScheduledJob, func(context.Context) error) error]
 	beforeRecov []named[func(context.Context, *Job, RecoveryInfo) RecoveryDecision]
 }
 
@@ -315,7 +315,7 @@ func newHookSet(plugins []Plugin, single Hooks, log *slog.Logger) *hookSet {
 			h.beforeSched = append(h.beforeSched, named[func(context.Context, *ScheduledJob) Decision]{name, k.BeforeSchedule})
 		}
 		if k.AroundAdd != nil {
-			h.aroundAdd = append(h.aroundAdd, named[func(context.Context, []*ScheduledJob, func(context.Context) error) error]{name, k.AroundAdd})
+			h.aroundAdds = append(h.aroundAdds, named[func(context.Context, []*ScheduledJob, func(context.Context) error) error]{name, k.AroundAdd})
 		}
 		if k.BeforeRecover != nil {
 			h.beforeRecov = append(h.beforeRecov, named[func(context.Context, *Job, RecoveryInfo) RecoveryDecision]{name, k.BeforeRecover})
@@ -348,7 +348,7 @@ func (h *hookSet) observing() bool { return h != nil && len(h.observers) > 0 }
 
 // schedules reports whether adding jobs is hooked.
 func (h *hookSet) schedules() bool {
-	return h != nil && (len(h.beforeSched) > 0 || len(h.aroundAdd) > 0 || len(h.observers) > 0)
+	return h != nil && (len(h.beforeSched) > 0 || len(h.aroundAdds) > 0 || len(h.observers) > 0)
 }
 
 // guard runs f, turning a panic into a logged error; it reports whether f
@@ -390,32 +390,12 @@ func (h *hookSet) beforeJobRun(ctx context.Context, job *Job) (Decision, string)
 	return Decision{}, ""
 }
 
-// aroundJobRun runs inner wrapped by the AroundJobRun hooks from i on.
-func (h *hookSet) aroundJobRun(ctx context.Context, job *Job, i int, inner func(context.Context) error) error {
-	if i == len(h.aroundRun) {
-		return inner(ctx)
-	}
-	a := h.aroundRun[i]
-	called := false
-	var innerErr, err error
-	next := func(ctx context.Context) error {
-		if called {
-			return errors.New("gworker: AroundJobRun called run twice; the second call did nothing")
-		}
-		called = true
-		innerErr = h.aroundJobRun(ctx, job, i+1, inner)
-		return innerErr
-	}
-	if h.guard(a.name, "AroundJobRun", func() { err = a.fn(ctx, job, next) }) {
-		if called {
-			return innerErr
-		}
-		return h.aroundJobRun(ctx, job, i+1, inner)
-	}
-	if !called && err == nil {
-		return fmt.Errorf("gworker: AroundJobRun hook of %s returned without running the job", a.name)
-	}
-	return err
+// aroundJobRun runs inner wrapped by the AroundJobRun hooks.
+func (h *hookSet) aroundJobRun(ctx context.Context, job *Job, inner func(context.Context) error) error {
+	return wrap(h, h.aroundRun, middleware{hook: "AroundJobRun", next: "run", work: "running the job"}, ctx, inner,
+		func(fn func(context.Context, *Job, func(context.Context) error) error, ctx context.Context, next func(context.Context) error) error {
+			return fn(ctx, job, next)
+		})
 }
 
 // afterJobRun passes err through the AfterJobRun hooks.
@@ -447,32 +427,58 @@ func (h *hookSet) beforeSchedule(ctx context.Context, job *ScheduledJob) (Decisi
 	return Decision{}, ""
 }
 
-// aroundAddCall runs add wrapped by the AroundAdd hooks from i on.
-func (h *hookSet) aroundAddCall(ctx context.Context, jobs []*ScheduledJob, i int, add func(context.Context) error) error {
-	if i == len(h.aroundAdd) {
-		return add(ctx)
-	}
-	a := h.aroundAdd[i]
-	called := false
-	var innerErr, err error
-	next := func(ctx context.Context) error {
-		if called {
-			return errors.New("gworker: AroundAdd called add twice; the second call did nothing")
+// aroundAdd runs add wrapped by the AroundAdd hooks.
+func (h *hookSet) aroundAdd(ctx context.Context, jobs []*ScheduledJob, add func(context.Context) error) error {
+	return wrap(h, h.aroundAdds, middleware{hook: "AroundAdd", next: "add", work: "adding the job"}, ctx, add,
+		func(fn func(context.Context, []*ScheduledJob, func(context.Context) error) error, ctx context.Context, next func(context.Context) error) error {
+			return fn(ctx, jobs, next)
+		})
+}
+
+// middleware names a kind of wrapping hook in the errors wrap returns.
+type middleware struct {
+	hook string // the Hooks field, "AroundJobRun"
+	next string // what its callback is called, "run"
+	work string // what calling it does, "running the job"
+}
+
+// wrap runs inner inside the hooks hs, the first outermost; call gives a
+// hook its arguments and next, which runs the rest of the chain. next runs
+// at most once: a second call would repeat work that is done. A hook that
+// panics before calling next is left out (the rest of the chain still
+// runs), one that panics after keeps next's result, since the work
+// happened; one that returns nil without calling next gets an error, since
+// the work never happened.
+func wrap[F any](h *hookSet, hs []named[F], m middleware, ctx context.Context, inner func(context.Context) error,
+	call func(fn F, ctx context.Context, next func(context.Context) error) error) error {
+	var from func(ctx context.Context, i int) error
+	from = func(ctx context.Context, i int) error {
+		if i == len(hs) {
+			return inner(ctx)
 		}
-		called = true
-		innerErr = h.aroundAddCall(ctx, jobs, i+1, add)
-		return innerErr
-	}
-	if h.guard(a.name, "AroundAdd", func() { err = a.fn(ctx, jobs, next) }) {
-		if called {
+		hook := hs[i]
+		called := false
+		var innerErr, err error
+		next := func(ctx context.Context) error {
+			if called {
+				return fmt.Errorf("gworker: %s called %s twice; the second call did nothing", m.hook, m.next)
+			}
+			called = true
+			innerErr = from(ctx, i+1)
 			return innerErr
 		}
-		return h.aroundAddCall(ctx, jobs, i+1, add)
+		if h.guard(hook.name, m.hook, func() { err = call(hook.fn, ctx, next) }) {
+			if called {
+				return innerErr
+			}
+			return from(ctx, i+1)
+		}
+		if !called && err == nil {
+			return fmt.Errorf("gworker: %s hook of %s returned without %s", m.hook, hook.name, m.work)
+		}
+		return err
 	}
-	if !called && err == nil {
-		return fmt.Errorf("gworker: AroundAdd hook of %s returned without adding the job", a.name)
-	}
-	return err
+	return from(ctx, 0)
 }
 
 // runSkipped is the result of a job a BeforeJobRun hook skipped; the runner
@@ -505,7 +511,7 @@ func (w *Worker) runJob(ctx context.Context, job *Job) error {
 	}
 	var err error
 	if len(h.aroundRun) > 0 {
-		err = h.aroundJobRun(ctx, job, 0, func(ctx context.Context) error { return w.execute(ctx, job) })
+		err = h.aroundJobRun(ctx, job, func(ctx context.Context) error { return w.execute(ctx, job) })
 	} else {
 		err = w.execute(ctx, job)
 	}

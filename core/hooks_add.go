@@ -60,8 +60,8 @@ func (u *Utils) addRawJobHooked(ctx context.Context, identifier string, payload 
 		}
 		return err
 	}
-	if len(h.aroundAdd) > 0 {
-		err = h.aroundAddCall(ctx, []*ScheduledJob{sj}, 0, add)
+	if len(h.aroundAdds) > 0 {
+		err = h.aroundAdd(ctx, []*ScheduledJob{sj}, add)
 	} else {
 		err = add(ctx)
 	}
@@ -114,8 +114,8 @@ func (u *Utils) addJobsHooked(ctx context.Context, jobs []NewJob) ([]*Job, error
 		return err
 	}
 	var err error
-	if len(h.aroundAdd) > 0 {
-		err = h.aroundAddCall(ctx, sjs, 0, add)
+	if len(h.aroundAdds) > 0 {
+		err = h.aroundAdd(ctx, sjs, add)
 	} else {
 		err = add(ctx)
 	}

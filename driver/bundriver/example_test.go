@@ -95,3 +95,41 @@ func Example() {
 	// Output:
 	// shipping order 42 (teapot), flags [fragile]
 }
+
+// Open makes the bun.DB itself, on bun's pgdriver, and Close closes it:
+// the same lines as with pgxdriver.Open or pqdriver.Open.
+func ExampleOpen() {
+	ctx := context.Background()
+	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Stop()
+
+	d, err := bundriver.Open(ctx, srv.URL())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close()
+
+	n, err := d.Listen(ctx, "bun_example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer n.Close(ctx)
+	if _, err := d.Exec(ctx, `select pg_notify('bun_example', $1)`, "hello"); err != nil {
+		log.Fatal(err)
+	}
+	msg, err := n.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// d.DB() is the *bun.DB, for the application's own queries.
+	var one int
+	if err := d.DB().NewSelect().ColumnExpr("1").Scan(ctx, &one); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(msg.Channel, msg.Payload, one)
+	// Output:
+	// bun_example hello 1
+}

@@ -40,7 +40,7 @@ func (u *Utils) BulkAddJobs(ctx context.Context, jobs []NewJob) (int, error) {
 	}
 	for i, j := range jobs {
 		if j.Spec.JobKey != "" {
-			return 0, &ValidationError{Field: fmt.Sprintf("jobs[%d].job_key", i), Value: j.Spec.JobKey,
+			return 0, &ValidationError{Field: fmt.Sprintf("jobs[%d].Spec.JobKey", i), Value: j.Spec.JobKey,
 				Reason: "BulkAddJobs adds keyless jobs only; add jobs with keys with AddJobs"}
 		}
 	}

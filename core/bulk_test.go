@@ -202,7 +202,7 @@ func TestBulkAddJobsRefusesBadInput(t *testing.T) {
 		jobs  []core.NewJob
 		field string
 	}{
-		{[]core.NewJob{{Identifier: "a"}, {Identifier: "b", Spec: core.JobSpec{JobKey: "k"}}}, "jobs[1].job_key"},
+		{[]core.NewJob{{Identifier: "a"}, {Identifier: "b", Spec: core.JobSpec{JobKey: "k"}}}, "jobs[1].Spec.JobKey"},
 		{[]core.NewJob{{Identifier: ""}}, "jobs[0].Identifier"},
 		{[]core.NewJob{{Identifier: "a", Payload: json.RawMessage("{")}}, "jobs[0].Payload"},
 	}

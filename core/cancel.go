@@ -34,7 +34,7 @@ func (u *Utils) CancelJob(ctx context.Context, id int64, reason string) (*Job, e
 // CancelJobByKey is CancelJob for the job holding a job key.
 func (u *Utils) CancelJobByKey(ctx context.Context, key, reason string) (*Job, error) {
 	if key == "" {
-		return nil, &ValidationError{Field: "job_key", Reason: "must not be empty"}
+		return nil, &ValidationError{Field: "key", Reason: "must not be empty"}
 	}
 	return u.cancel(ctx, u.sql.cancelByKey, fmt.Sprintf("with key %q", key), key, reason)
 }

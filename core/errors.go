@@ -6,9 +6,11 @@ import (
 )
 
 // ValidationError reports bad input: an option, a job spec field or an
-// argument. Field names the offending input the way the user wrote it.
+// argument. Field names the offending input in Go terms: a struct field
+// ("JobSpec.QueueName", "WorkerOptions.Concurrency"), an element of a slice
+// argument ("jobs[3].Spec.JobKey") or a parameter ("identifier").
 type ValidationError struct {
-	Field  string // e.g. "identifier", "job_key", "WorkerOptions.Concurrency"
+	Field  string // e.g. "identifier", "JobSpec.JobKey", "WorkerOptions.Concurrency"
 	Value  any    // the offending value, when it helps to show it
 	Reason string // what is wrong and, where useful, what is allowed
 }

@@ -162,9 +162,9 @@ func (h *hookSet) beforeCronSchedule(ctx context.Context, minute time.Time, back
 				slog.String("message", d.message))
 			continue
 		}
-		if err := sj.Spec.validate(); err != nil || (len(sj.Payload) > 0 && !json.Valid(sj.Payload)) {
+		if err := sj.Spec.validate("ScheduledJob.Spec"); err != nil || (len(sj.Payload) > 0 && !json.Valid(sj.Payload)) {
 			if err == nil {
-				err = &ValidationError{Field: "payload", Reason: "is not valid JSON"}
+				err = &ValidationError{Field: "ScheduledJob.Payload", Reason: "is not valid JSON"}
 			}
 			log.Error("gworker: a BeforeSchedule hook rewrote a cron job into one that cannot be added; adding it unchanged",
 				slog.Any("error", err))

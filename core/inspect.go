@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // JobState is where a job stands, derived from its row. The states are
@@ -129,8 +130,8 @@ func (f JobFilter) Validate() error {
 			}
 		}
 	}
-	if len(f.Key) > MaxJobKeyLength {
-		return &ValidationError{Field: "JobFilter.Key", Value: f.Key, Reason: fmt.Sprintf("is %d characters long; at most %d are allowed", len(f.Key), MaxJobKeyLength)}
+	if n := utf8.RuneCountInString(f.Key); n > MaxJobKeyLength {
+		return &ValidationError{Field: "JobFilter.Key", Value: f.Key, Reason: fmt.Sprintf("is %d characters long; at most %d are allowed", n, MaxJobKeyLength)}
 	}
 	if len(f.PayloadContains) > 0 && !json.Valid(f.PayloadContains) {
 		return &ValidationError{Field: "JobFilter.PayloadContains", Value: string(f.PayloadContains), Reason: "is not valid JSON"}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits and defaults of the graphile-worker schema.
@@ -106,42 +107,45 @@ type NewJob struct {
 	Spec    JobSpec
 }
 
-// checkIdentifier validates a task identifier.
+// checkIdentifier validates a task identifier. Lengths are counted in
+// characters, as the schema's check constraints (length()) count them.
 func checkIdentifier(field, id string) error {
-	switch {
+	switch n := utf8.RuneCountInString(id); {
 	case id == "":
 		return &ValidationError{Field: field, Reason: "must not be empty"}
-	case len(id) > MaxIdentifierLength:
-		return &ValidationError{Field: field, Value: id, Reason: fmt.Sprintf("is %d characters long; at most %d are allowed", len(id), MaxIdentifierLength)}
+	case n > MaxIdentifierLength:
+		return &ValidationError{Field: field, Value: id, Reason: fmt.Sprintf("is %d characters long; at most %d are allowed", n, MaxIdentifierLength)}
 	}
 	return nil
 }
 
-// validate checks the spec against the schema's limits before any SQL runs.
-func (s *JobSpec) validate() error {
-	if len(s.QueueName) > MaxQueueNameLength {
-		return &ValidationError{Field: "queue_name", Value: s.QueueName, Reason: fmt.Sprintf("is %d characters long; at most %d are allowed", len(s.QueueName), MaxQueueNameLength)}
+// validate checks the spec against the schema's limits before any SQL runs;
+// field names the spec in errors ("JobSpec", "jobs[3].Spec"). Lengths are
+// counted in characters, as PostgreSQL's length() counts them.
+func (s *JobSpec) validate(field string) error {
+	if n := utf8.RuneCountInString(s.QueueName); n > MaxQueueNameLength {
+		return &ValidationError{Field: field + ".QueueName", Value: s.QueueName, Reason: fmt.Sprintf("is %d characters long; at most %d are allowed", n, MaxQueueNameLength)}
 	}
 	if s.MaxAttempts < 0 || s.MaxAttempts > math.MaxInt16 {
-		return &ValidationError{Field: "max_attempts", Value: s.MaxAttempts, Reason: fmt.Sprintf("must be between 1 and %d (0 means the default, %d)", math.MaxInt16, DefaultMaxAttempts)}
+		return &ValidationError{Field: field + ".MaxAttempts", Value: s.MaxAttempts, Reason: fmt.Sprintf("must be between 1 and %d (0 means the default, %d)", math.MaxInt16, DefaultMaxAttempts)}
 	}
 	if s.Priority < math.MinInt16 || s.Priority > math.MaxInt16 {
-		return &ValidationError{Field: "priority", Value: s.Priority, Reason: fmt.Sprintf("must be between %d and %d", math.MinInt16, math.MaxInt16)}
+		return &ValidationError{Field: field + ".Priority", Value: s.Priority, Reason: fmt.Sprintf("must be between %d and %d", math.MinInt16, math.MaxInt16)}
 	}
-	if len(s.JobKey) > MaxJobKeyLength {
-		return &ValidationError{Field: "job_key", Value: s.JobKey, Reason: fmt.Sprintf("is %d characters long; at most %d are allowed", len(s.JobKey), MaxJobKeyLength)}
+	if n := utf8.RuneCountInString(s.JobKey); n > MaxJobKeyLength {
+		return &ValidationError{Field: field + ".JobKey", Value: s.JobKey, Reason: fmt.Sprintf("is %d characters long; at most %d are allowed", n, MaxJobKeyLength)}
 	}
 	switch s.JobKeyMode {
 	case "", Replace, PreserveRunAt, UnsafeDedupe:
 	default:
-		return &ValidationError{Field: "job_key_mode", Value: string(s.JobKeyMode), Reason: `must be "replace", "preserve_run_at" or "unsafe_dedupe"`}
+		return &ValidationError{Field: field + ".JobKeyMode", Value: string(s.JobKeyMode), Reason: `must be "replace", "preserve_run_at" or "unsafe_dedupe"`}
 	}
 	if s.JobKeyMode != "" && s.JobKey == "" {
-		return &ValidationError{Field: "job_key_mode", Value: string(s.JobKeyMode), Reason: "needs a job_key"}
+		return &ValidationError{Field: field + ".JobKeyMode", Value: string(s.JobKeyMode), Reason: "needs a job key"}
 	}
 	for i, f := range s.Flags {
 		if f == "" {
-			return &ValidationError{Field: fmt.Sprintf("flags[%d]", i), Reason: "must not be empty"}
+			return &ValidationError{Field: fmt.Sprintf("%s.Flags[%d]", field, i), Reason: "must not be empty"}
 		}
 	}
 	return nil

@@ -52,7 +52,10 @@ type MigrateOptions struct {
 // tracked in their own ledger, _private_gworker_migrations: graphile-worker's
 // ledger never gets a row above 20.
 func Migrate(ctx context.Context, db Database, opts MigrateOptions) error {
-	m, err := newMigrator(db, db.Begin, opts.Schema, opts.Logger)
+	if db == nil {
+		return &ValidationError{Field: "db", Reason: "must not be nil"}
+	}
+	m, err := newMigrator(db, db.Begin, "MigrateOptions.Schema", opts.Schema, opts.Logger)
 	if err != nil {
 		return err
 	}
@@ -67,11 +70,13 @@ type migrator struct {
 	log    *slog.Logger
 }
 
-func newMigrator(ex Executor, begin func(context.Context) (Transaction, error), schema string, log *slog.Logger) (*migrator, error) {
+// newMigrator returns a migrator for schema; field names the option that
+// holds it, for the error about a bad name.
+func newMigrator(ex Executor, begin func(context.Context) (Transaction, error), field, schema string, log *slog.Logger) (*migrator, error) {
 	if schema == "" {
 		schema = DefaultSchema
 	}
-	if err := checkSchemaName(schema); err != nil {
+	if err := checkSchemaName(field, schema); err != nil {
 		return nil, err
 	}
 	if log == nil {

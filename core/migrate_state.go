@@ -25,7 +25,7 @@ func (s MigrationState) UpToDate() bool {
 // DefaultSchema) through ex, changing nothing: for tools that report what
 // Migrate did, or that a schema is not installed.
 func ReadMigrationState(ctx context.Context, ex Executor, schema string) (MigrationState, error) {
-	m, err := newMigrator(ex, nil, schema, nil)
+	m, err := newMigrator(ex, nil, "schema", schema, nil)
 	if err != nil {
 		return MigrationState{}, err
 	}

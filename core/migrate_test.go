@@ -374,9 +374,18 @@ func TestMigrateRejectsInvalidSchemaNames(t *testing.T) {
 	for _, name := range []string{strings.Repeat("s", 64), "nul\x00byte"} {
 		err := core.Migrate(b.ctx, b.db, core.MigrateOptions{Schema: name})
 		var ve *core.ValidationError
-		if !errors.As(err, &ve) || ve.Field != "schema" {
-			t.Errorf("schema %q: err = %v, want a ValidationError for schema", name, err)
+		if !errors.As(err, &ve) || ve.Field != "MigrateOptions.Schema" {
+			t.Errorf("schema %q: err = %v, want a ValidationError for MigrateOptions.Schema", name, err)
 		}
+	}
+}
+
+func TestMigrateWithoutDatabaseReturnsAnError(t *testing.T) {
+	t.Parallel()
+	err := core.Migrate(context.Background(), nil, core.MigrateOptions{})
+	var ve *core.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "db" {
+		t.Fatalf("Migrate(nil) = %v, want a ValidationError for db", err)
 	}
 }
 

@@ -177,7 +177,7 @@ func (o WorkerOptions) normalize() (WorkerOptions, error) {
 	if o.Schema == "" {
 		o.Schema = DefaultSchema
 	}
-	if err := checkSchemaName(o.Schema); err != nil {
+	if err := checkSchemaName("WorkerOptions.Schema", o.Schema); err != nil {
 		bad("Schema", o.Schema, err.(*ValidationError).Reason)
 	}
 	if len(o.Tasks) == 0 {

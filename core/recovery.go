@@ -197,7 +197,7 @@ func (u *Utils) ListActiveWorkers(ctx context.Context, opts ListWorkersOptions) 
 	case threshold == 0:
 		threshold = DefaultStaleThreshold
 	case threshold < 0:
-		return nil, &ValidationError{Field: "StaleThreshold", Value: threshold, Reason: "must not be negative"}
+		return nil, &ValidationError{Field: "ListWorkersOptions.StaleThreshold", Value: threshold, Reason: "must not be negative"}
 	}
 	rows, err := u.ex.Query(ctx, newRecoverySQL(newRenderer(u.schema)).listWorkers, threshold.Seconds())
 	if err != nil {

@@ -37,16 +37,18 @@ func quoteIdent(name string) string {
 
 // checkSchemaName validates a schema name supplied by the user. Any character
 // is allowed (the name is always quoted); the limits are the server's own.
-func checkSchemaName(name string) error {
+// Unlike the schema's text columns, an identifier's limit is in bytes
+// (NAMEDATALEN). field names the option that holds the name.
+func checkSchemaName(field, name string) error {
 	switch {
 	case name == "":
-		return &ValidationError{Field: "schema", Reason: "must not be empty"}
+		return &ValidationError{Field: field, Reason: "must not be empty"}
 	case len(name) > maxIdentifierBytes:
-		return &ValidationError{Field: "schema", Value: name, Reason: fmt.Sprintf("is %d bytes long; PostgreSQL allows at most %d", len(name), maxIdentifierBytes)}
+		return &ValidationError{Field: field, Value: name, Reason: fmt.Sprintf("is %d bytes long; PostgreSQL allows at most %d", len(name), maxIdentifierBytes)}
 	case strings.ContainsRune(name, 0):
-		return &ValidationError{Field: "schema", Value: name, Reason: "contains a NUL byte"}
+		return &ValidationError{Field: field, Value: name, Reason: "contains a NUL byte"}
 	case !utf8.ValidString(name):
-		return &ValidationError{Field: "schema", Value: name, Reason: "is not valid UTF-8"}
+		return &ValidationError{Field: field, Value: name, Reason: "is not valid UTF-8"}
 	}
 	return nil
 }

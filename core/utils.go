@@ -46,7 +46,7 @@ func NewUtils(db Database, opts UtilsOptions) (*Utils, error) {
 	if schema == "" {
 		schema = DefaultSchema
 	}
-	if err := checkSchemaName(schema); err != nil {
+	if err := checkSchemaName("UtilsOptions.Schema", schema); err != nil {
 		return nil, err
 	}
 	log := opts.Logger
@@ -80,7 +80,7 @@ func (u *Utils) Migrate(ctx context.Context) error {
 	if u.db != nil {
 		begin = u.db.Begin
 	}
-	m, err := newMigrator(u.ex, begin, u.schema, u.log)
+	m, err := newMigrator(u.ex, begin, "UtilsOptions.Schema", u.schema, u.log)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (u *Utils) AddRawJob(ctx context.Context, identifier string, payload any, s
 	if err := checkIdentifier("identifier", identifier); err != nil {
 		return nil, err
 	}
-	if err := spec.validate(); err != nil {
+	if err := spec.validate("JobSpec"); err != nil {
 		return nil, err
 	}
 	body, err := encodePayload("payload", payload)
@@ -192,11 +192,7 @@ func checkNewJobs(jobs []NewJob) (specs []specJSON, keyed, preserve bool, err er
 		if err := checkIdentifier(field+".Identifier", j.Identifier); err != nil {
 			return nil, false, false, err
 		}
-		if err := j.Spec.validate(); err != nil {
-			var ve *ValidationError
-			if errors.As(err, &ve) {
-				ve.Field = field + "." + ve.Field
-			}
+		if err := j.Spec.validate(field + ".Spec"); err != nil {
 			return nil, false, false, err
 		}
 		body, err := encodePayload(field+".Payload", j.Payload)
@@ -206,13 +202,13 @@ func checkNewJobs(jobs []NewJob) (specs []specJSON, keyed, preserve bool, err er
 		s := newSpecJSON(j.Identifier, body, &j.Spec)
 		if k := j.Spec.JobKey; k != "" {
 			if prev, dup := keys[k]; dup {
-				return nil, false, false, &ValidationError{Field: field + ".job_key", Value: k, Reason: fmt.Sprintf("is also used by jobs[%d]; keys must be unique within one AddJobs call", prev)}
+				return nil, false, false, &ValidationError{Field: field + ".Spec.JobKey", Value: k, Reason: fmt.Sprintf("is also used by jobs[%d]; keys must be unique within one AddJobs call", prev)}
 			}
 			keys[k] = i
 			s.JobKey = &j.Spec.JobKey
 			switch j.Spec.JobKeyMode {
 			case UnsafeDedupe:
-				return nil, false, false, &ValidationError{Field: field + ".job_key_mode", Value: string(UnsafeDedupe), Reason: "is not supported by AddJobs; add such jobs with AddRawJob"}
+				return nil, false, false, &ValidationError{Field: field + ".Spec.JobKeyMode", Value: string(UnsafeDedupe), Reason: "is not supported by AddJobs; add such jobs with AddRawJob"}
 			case PreserveRunAt:
 				preserve = true
 			default:
@@ -222,7 +218,7 @@ func checkNewJobs(jobs []NewJob) (specs []specJSON, keyed, preserve bool, err er
 		specs[i] = s
 	}
 	if preserve && replace {
-		return nil, false, false, &ValidationError{Field: "jobs", Reason: "mixes job_key_mode preserve_run_at with replace; add them in separate calls"}
+		return nil, false, false, &ValidationError{Field: "jobs", Reason: "mixes JobKeyMode PreserveRunAt with Replace; add them in separate calls"}
 	}
 	return specs, len(keys) > 0, preserve, nil
 }
@@ -286,7 +282,7 @@ func keylessArgs(specs []specJSON) []any {
 // It returns ErrJobNotFound when no job has the key.
 func (u *Utils) RemoveJob(ctx context.Context, jobKey string) (*Job, error) {
 	if jobKey == "" {
-		return nil, &ValidationError{Field: "job_key", Reason: "must not be empty"}
+		return nil, &ValidationError{Field: "jobKey", Reason: "must not be empty"}
 	}
 	jobs, err := u.jobsQuery(ctx, "remove job", u.sql.removeJob, jobKey)
 	if err != nil {
@@ -330,9 +326,9 @@ func (u *Utils) RescheduleJobs(ctx context.Context, ids []int64, opts Reschedule
 		return nil
 	}
 	if err := errors.Join(
-		check("priority", opts.Priority, -32768, 32767),
-		check("attempts", opts.Attempts, 0, 32767),
-		check("max_attempts", opts.MaxAttempts, 1, 32767),
+		check("RescheduleOptions.Priority", opts.Priority, -32768, 32767),
+		check("RescheduleOptions.Attempts", opts.Attempts, 0, 32767),
+		check("RescheduleOptions.MaxAttempts", opts.MaxAttempts, 1, 32767),
 	); err != nil {
 		return nil, err
 	}
@@ -390,7 +386,7 @@ func (u *Utils) Cleanup(ctx context.Context, opts CleanupOptions) error {
 		case DeletePermafailedJobs, GCTaskIdentifiers, GCJobQueues:
 			want[t] = true
 		default:
-			return &ValidationError{Field: fmt.Sprintf("Tasks[%d]", i), Value: string(t),
+			return &ValidationError{Field: fmt.Sprintf("CleanupOptions.Tasks[%d]", i), Value: string(t),
 				Reason: "must be DELETE_PERMAFAILED_JOBS, GC_TASK_IDENTIFIERS or GC_JOB_QUEUES"}
 		}
 	}
@@ -649,7 +645,7 @@ left join queues on queues.queue_name = specs.queue_name`
 // ledger reads the schema's newest migration and newest breaking
 // migration.
 func (u *Utils) ledger(ctx context.Context) (latest, latestBreaking int, err error) {
-	m, err := newMigrator(u.ex, nil, u.schema, u.log)
+	m, err := newMigrator(u.ex, nil, "UtilsOptions.Schema", u.schema, u.log)
 	if err != nil {
 		return 0, 0, err
 	}

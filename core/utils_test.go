@@ -331,6 +331,30 @@ func TestAddJobsPreserveRunAtAndKeyRules(t *testing.T) {
 	}
 }
 
+// PostgreSQL's length() counts characters, so the schema takes names and
+// keys of up to 128 and 512 characters whatever their size in bytes, as
+// graphile-worker does.
+func TestAddJobAcceptsNonASCIINamesUpToTheirCharacterLimits(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	id := strings.Repeat("é", core.MaxIdentifierLength) // 256 bytes
+	queue := strings.Repeat("日", 100)                   // 300 bytes
+	spec := core.JobSpec{QueueName: queue, JobKey: strings.Repeat("日", core.MaxJobKeyLength)}
+	if _, err := b.utils.AddRawJob(b.ctx, id, nil, &spec); err != nil {
+		t.Fatalf("AddRawJob: %v", err)
+	}
+	spec.QueueName, spec.JobKey = strings.Repeat("日", core.MaxQueueNameLength), "k-"+queue
+	if _, err := b.utils.AddJobs(b.ctx, []core.NewJob{{Identifier: id, Spec: spec}}); err != nil {
+		t.Fatalf("AddJobs: %v", err)
+	}
+	if n := b.queryInt(t, "select count(*) from S.jobs where length(task_identifier) = 128 and octet_length(task_identifier) = 256"); n != 2 {
+		t.Fatalf("%d jobs stored with the 128-character identifier, want 2", n)
+	}
+	if n := b.queryInt(t, "select count(*) from S.jobs where length(key) = 512 and octet_length(queue_name) = 300"); n != 1 {
+		t.Fatalf("%d jobs stored with the 512-character key in the 300-byte queue, want 1", n)
+	}
+}
+
 func TestAddJobRejectsBadInputBeforeSQL(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -344,14 +368,17 @@ func TestAddJobRejectsBadInputBeforeSQL(t *testing.T) {
 	}{
 		{"empty identifier", "", nil, core.JobSpec{}, "identifier"},
 		{"long identifier", long(129), nil, core.JobSpec{}, "identifier"},
-		{"long queue", "t", nil, core.JobSpec{QueueName: long(129)}, "queue_name"},
-		{"long key", "t", nil, core.JobSpec{JobKey: long(513)}, "job_key"},
-		{"negative max attempts", "t", nil, core.JobSpec{MaxAttempts: -1}, "max_attempts"},
-		{"huge max attempts", "t", nil, core.JobSpec{MaxAttempts: 40000}, "max_attempts"},
-		{"priority out of range", "t", nil, core.JobSpec{Priority: 40000}, "priority"},
-		{"unknown key mode", "t", nil, core.JobSpec{JobKey: "k", JobKeyMode: "sometimes"}, "job_key_mode"},
-		{"key mode without key", "t", nil, core.JobSpec{JobKeyMode: core.Replace}, "job_key_mode"},
-		{"empty flag", "t", nil, core.JobSpec{Flags: []string{""}}, "flags[0]"},
+		{"long non-ASCII identifier", strings.Repeat("é", 129), nil, core.JobSpec{}, "identifier"},
+		{"long queue", "t", nil, core.JobSpec{QueueName: long(129)}, "JobSpec.QueueName"},
+		{"long non-ASCII queue", "t", nil, core.JobSpec{QueueName: strings.Repeat("日", 129)}, "JobSpec.QueueName"},
+		{"long key", "t", nil, core.JobSpec{JobKey: long(513)}, "JobSpec.JobKey"},
+		{"long non-ASCII key", "t", nil, core.JobSpec{JobKey: strings.Repeat("日", 513)}, "JobSpec.JobKey"},
+		{"negative max attempts", "t", nil, core.JobSpec{MaxAttempts: -1}, "JobSpec.MaxAttempts"},
+		{"huge max attempts", "t", nil, core.JobSpec{MaxAttempts: 40000}, "JobSpec.MaxAttempts"},
+		{"priority out of range", "t", nil, core.JobSpec{Priority: 40000}, "JobSpec.Priority"},
+		{"unknown key mode", "t", nil, core.JobSpec{JobKey: "k", JobKeyMode: "sometimes"}, "JobSpec.JobKeyMode"},
+		{"key mode without key", "t", nil, core.JobSpec{JobKeyMode: core.Replace}, "JobSpec.JobKeyMode"},
+		{"empty flag", "t", nil, core.JobSpec{Flags: []string{""}}, "JobSpec.Flags[0]"},
 		{"unencodable payload", "t", make(chan int), core.JobSpec{}, "payload"},
 		{"invalid raw JSON", "t", json.RawMessage(`{"a":`), core.JobSpec{}, "payload"},
 	}
@@ -366,8 +393,11 @@ func TestAddJobRejectsBadInputBeforeSQL(t *testing.T) {
 			t.Errorf("%s: message %q does not name %s", c.name, err, c.field)
 		}
 		_, err = b.utils.AddJobs(b.ctx, []core.NewJob{{Identifier: "ok"}, {Identifier: c.identifier, Payload: c.payload, Spec: c.spec}})
-		if !errors.As(err, &ve) || !strings.HasPrefix(ve.Field, "jobs[1].") {
-			t.Errorf("%s via AddJobs: err = %v, want a ValidationError for jobs[1]", c.name, err)
+		// AddJobs names the same input as a field of its jobs argument.
+		want := "jobs[1]." + strings.Replace(strings.Replace(c.field, "JobSpec.", "Spec.", 1), "identifier", "Identifier", 1)
+		want = strings.Replace(want, ".payload", ".Payload", 1)
+		if !errors.As(err, &ve) || ve.Field != want {
+			t.Errorf("%s via AddJobs: err = %v, want a ValidationError for %s", c.name, err, want)
 		}
 	}
 	if n := b.queryInt(t, "select count(*) from S._private_jobs") + b.queryInt(t, "select count(*) from S._private_tasks"); n != 0 {

@@ -103,13 +103,13 @@ func add(ctx context.Context, e *env, opts *commonFlags, o *addOptions, args []s
 
 // addFlagNames maps core's field names to the arguments a user typed.
 var addFlagNames = map[string]string{
-	"identifier":   "IDENTIFIER",
-	"payload":      "JSON payload",
-	"queue_name":   "--queue",
-	"max_attempts": "--max-attempts",
-	"priority":     "--priority",
-	"job_key":      "--key",
-	"job_key_mode": "--key-mode",
+	"identifier":          "IDENTIFIER",
+	"payload":             "JSON payload",
+	"JobSpec.QueueName":   "--queue",
+	"JobSpec.MaxAttempts": "--max-attempts",
+	"JobSpec.Priority":    "--priority",
+	"JobSpec.JobKey":      "--key",
+	"JobSpec.JobKeyMode":  "--key-mode",
 }
 
 // addError rewrites core's errors in the command line's terms.
@@ -117,7 +117,7 @@ func addError(schema string, err error) error {
 	var ve *core.ValidationError
 	if errors.As(err, &ve) {
 		name, ok := addFlagNames[ve.Field]
-		if strings.HasPrefix(ve.Field, "flags[") {
+		if strings.HasPrefix(ve.Field, "JobSpec.Flags[") {
 			name, ok = "--flag", true
 		}
 		if ok {

@@ -85,7 +85,7 @@ func loadExecTasks(dir string, log *slog.Logger) ([]execTask, error) {
 			return nil
 		}
 		id := taskIdentifier(rel)
-		if len(id) > core.MaxIdentifierLength {
+		if utf8.RuneCountInString(id) > core.MaxIdentifierLength {
 			return fmt.Errorf("task file %q: identifier %q is longer than %d characters", rel, id, core.MaxIdentifierLength)
 		}
 		if other, dup := files[id]; dup {

@@ -3,6 +3,7 @@ package core
 import (
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -37,7 +38,9 @@ func dbProblem(err error) string {
 	case strings.HasPrefix(state, "53"):
 		return fmt.Sprintf("the server is out of resources (SQLSTATE %s)", state)
 	case state == "":
-		return "the database cannot be reached"
+		// No SQLSTATE: the server was not reached, or the driver itself
+		// refused (the error says which).
+		return "the database cannot be reached, or the driver failed"
 	default:
 		return fmt.Sprintf("the database returned SQLSTATE %s", state)
 	}
@@ -125,4 +128,13 @@ func (h *dbHealth) stableFor() time.Duration {
 		return time.Duration(1<<63 - 1)
 	}
 	return time.Since(h.lost)
+}
+
+// backoff grows from 100ms to max, with jitter.
+func backoff(failures int, max time.Duration) time.Duration {
+	d := 100 * time.Millisecond << min(failures, 10)
+	if d > max || d <= 0 {
+		d = max
+	}
+	return d/2 + time.Duration(mathrand.Int64N(int64(d/2)+1))
 }

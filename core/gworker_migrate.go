@@ -24,6 +24,7 @@ var gworkerMigrations = []struct {
 }{
 	{file: "gworker_000001.sql"}, // _private_gworker_workers, for dead-worker recovery
 	{file: "gworker_000002.sql"}, // _private_gworker_workers.tasks, for ListTasks
+	{file: "gworker_000003.sql"}, // _private_gworker_throughput and _private_gworker_audit, for the admin page
 }
 
 // migrateGworker applies gworker's own migrations after graphile-worker's

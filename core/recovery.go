@@ -526,6 +526,7 @@ func (w *Worker) startRecovery(ctx context.Context, once bool) (stop func(), err
 		wg.Wait()
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer dcancel()
+		w.writeThroughput(dctx)
 		n, err := w.db.Exec(dctx, s.deregister, w.id)
 		switch {
 		case err != nil:
@@ -561,6 +562,9 @@ func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(co
 				"the jobs it was running were handed to other workers and may run twice, and their outcomes " +
 				"are recorded only where no other worker locked them since; registering again")
 			err = register(bctx)
+		}
+		if err == nil {
+			w.writeThroughput(bctx)
 		}
 		cancel()
 		switch {

@@ -83,12 +83,13 @@ func TestMigrateKeepsGworkerObjectsOutOfNodesLedger(t *testing.T) {
 		if n := b.queryInt(t, "select count(*) from S._private_gworker_migrations where id = 1 and not breaking"); n != 1 {
 			t.Fatalf("%s: gworker's ledger lacks migration 1", when)
 		}
-		if n := b.queryInt(t, "select count(*) from S._private_gworker_migrations"); n != 2 {
-			t.Fatalf("%s: gworker's ledger has %d rows, want 2", when, n)
+		if n := b.queryInt(t, "select count(*) from S._private_gworker_migrations"); n != 3 {
+			t.Fatalf("%s: gworker's ledger has %d rows, want 3", when, n)
 		}
 		if n := b.queryInt(t, `select count(*) from pg_class where relnamespace = $1::regnamespace
-			and relname in ('_private_gworker_workers', '_private_gworker_migrations') and relrowsecurity`, b.q); n != 2 {
-			t.Fatalf("%s: %d of gworker's 2 tables exist with row level security", when, n)
+			and relname in ('_private_gworker_workers', '_private_gworker_migrations', '_private_gworker_throughput', '_private_gworker_audit')
+			and relrowsecurity`, b.q); n != 4 {
+			t.Fatalf("%s: %d of gworker's 4 tables exist with row level security", when, n)
 		}
 		// Everything else in the schema is graphile-worker's, checked by the
 		// golden catalog: gworker adds nothing but _private_gworker_*.
@@ -101,7 +102,9 @@ func TestMigrateKeepsGworkerObjectsOutOfNodesLedger(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []string{"_private_gworker_migrations", "_private_gworker_migrations_pkey", "_private_gworker_workers", "_private_gworker_workers_pkey"}; !slices.Equal(extra, want) {
+		if want := []string{"_private_gworker_audit", "_private_gworker_audit_id_seq", "_private_gworker_audit_pkey",
+			"_private_gworker_migrations", "_private_gworker_migrations_pkey", "_private_gworker_throughput", "_private_gworker_throughput_pkey",
+			"_private_gworker_workers", "_private_gworker_workers_pkey"}; !slices.Equal(extra, want) {
 			t.Fatalf("%s: gworker's relations = %v, want %v", when, extra, want)
 		}
 	}
@@ -109,7 +112,7 @@ func TestMigrateKeepsGworkerObjectsOutOfNodesLedger(t *testing.T) {
 
 	// A schema graphile-worker (Node) installed has no gworker objects: the
 	// next migrate adds them, without touching graphile-worker's ledger.
-	b.exec(t, "drop table S._private_gworker_workers")
+	b.exec(t, "drop table S._private_gworker_workers, S._private_gworker_throughput, S._private_gworker_audit")
 	b.exec(t, "drop table S._private_gworker_migrations")
 	dbs := []core.Database{pgxdriver.New(pgtest.Pool(t)), pgxdriver.New(pgtest.Pool(t)), b.db}
 	errs := make([]error, len(dbs))
@@ -132,10 +135,10 @@ func TestMigrateKeepsGworkerObjectsOutOfNodesLedger(t *testing.T) {
 	check("idempotent")
 
 	// A newer breaking gworker migration is refused like a graphile-worker one.
-	b.exec(t, "insert into S._private_gworker_migrations (id, breaking) values (3, true)")
+	b.exec(t, "insert into S._private_gworker_migrations (id, breaking) values (4, true)")
 	var newer *core.DatabaseNewerError
-	if err := b.utils.Migrate(b.ctx); !errors.As(err, &newer) || newer.LatestBreaking != 3 || !strings.Contains(err.Error(), "_private_gworker_migrations") {
-		t.Fatalf("migrate with gworker migration 2 breaking: %v", err)
+	if err := b.utils.Migrate(b.ctx); !errors.As(err, &newer) || newer.LatestBreaking != 4 || !strings.Contains(err.Error(), "_private_gworker_migrations") {
+		t.Fatalf("migrate with gworker migration 4 breaking: %v", err)
 	}
 }
 
@@ -678,7 +681,7 @@ func TestRecoveryOptionsAreValidated(t *testing.T) {
 func TestMigrateWithoutCreatePrivilegeWarnsAndSucceeds(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.exec(t, "drop table S._private_gworker_workers")
+	b.exec(t, "drop table S._private_gworker_workers, S._private_gworker_throughput, S._private_gworker_audit")
 	b.exec(t, "drop table S._private_gworker_migrations")
 	role := "r_" + b.schema
 	b.exec(t, "create role "+role)

@@ -37,6 +37,8 @@ type Worker struct {
 	health    dbHealth // when this worker last lost the database
 	// sweepOutage logs failed sweeps of dead workers once per outage.
 	sweepOutage *outageLog
+	// throughput counts finished jobs for the heartbeat to record.
+	throughput throughputCounter
 }
 
 // BreakingMigrationError is returned by Run when another process applied a
@@ -751,6 +753,7 @@ func (r *runner) finish(res result) {
 		return // already handed back by shutdown
 	}
 	delete(r.active, a.job.ID)
+	r.w.throughput.finished(a, res.err)
 	// Building the job's logger costs allocations; only when it logs.
 	log := func() *slog.Logger { return r.w.jobLogger(a.job) }
 	switch {

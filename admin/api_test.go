@@ -1,0 +1,641 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gworker/gworker/admin"
+	"github.com/gworker/gworker/core"
+)
+
+func TestNewHandlerRequiresAnAuthenticator(t *testing.T) {
+	t.Parallel()
+	u, err := core.NewUtils(nopDB{}, core.UtilsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opts := range map[string]admin.Options{
+		"no authenticator":   {},
+		"empty password":     {Auth: admin.Basic(admin.BasicUser{Name: "a", Role: admin.RoleOperator})},
+		"no role":            {Auth: admin.Basic(admin.BasicUser{Name: "a", Password: "p"})},
+		"short token":        {Auth: admin.Bearer(admin.BearerToken{Name: "ci", Token: "short", Role: admin.RoleViewer})},
+		"nil func":           {Auth: admin.AuthFunc(nil)},
+		"no-auth, bad role":  {Auth: admin.NoAuth("root")},
+		"relative prefix":    {Auth: admin.NoAuth(admin.RoleViewer), Prefix: "admin"},
+		"bad trusted origin": {Auth: admin.NoAuth(admin.RoleViewer), TrustedOrigins: []string{"not an origin"}},
+		"bad crontab":        {Auth: admin.NoAuth(admin.RoleViewer), Crontab: "* * * nope"},
+	} {
+		if _, err := admin.NewHandler(u, opts); err == nil {
+			t.Errorf("%s: NewHandler accepted %+v", name, opts)
+		}
+	}
+	if _, err := admin.NewHandler(u, admin.Options{Auth: admin.NoAuth(admin.RoleViewer)}); err != nil {
+		t.Fatalf("explicit NoAuth: %v", err)
+	}
+}
+
+// nopDB is a Database for tests that never reach it.
+type nopDB struct{ core.Database }
+
+func TestEveryReadEndpointAnswersJSON(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{Crontab: "0 4 * * * nightly_report"})
+	j := b.addJob(t, "send_email", map[string]any{"to": "ada@example.com"}, &core.JobSpec{QueueName: "mail"})
+	for _, tc := range []struct {
+		path string
+		keys []string
+	}{
+		{"/api/v1/me", []string{"name", "role", "read_only", "can_write"}},
+		{"/api/v1/stats", []string{"exact", "total", "by_state", "by_task", "by_queue"}},
+		{"/api/v1/jobs", []string{"jobs", "next", "prev"}},
+		{fmt.Sprintf("/api/v1/jobs/%d", j.ID), []string{"id", "task_identifier", "payload", "state", "run_at", "last_error", "flags"}},
+		{"/api/v1/queues", []string{"queues"}},
+		{"/api/v1/tasks", []string{"tasks"}},
+		{"/api/v1/workers", []string{"workers", "other_lockers", "stale_threshold_seconds"}},
+		{"/api/v1/cron", []string{"cron"}},
+		{"/api/v1/throughput", []string{"now", "since", "bucket_seconds", "points"}},
+		{"/api/v1/audit", []string{"entries"}},
+	} {
+		r := b.do(t, "GET", tc.path, "", asViewer)
+		want(t, tc.path, r, http.StatusOK)
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s: Content-Type %q", tc.path, ct)
+		}
+		var m map[string]json.RawMessage
+		r.json(t, &m)
+		for _, k := range tc.keys {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%s: no %q in %s", tc.path, k, r.body)
+			}
+		}
+	}
+	var st struct {
+		Exact   bool
+		Total   int64
+		ByState map[string]int64 `json:"by_state"`
+	}
+	b.do(t, "GET", "/api/v1/stats", "", asViewer).json(t, &st)
+	if !st.Exact || st.Total != 1 || st.ByState["ready"] != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+	var cron struct {
+		Cron []struct {
+			Identifier string
+			NextRun    *string `json:"next_run"`
+		}
+	}
+	b.do(t, "GET", "/api/v1/cron", "", asViewer).json(t, &cron)
+	if len(cron.Cron) != 1 || cron.Cron[0].Identifier != "nightly_report" || cron.Cron[0].NextRun == nil {
+		t.Errorf("cron = %+v", cron)
+	}
+	want(t, "unknown endpoint", b.do(t, "GET", "/api/v1/nope", "", asViewer), http.StatusNotFound)
+	want(t, "missing job", b.do(t, "GET", "/api/v1/jobs/999999", "", asViewer), http.StatusNotFound)
+	want(t, "bad id", b.do(t, "GET", "/api/v1/jobs/abc", "", asViewer), http.StatusBadRequest)
+}
+
+type jobsPage struct {
+	Jobs []struct {
+		ID             int64
+		TaskIdentifier string `json:"task_identifier"`
+		State          string
+		LastError      *string `json:"last_error"`
+	}
+	Next string
+	Prev string
+}
+
+func TestJobsFilterOnTheServerAndPageByCursor(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	var failedA []int64
+	for i := range 5 {
+		a := b.addJob(t, "task_a", map[string]any{"n": i}, nil)
+		b.addJob(t, "task_b", map[string]any{"n": i}, nil)
+		if i%2 == 0 {
+			b.failJob(t, a.ID, "boom")
+			failedA = append(failedA, a.ID)
+		}
+	}
+	var got []int64
+	next := ""
+	for pages := 0; ; pages++ {
+		var p jobsPage
+		path := "/api/v1/jobs?state=failed&task=task_a&limit=2"
+		if next != "" {
+			path += "&after=" + url.QueryEscape(next)
+		}
+		r := b.do(t, "GET", path, "", asViewer)
+		want(t, path, r, http.StatusOK)
+		r.json(t, &p)
+		for _, j := range p.Jobs {
+			if j.TaskIdentifier != "task_a" || j.State != "failed" || j.LastError == nil || *j.LastError != "boom" {
+				t.Fatalf("job %+v does not match the filter", j)
+			}
+			got = append(got, j.ID)
+		}
+		if next = p.Next; next == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("the cursor never ends")
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, failedA) {
+		t.Fatalf("failed task_a jobs = %v, want %v", got, failedA)
+	}
+	var p jobsPage
+	b.do(t, "GET", `/api/v1/jobs?payload=`+url.QueryEscape(`{"n":3}`), "", asViewer).json(t, &p)
+	if len(p.Jobs) != 2 {
+		t.Fatalf("payload containment found %d jobs, want 2", len(p.Jobs))
+	}
+	for _, bad := range []string{"state=bogus", "payload=%7Bnope", "limit=0", "limit=5000", "after=xyz"} {
+		want(t, bad, b.do(t, "GET", "/api/v1/jobs?"+bad, "", asViewer), http.StatusBadRequest)
+	}
+}
+
+func TestPerJobActionsChangeTheJobAndAreAudited(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	get := func(id int64) (*core.Job, bool) {
+		j, err := b.utils.GetJob(b.ctx, id)
+		if errors.Is(err, core.ErrJobNotFound) {
+			return nil, false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j, true
+	}
+	post := func(id int64, action, body string) response {
+		return b.do(t, "POST", fmt.Sprintf("/api/v1/jobs/%d/%s", id, action), body, asOperator)
+	}
+
+	j := b.addJob(t, "t", nil, nil)
+	b.failJob(t, j.ID, "broken")
+	want(t, "retry", post(j.ID, "retry", ""), http.StatusOK)
+	if got, _ := get(j.ID); got.Attempts != 0 || got.State(time.Now()) != core.JobStateReady {
+		t.Fatalf("after retry: %+v", got)
+	}
+
+	b.failJob(t, j.ID, "broken")
+	want(t, "run-now", post(j.ID, "run-now", ""), http.StatusOK)
+	if got, _ := get(j.ID); got.Attempts >= got.MaxAttempts || got.RunAt.After(time.Now().Add(time.Second)) {
+		t.Fatalf("a failed job after run now: %+v", got)
+	}
+
+	want(t, "reschedule", post(j.ID, "reschedule", `{"run_at":"1h","priority":7}`), http.StatusOK)
+	if got, _ := get(j.ID); got.Priority != 7 || time.Until(got.RunAt) < 50*time.Minute {
+		t.Fatalf("after reschedule: %+v", got)
+	}
+	want(t, "reschedule without a change", post(j.ID, "reschedule", `{}`), http.StatusBadRequest)
+
+	want(t, "fail", post(j.ID, "fail", `{"reason":"bad input"}`), http.StatusOK)
+	if got, _ := get(j.ID); got.LastError == nil || *got.LastError != "bad input" || got.Attempts != got.MaxAttempts {
+		t.Fatalf("after fail: %+v", got)
+	}
+
+	c := b.addJob(t, "t", nil, nil)
+	want(t, "cancel", post(c.ID, "cancel", `{"reason":"not needed"}`), http.StatusOK)
+	if got, _ := get(c.ID); got.LastError == nil || *got.LastError != "Cancelled: not needed" {
+		t.Fatalf("after cancel: %+v", got)
+	}
+
+	want(t, "complete", post(j.ID, "complete", ""), http.StatusOK)
+	if _, ok := get(j.ID); ok {
+		t.Fatal("a completed job is still there")
+	}
+	want(t, "remove", post(c.ID, "remove", ""), http.StatusOK)
+	if _, ok := get(c.ID); ok {
+		t.Fatal("a removed job is still there")
+	}
+	want(t, "action on a missing job", post(c.ID, "retry", ""), http.StatusNotFound)
+	want(t, "unknown action", post(c.ID, "explode", ""), http.StatusBadRequest)
+	want(t, "unknown field", post(c.ID, "fail", `{"reasn":"typo"}`), http.StatusBadRequest)
+
+	var audit struct {
+		Entries []struct {
+			Actor, Action string
+			JobIDs        []int64 `json:"job_ids"`
+			Changed       int64
+		}
+	}
+	b.do(t, "GET", "/api/v1/audit", "", asViewer).json(t, &audit)
+	var actions []string
+	for _, e := range audit.Entries {
+		if e.Actor != operatorUser {
+			t.Errorf("audit entry by %q", e.Actor)
+		}
+		actions = append(actions, e.Action)
+	}
+	wantActions := []string{"retry", "remove", "complete", "cancel", "fail", "reschedule", "run-now", "retry"}
+	if !slices.Equal(actions, wantActions) {
+		t.Fatalf("audit actions (newest first) = %v, want %v", actions, wantActions)
+	}
+	if e := audit.Entries[len(audit.Entries)-1]; !slices.Equal(e.JobIDs, []int64{j.ID}) || e.Changed != 1 {
+		t.Fatalf("first audit entry = %+v", e)
+	}
+}
+
+func TestBulkActionsPreviewAndNeedConfirmation(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	for i := range 6 {
+		j := b.addJob(t, "mailer", map[string]any{"i": i}, nil)
+		if i < 4 {
+			b.failJob(t, j.ID, "smtp down")
+		}
+	}
+	other := b.addJob(t, "other", nil, nil)
+	b.failJob(t, other.ID, "smtp down")
+
+	filter := `"filter":{"state":["failed"],"task":["mailer"]}`
+	var res struct {
+		Matched, Changed int64
+		IDs              []int64
+	}
+	r := b.do(t, "POST", "/api/v1/jobs/actions/retry", `{`+filter+`,"dry_run":true}`, asOperator)
+	want(t, "dry run", r, http.StatusOK)
+	r.json(t, &res)
+	if res.Matched != 4 || res.Changed != 0 {
+		t.Fatalf("dry run = %+v", res)
+	}
+	want(t, "without confirm", b.do(t, "POST", "/api/v1/jobs/actions/retry", `{`+filter+`}`, asOperator), http.StatusBadRequest)
+	want(t, "selecting nothing", b.do(t, "POST", "/api/v1/jobs/actions/retry", `{}`, asOperator), http.StatusBadRequest)
+	r = b.do(t, "POST", "/api/v1/jobs/actions/retry", `{`+filter+`,"confirm":true}`, asOperator)
+	want(t, "confirmed", r, http.StatusOK)
+	r.json(t, &res)
+	if res.Matched != 4 || res.Changed != 4 || len(res.IDs) != 4 {
+		t.Fatalf("retry = %+v", res)
+	}
+	if n, _ := b.utils.CountJobs(b.ctx, core.JobFilter{States: []core.JobState{core.JobStateFailed}}); n != 1 {
+		t.Fatalf("%d failed jobs left, want only the other task's", n)
+	}
+	r = b.do(t, "POST", "/api/v1/jobs/actions/remove", fmt.Sprintf(`{"ids":[%d]}`, other.ID), asOperator)
+	want(t, "by ids", r, http.StatusOK)
+	r.json(t, &res)
+	if res.Changed != 1 {
+		t.Fatalf("remove by id = %+v", res)
+	}
+}
+
+func TestAddJobValidatesLikeTheCommand(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	for name, body := range map[string]string{
+		"no task":           `{"payload":{}}`,
+		"key mode, no key":  `{"task":"t","key_mode":"replace"}`,
+		"bad key mode":      `{"task":"t","key":"k","key_mode":"sometimes"}`,
+		"max attempts":      `{"task":"t","max_attempts":40000}`,
+		"bad run_at":        `{"task":"t","run_at":"tomorrow"}`,
+		"long queue name":   `{"task":"t","queue":"` + strings.Repeat("q", 200) + `"}`,
+		"empty flag":        `{"task":"t","flags":[""]}`,
+		"not JSON at all":   `task=t`,
+		"unknown field":     `{"task":"t","priorty":1}`,
+		"NUL in the task":   `{"task":"t\u0000x"}`,
+		"NUL in a flag":     `{"task":"t","flags":["a\u0000"]}`,
+		"priority too high": `{"task":"t","priority":99999}`,
+	} {
+		r := b.do(t, "POST", "/api/v1/jobs", body, asOperator)
+		if r.status != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400; %s", name, r.status, r.body)
+		}
+	}
+	// The form takes the payload as text, which must be JSON.
+	r := b.do(t, "POST", "/jobs/new", "task=t&payload="+url.QueryEscape("{nope"), asOperator)
+	want(t, "form with a bad payload", r, http.StatusBadRequest)
+	if !strings.Contains(r.body, "payload is not valid JSON") {
+		t.Fatalf("the form does not say what is wrong: %s", r.body)
+	}
+	r = b.do(t, "POST", "/api/v1/jobs", `{"task":"send_email","payload":{"to":"a@b.c"},"queue":"mail","run_at":"10m","max_attempts":3,"key":"k1","priority":-1,"flags":["vip"]}`, asOperator)
+	want(t, "add", r, http.StatusCreated)
+	var j struct {
+		ID          int64
+		Queue       string `json:"queue_name"`
+		MaxAttempts int    `json:"max_attempts"`
+		State       string
+		Flags       []string
+	}
+	r.json(t, &j)
+	if j.Queue != "mail" || j.MaxAttempts != 3 || j.State != "scheduled" || !slices.Equal(j.Flags, []string{"vip"}) {
+		t.Fatalf("added job = %+v", j)
+	}
+}
+
+func TestMaintenanceEndpoints(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	j := b.addJob(t, "t", nil, nil)
+	b.failJob(t, j.ID, "x")
+	r := b.do(t, "POST", "/api/v1/maintenance/cleanup", `{"tasks":["DELETE_PERMAFAILED_JOBS"]}`, asOperator)
+	want(t, "cleanup", r, http.StatusOK)
+	if _, err := b.utils.GetJob(b.ctx, j.ID); !errors.Is(err, core.ErrJobNotFound) {
+		t.Fatalf("the failed job survived cleanup: %v", err)
+	}
+	want(t, "bad cleanup task", b.do(t, "POST", "/api/v1/maintenance/cleanup", `{"tasks":["DROP_EVERYTHING"]}`, asOperator), http.StatusBadRequest)
+	want(t, "force-unlock", b.do(t, "POST", "/api/v1/maintenance/force-unlock", `{"worker_ids":["pool-dead"]}`, asOperator), http.StatusOK)
+	want(t, "force-unlock of nobody", b.do(t, "POST", "/api/v1/maintenance/force-unlock", `{}`, asOperator), http.StatusBadRequest)
+	r = b.do(t, "POST", "/api/v1/maintenance/sweep", `{"dry_run":true}`, asOperator)
+	want(t, "sweep", r, http.StatusOK)
+	var sw map[string]any
+	r.json(t, &sw)
+	if sw["dry_run"] != true {
+		t.Fatalf("sweep = %v", sw)
+	}
+	want(t, "unknown op", b.do(t, "POST", "/api/v1/maintenance/vacuum", `{}`, asOperator), http.StatusBadRequest)
+	var audit struct{ Entries []struct{ Action string } }
+	b.do(t, "GET", "/api/v1/audit", "", asViewer).json(t, &audit)
+	var got []string
+	for _, e := range audit.Entries {
+		got = append(got, e.Action)
+	}
+	// The failed cleanup is recorded too, with its error; the dry run not.
+	if !slices.Equal(got, []string{"force-unlock", "cleanup"}) && !slices.Equal(got, []string{"force-unlock", "cleanup", "cleanup"}) {
+		t.Fatalf("audit = %v", got)
+	}
+}
+
+// writes are one request of each kind that changes something.
+func writes(id int64) [][2]string {
+	var out [][2]string
+	for _, a := range []string{"retry", "run-now", "reschedule", "complete", "fail", "remove", "cancel"} {
+		out = append(out, [2]string{fmt.Sprintf("/api/v1/jobs/%d/%s", id, a), `{"run_at":"1m"}`})
+	}
+	return append(out,
+		[2]string{"/api/v1/jobs/actions/retry", `{"filter":{},"confirm":true}`},
+		[2]string{"/api/v1/jobs", `{"task":"t"}`},
+		[2]string{"/api/v1/maintenance/cleanup", `{}`},
+		[2]string{"/api/v1/maintenance/force-unlock", `{"worker_ids":["w"]}`},
+		[2]string{"/api/v1/maintenance/sweep", `{"dry_run":true}`},
+		[2]string{fmt.Sprintf("/jobs/%d/retry", id), "reason=x"},
+		[2]string{"/jobs/actions", fmt.Sprintf("action=retry&id=%d", id)},
+		[2]string{"/jobs/new", "task=t"},
+		[2]string{"/maintenance/cleanup", "task=GC_JOB_QUEUES"},
+	)
+}
+
+func TestViewersAndReadOnlyChangeNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		opts admin.Options
+		auth func(*http.Request)
+	}{
+		{"viewer", admin.Options{}, asViewer},
+		{"read-only operator", admin.Options{ReadOnly: true}, asOperator},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, tc.opts)
+			j := b.addJob(t, "t", nil, nil)
+			b.failJob(t, j.ID, "x")
+			for _, w := range writes(j.ID) {
+				want(t, "POST "+w[0], b.do(t, "POST", w[0], w[1], tc.auth), http.StatusForbidden)
+			}
+			got, err := b.utils.GetJob(b.ctx, j.ID)
+			if err != nil || got.Attempts != got.MaxAttempts {
+				t.Fatalf("the job changed: %+v, %v", got, err)
+			}
+			if n, _ := b.utils.CountJobs(b.ctx, core.JobFilter{}); n != 1 {
+				t.Fatalf("%d jobs, want 1", n)
+			}
+			var me struct {
+				CanWrite bool `json:"can_write"`
+			}
+			b.do(t, "GET", "/api/v1/me", "", tc.auth).json(t, &me)
+			if me.CanWrite {
+				t.Fatal("me says it can write")
+			}
+			for _, p := range []string{"/", "/jobs", fmt.Sprintf("/jobs/%d", j.ID), "/maintenance"} {
+				r := b.do(t, "GET", p, "", tc.auth)
+				want(t, p, r, http.StatusOK)
+				if strings.Contains(r.body, `method="post"`) {
+					t.Errorf("%s shows a write control to a %s", p, tc.name)
+				}
+			}
+		})
+	}
+}
+
+func TestCrossSiteWritesAreRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	j := b.addJob(t, "t", nil, nil)
+	b.failJob(t, j.ID, "x")
+	for _, w := range writes(j.ID) {
+		want(t, "cross-site POST "+w[0], b.do(t, "POST", w[0], w[1], crossSite(asOperator)), http.StatusForbidden)
+	}
+	// The same with the browser's same-origin headers goes through.
+	sameOrigin := func(r *http.Request) {
+		asOperator(r)
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+		r.Header.Set("Origin", b.srv.URL)
+	}
+	want(t, "same-origin retry", b.do(t, "POST", fmt.Sprintf("/api/v1/jobs/%d/retry", j.ID), "", sameOrigin), http.StatusOK)
+	// An Origin of another host without Sec-Fetch-Site (an older browser).
+	oldBrowser := func(r *http.Request) {
+		asOperator(r)
+		r.Header.Set("Origin", "http://evil.example")
+	}
+	want(t, "foreign Origin", b.do(t, "POST", fmt.Sprintf("/api/v1/jobs/%d/retry", j.ID), "", oldBrowser), http.StatusForbidden)
+}
+
+func TestTrustedOriginsMayPost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{TrustedOrigins: []string{"https://ops.example.com"}})
+	j := b.addJob(t, "t", nil, nil)
+	viaProxy := func(r *http.Request) {
+		asOperator(r)
+		r.Header.Set("Sec-Fetch-Site", "cross-site")
+		r.Header.Set("Origin", "https://ops.example.com")
+	}
+	want(t, "trusted origin", b.do(t, "POST", fmt.Sprintf("/api/v1/jobs/%d/retry", j.ID), "", viaProxy), http.StatusOK)
+}
+
+func TestAuthenticationModes(t *testing.T) {
+	t.Parallel()
+	t.Run("basic", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, admin.Options{})
+		for name, auth := range map[string]func(*http.Request){
+			"none":           nil,
+			"wrong password": func(r *http.Request) { r.SetBasicAuth(operatorUser, "nope") },
+			"mixed users":    func(r *http.Request) { r.SetBasicAuth(operatorUser, viewerPassword) },
+			"bearer instead": func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+operatorPassword) },
+		} {
+			for _, p := range []string{"/api/v1/stats", "/", "/jobs"} {
+				r := b.do(t, "GET", p, "", auth)
+				want(t, name+" "+p, r, http.StatusUnauthorized)
+				if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic ") {
+					t.Errorf("%s %s: WWW-Authenticate %q", name, p, r.header.Get("WWW-Authenticate"))
+				}
+			}
+		}
+		want(t, "static files need no login", b.do(t, "GET", "/static/admin.css", "", nil), http.StatusOK)
+		var me struct{ Name, Role string }
+		b.do(t, "GET", "/api/v1/me", "", asViewer).json(t, &me)
+		if me.Name != viewerUser || me.Role != "viewer" {
+			t.Fatalf("me = %+v", me)
+		}
+	})
+	t.Run("bearer", func(t *testing.T) {
+		t.Parallel()
+		const token = "0123456789abcdef-operator"
+		b := setup(t, admin.Options{Auth: admin.Bearer(
+			admin.BearerToken{Name: "ci", Token: token, Role: admin.RoleOperator},
+			admin.BearerToken{Name: "dash", Token: "0123456789abcdef-viewer", Role: admin.RoleViewer})})
+		bearer := func(tok string) func(*http.Request) {
+			return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }
+		}
+		want(t, "no token", b.do(t, "GET", "/api/v1/stats", "", nil), http.StatusUnauthorized)
+		want(t, "wrong token", b.do(t, "GET", "/api/v1/stats", "", bearer("0123456789abcdef-nope")), http.StatusUnauthorized)
+		want(t, "token", b.do(t, "GET", "/api/v1/stats", "", bearer(token)), http.StatusOK)
+		want(t, "viewer token writes", b.do(t, "POST", "/api/v1/jobs", `{"task":"t"}`, bearer("0123456789abcdef-viewer")), http.StatusForbidden)
+		want(t, "operator token writes", b.do(t, "POST", "/api/v1/jobs", `{"task":"t"}`, bearer(token)), http.StatusCreated)
+		// A browser is sent to the login form, which sets an HttpOnly cookie.
+		r := b.do(t, "GET", "/", "", nil)
+		want(t, "page without a token", r, http.StatusSeeOther)
+		if loc := r.header.Get("Location"); loc != "/login" {
+			t.Fatalf("redirect to %q", loc)
+		}
+		want(t, "login form", b.do(t, "GET", "/login", "", nil), http.StatusOK)
+		want(t, "bad login", b.do(t, "POST", "/login", "token=wrong", nil), http.StatusUnauthorized)
+		r = b.do(t, "POST", "/login", "token="+token, nil)
+		want(t, "login", r, http.StatusSeeOther)
+		c := r.header.Get("Set-Cookie")
+		for _, attr := range []string{"HttpOnly", "SameSite=Strict", "Path=/"} {
+			if !strings.Contains(c, attr) {
+				t.Errorf("cookie %q lacks %s", c, attr)
+			}
+		}
+		cookie := strings.SplitN(c, ";", 2)[0]
+		r = b.do(t, "GET", "/", "", func(r *http.Request) { r.Header.Set("Cookie", cookie) })
+		want(t, "page with the cookie", r, http.StatusOK)
+		want(t, "cross-site login", b.do(t, "POST", "/login", "token="+token, func(r *http.Request) {
+			r.Header.Set("Sec-Fetch-Site", "cross-site")
+		}), http.StatusForbidden)
+	})
+	t.Run("func", func(t *testing.T) {
+		t.Parallel()
+		// As behind a proxy that authenticates and names the user.
+		b := setup(t, admin.Options{Auth: admin.AuthFunc(func(r *http.Request) (admin.Identity, error) {
+			switch r.Header.Get("X-User") {
+			case "":
+				return admin.Identity{}, admin.ErrUnauthenticated
+			case "root":
+				return admin.Identity{Name: "root", Role: "superuser"}, nil
+			case "ops":
+				return admin.Identity{Name: "ops", Role: admin.RoleOperator}, nil
+			}
+			return admin.Identity{Name: r.Header.Get("X-User"), Role: admin.RoleViewer}, nil
+		})})
+		as := func(u string) func(*http.Request) { return func(r *http.Request) { r.Header.Set("X-User", u) } }
+		want(t, "nobody", b.do(t, "GET", "/api/v1/stats", "", nil), http.StatusUnauthorized)
+		want(t, "unknown role", b.do(t, "GET", "/api/v1/stats", "", as("root")), http.StatusForbidden)
+		want(t, "viewer", b.do(t, "GET", "/api/v1/stats", "", as("vera")), http.StatusOK)
+		want(t, "viewer writes", b.do(t, "POST", "/api/v1/jobs", `{"task":"t"}`, as("vera")), http.StatusForbidden)
+		want(t, "operator writes", b.do(t, "POST", "/api/v1/jobs", `{"task":"t"}`, as("ops")), http.StatusCreated)
+		var audit struct{ Entries []struct{ Actor string } }
+		b.do(t, "GET", "/api/v1/audit", "", as("vera")).json(t, &audit)
+		if len(audit.Entries) != 1 || audit.Entries[0].Actor != "ops" {
+			t.Fatalf("audit = %+v", audit)
+		}
+	})
+	t.Run("none", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, admin.Options{Auth: admin.NoAuth(admin.RoleViewer)})
+		want(t, "read", b.do(t, "GET", "/api/v1/stats", "", nil), http.StatusOK)
+		want(t, "write", b.do(t, "POST", "/api/v1/jobs", `{"task":"t"}`, nil), http.StatusForbidden)
+	})
+}
+
+func TestSecurityHeadersOnEveryResponse(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	for _, p := range []string{"/", "/jobs", "/api/v1/stats", "/static/admin.js", "/nope"} {
+		for _, auth := range []func(*http.Request){asViewer, nil} {
+			r := b.do(t, "GET", p, "", auth)
+			csp := r.header.Get("Content-Security-Policy")
+			for _, d := range []string{"default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "form-action 'self'"} {
+				if !strings.Contains(csp, d) {
+					t.Errorf("%s: CSP %q lacks %s", p, csp, d)
+				}
+			}
+			if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+				t.Errorf("%s: CSP %q allows inline code", p, csp)
+			}
+			for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"} {
+				if r.header.Get(k) != v {
+					t.Errorf("%s: %s = %q", p, k, r.header.Get(k))
+				}
+			}
+		}
+	}
+	r := b.do(t, "GET", "/", "", asViewer)
+	if strings.Contains(r.body, "<script>") || strings.Contains(r.body, " style=") || strings.Contains(r.body, "onclick") {
+		t.Fatal("the page has inline script or style, which the CSP forbids")
+	}
+	if r.header.Get("Cache-Control") != "no-store" {
+		t.Errorf("page Cache-Control %q", r.header.Get("Cache-Control"))
+	}
+}
+
+func TestRequestBodiesAreBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	big := `{"task":"t","payload":{"x":"` + strings.Repeat("a", admin.MaxBodyBytes) + `"}}`
+	want(t, "big JSON", b.do(t, "POST", "/api/v1/jobs", big, asOperator), http.StatusRequestEntityTooLarge)
+	bigForm := "task=t&payload=" + strings.Repeat("a", admin.MaxBodyBytes)
+	r := b.do(t, "POST", "/jobs/new", bigForm, asOperator)
+	if r.status != http.StatusRequestEntityTooLarge && r.status != http.StatusBadRequest {
+		t.Fatalf("big form: status %d", r.status)
+	}
+	if n, _ := b.utils.CountJobs(b.ctx, core.JobFilter{}); n != 0 {
+		t.Fatalf("%d jobs added", n)
+	}
+}
+
+func TestMountedUnderAPrefix(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{Prefix: "/ops/queue-admin"})
+	j := b.addJob(t, "t", nil, nil)
+	r := b.do(t, "GET", "/", "", asViewer)
+	want(t, "overview", r, http.StatusOK)
+	for _, link := range []string{`href="/ops/queue-admin/jobs"`, `src="/ops/queue-admin/static/admin.js"`, `href="/ops/queue-admin/static/admin.css"`} {
+		if !strings.Contains(r.body, link) {
+			t.Errorf("overview lacks %s", link)
+		}
+	}
+	want(t, "API", b.do(t, "GET", fmt.Sprintf("/api/v1/jobs/%d", j.ID), "", asViewer), http.StatusOK)
+	r = b.do(t, "POST", fmt.Sprintf("/jobs/%d/retry", j.ID), "", asOperator)
+	want(t, "form post", r, http.StatusSeeOther)
+	if loc := r.header.Get("Location"); !strings.HasPrefix(loc, fmt.Sprintf("/ops/queue-admin/jobs/%d?", j.ID)) {
+		t.Fatalf("redirect to %q", loc)
+	}
+	// Behind http.StripPrefix the same handler serves the stripped paths.
+	h, err := admin.NewHandler(b.utils, admin.Options{Auth: basicUsers(), Prefix: "/x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.StripPrefix("/x", h))
+	defer srv.Close()
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", srv.URL+"/x/jobs", nil)
+	asViewer(req)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("behind StripPrefix: %d", res.StatusCode)
+	}
+}

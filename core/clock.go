@@ -1,11 +1,25 @@
 package core
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
-// Clock is a worker's source of time: the cron runner reads it and waits on
-// its timers, and with UseLocalTime fetches compare run_at with it. The
-// zero WorkerOptions.Clock is the system clock; tests put a fake one there
-// to move time on deterministically.
+// Clock is a worker's source of time for what it schedules: the cron
+// runner's minutes and timers, the time fetches compare run_at with under
+// UseLocalTime, the local queue's TTL and refetch delay, the batch delays
+// and retry waits of outcome recording, the shutdown grace period, and the
+// durations events and logs report. The zero WorkerOptions.Clock is the
+// system clock; tests put a fake one there to move that time on
+// deterministically instead of waiting.
+//
+// It does not drive the timers that are pending all the while a worker
+// runs, which keep to the system clock: the poll interval (and the backoff
+// of failed fetches), LISTEN's reconnection backoff, heartbeats, sweeps of
+// dead workers and the stale-lock reset. Nor does it bound single
+// statements (a context deadline that gives up on a hung connection), nor
+// replace the database's now(), which run_at is compared with unless
+// UseLocalTime is set.
 //
 // A Clock's timers measure elapsed time, as the system's do (they use the
 // monotonic clock): when the wall clock is set back or forward, a pending
@@ -25,9 +39,23 @@ type Timer interface {
 	// fires. It is buffered, so a timer fires even when nobody waits.
 	C() <-chan time.Time
 	// Stop prevents the timer from firing. It reports whether it did so,
-	// false meaning the timer had already fired or been stopped.
+	// false meaning the timer had already fired or been stopped. After
+	// Stop, C delivers nothing until the timer is Reset.
 	Stop() bool
+	// Reset makes the timer fire d from now, whether it was pending, had
+	// fired or was stopped; a value it delivered before and nobody
+	// received is discarded. It reports whether the timer was pending.
+	Reset(d time.Duration) bool
 }
+
+// maintenanceClock runs the timers that are pending all the while a worker
+// runs: the poll interval (and the backoff of failed fetches), LISTEN's
+// reconnection backoff, heartbeats, sweeps of dead workers and the
+// stale-lock reset. They keep to the system clock, so that a fake Clock
+// carries only timers that wait for something a test drives (a cron
+// minute, a TTL, a batch delay, a retry) and tests can step it from one to
+// the next.
+var maintenanceClock Clock = systemClock{}
 
 // systemClock is the Clock of time.Now and time.NewTimer.
 type systemClock struct{}
@@ -36,7 +64,30 @@ func (systemClock) Now() time.Time { return time.Now() }
 
 func (systemClock) NewTimer(d time.Duration) Timer { return systemTimer{time.NewTimer(d)} }
 
+// systemTimer relies on the timers of Go 1.23 and later: Stop and Reset
+// discard a value not yet received.
 type systemTimer struct{ t *time.Timer }
 
-func (t systemTimer) C() <-chan time.Time { return t.t.C }
-func (t systemTimer) Stop() bool          { return t.t.Stop() }
+func (t systemTimer) C() <-chan time.Time        { return t.t.C }
+func (t systemTimer) Stop() bool                 { return t.t.Stop() }
+func (t systemTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }
+
+// stoppedTimer returns a timer of c that is not pending, for a select to
+// wait on until it is Reset.
+func stoppedTimer(c Clock) Timer {
+	t := c.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// sleep waits d on c; it reports false when ctx ended first.
+func sleep(ctx context.Context, c Clock, d time.Duration) bool {
+	t := c.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

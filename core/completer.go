@@ -23,6 +23,7 @@ import (
 // them the grace period, then names the jobs it leaves locked.
 type completer struct {
 	w       *Worker
+	clock   Clock
 	mu      sync.Mutex
 	pending []outcome
 	busy    bool
@@ -59,9 +60,13 @@ const (
 	statementTimeout = 30 * time.Second
 )
 
-func newCompleter(w *Worker) *completer {
-	return &completer{w: w, sig: make(chan struct{}, 1), stopCh: make(chan struct{}), doneCh: make(chan struct{}),
-		flushAt: maxBatch, outage: newOutageLog(w.log, "recording job outcomes"), maxRetryWait: completerRetryMax}
+// newCompleter returns a completer; onFlush is told, after each flush, how
+// many of its outcomes freed a slot (all but releases), how many of those
+// also freed a named queue, and how many jobs went back unstarted, since
+// the loop may then find more jobs.
+func newCompleter(w *Worker, onFlush func(freed, queued, released int)) *completer {
+	return &completer{w: w, clock: w.opts.Clock, sig: make(chan struct{}, 1), stopCh: make(chan struct{}), doneCh: make(chan struct{}),
+		onFlush: onFlush, flushAt: maxBatch, outage: newOutageLog(w.log, "recording job outcomes"), maxRetryWait: completerRetryMax}
 }
 
 // backlog is how many outcomes wait to be recorded.
@@ -78,19 +83,17 @@ func (c *completer) blocked() bool {
 	return c.failing
 }
 
-// start runs the completer; onFlush is told, after each flush, how many of
-// its outcomes freed a slot (all but releases), how many of those also
-// freed a named queue, and how many jobs went back unstarted, since the
-// loop may then find more jobs.
-func (c *completer) start(onFlush func(freed, queued, released int)) {
-	c.onFlush = onFlush
+// Start runs the completer. Cancelling ctx does not stop it: only Stop
+// does, once shutdown has handed it every outcome.
+func (c *completer) Start(context.Context) error {
 	go c.run()
+	return nil
 }
 
 func (c *completer) add(o outcome) {
 	c.mu.Lock()
 	if len(c.pending) == 0 {
-		c.first = time.Now()
+		c.first = c.clock.Now()
 	}
 	c.pending = append(c.pending, o)
 	c.mu.Unlock()
@@ -111,10 +114,10 @@ func (c *completer) idle() bool {
 	return len(c.pending) == 0 && !c.busy
 }
 
-// stop records what is pending, retrying for at most the grace period, and
+// Stop records what is pending, retrying for at most the grace period, and
 // waits for it. What it could not record stays locked by this worker, and
 // is named in the log.
-func (c *completer) stop() {
+func (c *completer) Stop() {
 	close(c.stopCh)
 	<-c.doneCh
 }
@@ -152,7 +155,7 @@ func (c *completer) putBack(retry []outcome) {
 	defer c.mu.Unlock()
 	if len(retry) > 0 {
 		c.pending = append(retry, c.pending...)
-		c.first = time.Now()
+		c.first = c.clock.Now()
 	}
 	c.busy = false
 }
@@ -196,7 +199,7 @@ func (c *completer) wait() time.Duration {
 			return 0
 		}
 	}
-	return max(0, delay-time.Since(c.first))
+	return max(0, delay-c.clock.Now().Sub(c.first))
 }
 
 func (c *completer) run() {
@@ -204,51 +207,52 @@ func (c *completer) run() {
 	stopping := false
 	var deadline time.Time // once stopping: when to give up on what is left
 	failures := 0          // flushes in a row that could not reach the database
-	retry := time.NewTimer(time.Hour)
-	retry.Stop()
+	retry := stoppedTimer(c.clock)
 	defer retry.Stop()
+	gather := stoppedTimer(c.clock)
+	defer gather.Stop()
 	// pause waits d, or less when shutdown starts or its deadline comes.
 	pause := func(d time.Duration) {
 		if stopping {
-			d = min(d, max(time.Until(deadline), 0))
+			d = min(d, max(deadline.Sub(c.clock.Now()), 0))
 		}
 		stop := c.stopCh
 		if stopping {
 			stop = nil // closed already: it would not wait
 		}
-		resetTimer(retry, d)
+		retry.Reset(d)
 		select {
-		case <-retry.C:
+		case <-retry.C():
 		case <-stop:
-			stopping, deadline = true, time.Now().Add(c.gracePeriod())
+			stopping, deadline = true, c.clock.Now().Add(c.gracePeriod())
 		}
 	}
 	for {
 		if !stopping {
-			if d := c.nextRetry(time.Now()); d > 0 {
-				resetTimer(retry, d)
+			if d := c.nextRetry(c.clock.Now()); d > 0 {
+				retry.Reset(d)
 			}
 			select {
 			case <-c.sig:
-			case <-retry.C:
+			case <-retry.C():
 			case <-c.stopCh:
-				stopping, deadline = true, time.Now().Add(c.gracePeriod())
+				stopping, deadline = true, c.clock.Now().Add(c.gracePeriod())
 			}
 		}
 		for {
 			// Gather until the delay passes, enough outcomes arrived, or
 			// shutdown; each new outcome re-evaluates.
 			for d := c.wait(); d > 0 && !stopping; d = c.wait() {
-				t := time.NewTimer(d)
+				gather.Reset(d)
 				select {
-				case <-t.C:
+				case <-gather.C():
 				case <-c.sig:
 				case <-c.stopCh:
-					stopping, deadline = true, time.Now().Add(c.gracePeriod())
+					stopping, deadline = true, c.clock.Now().Add(c.gracePeriod())
 				}
-				t.Stop()
+				gather.Stop()
 			}
-			batch := c.take(time.Now())
+			batch := c.take(c.clock.Now())
 			if len(batch) == 0 {
 				break
 			}
@@ -274,7 +278,7 @@ func (c *completer) run() {
 			if len(recorded) > 0 || envErr == nil {
 				c.notify(recorded)
 			}
-			if stopping && !time.Now().Before(deadline) {
+			if stopping && !c.clock.Now().Before(deadline) {
 				c.giveUp()
 				return
 			}
@@ -287,7 +291,7 @@ func (c *completer) run() {
 				return
 			}
 			// Only outcomes waiting for a retry of their own are left.
-			if d := c.nextRetry(time.Now()); d > 0 && time.Now().Add(d).Before(deadline) {
+			if d := c.nextRetry(c.clock.Now()); d > 0 && c.clock.Now().Add(d).Before(deadline) {
 				pause(d)
 				continue
 			}
@@ -417,7 +421,7 @@ func (c *completer) oneByOne(what string, stmt func(context.Context, []outcome) 
 			retry = append(retry, o)
 		default:
 			o.tries++
-			o.retryAt = time.Now().Add(backoff(o.tries, completerJobRetryMax))
+			o.retryAt = c.clock.Now().Add(backoff(o.tries, completerJobRetryMax))
 			if o.tries == 1 {
 				c.w.jobLogger(o.job).Error(fmt.Sprintf("gworker: recording job as %s failed; it stays locked by this worker "+
 					"and recording is retried with backoff", what), slog.Any("error", err))

@@ -8,14 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mathrand "math/rand/v2"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -327,31 +324,25 @@ type result struct {
 	dur time.Duration
 }
 
-// runner is one Run or RunOnce.
+// runner is one Run or RunOnce. Its loop alone touches the running jobs
+// and the local queue; the other parts talk to it through channels: done
+// (handlers' results), the fetcher's results, wake (jobs worth fetching),
+// cancels (CancelJob's requests) and fatal.
 type runner struct {
 	w          *Worker
 	once       bool
+	clock      Clock
 	jobsCtx    context.Context // parent of handler contexts; outlives Run's ctx for the grace period
 	cancelJobs context.CancelFunc
 	done       chan result
 	active     map[int64]*activeJob
-	buffer     []buffered // the local queue
+	buffer     localQueue // fetched jobs waiting for a slot (LocalQueueOptions)
+	ttl        Timer      // fires when the oldest job in buffer has waited the TTL
 	completer  *completer
-
-	wakeMu   sync.Mutex
-	wakeN    int
-	released int // jobs handed back unstarted since a completion (local queue)
-	wakeSig  chan struct{}
-	fatal    chan error
-
-	// fetchOutage logs fetch failures once per outage; reconcile says a
-	// failed fetch may have locked jobs the loop never received.
-	fetchOutage *outageLog
-	reconcile   bool
-
-	cancelMu  sync.Mutex
-	cancels   []cancelRequest // from the listener, for the loop
-	cancelSig chan struct{}
+	fetcher    *fetcher
+	wake       *wakeups
+	cancels    *cancellations
+	fatal      chan error
 }
 
 func newRunner(w *Worker, once bool) *runner {
@@ -359,378 +350,122 @@ func newRunner(w *Worker, once bool) *runner {
 	r := &runner{
 		w:          w,
 		once:       once,
+		clock:      w.opts.Clock,
 		jobsCtx:    jobsCtx,
 		cancelJobs: cancel,
 		done:       make(chan result, w.opts.Concurrency),
 		active:     map[int64]*activeJob{},
-		wakeSig:    make(chan struct{}, 1),
+		wake:       newWakeups(w.opts.LocalQueue.Size > 0 && !once),
+		cancels:    newCancellations(),
 		fatal:      make(chan error, 1),
-		cancelSig:  make(chan struct{}, 1),
 	}
-	r.completer = newCompleter(w)
-	r.fetchOutage = newOutageLog(w.log, "fetching jobs")
+	r.completer = newCompleter(w, r.wake.flushed)
+	r.fetcher = newFetcher(w, r.completer, r.held, r.emitLocalQueue)
+	// Below the fetcher's back-pressure limit, so that a long batch delay
+	// can never leave the loop waiting for a flush that waits for the delay.
+	r.completer.flushAt = r.fetcher.backlogLimit / 2
 	return r
 }
 
-// wake asks the loop to try to fill n more slots.
-func (r *runner) wake(n int) {
-	if n > 0 {
-		r.poke(n)
-	}
-}
-
-// poke adds n to the slots worth filling and makes the loop look again.
-func (r *runner) poke(n int) {
-	r.wakeMu.Lock()
-	r.wakeN += n
-	r.wakeMu.Unlock()
-	select {
-	case r.wakeSig <- struct{}{}:
-	default:
-	}
-}
-
-// flushed wakes the loop after outcomes were recorded. Without a local
-// queue each job freed a slot to fill. With one, slots are filled from the
-// buffer, and a fetch after a completion is worth it only where it can
-// find jobs no notification announces: the next job of a freed named
-// queue, or jobs this worker handed back unstarted (TTL, a hook's skip),
-// which the next completion fetches again, as it always did. RunOnce must
-// fetch once more to know it is done. Otherwise an idle worker would
-// follow each job with an empty fetch, and start a refetch delay just when
-// it should be listening.
-//
-// Either way the loop looks again, since a smaller backlog may let it fetch.
-func (r *runner) flushed(freed, queued, released int) {
-	n := freed
-	if r.w.opts.LocalQueue.Size > 0 && !r.once {
-		r.wakeMu.Lock()
-		r.released += released
-		n = queued
-		if freed > 0 {
-			n += r.released
-			r.released = 0
-		}
-		r.wakeMu.Unlock()
-	}
-	r.poke(n)
-}
-
-func (r *runner) takeWake() int {
-	r.wakeMu.Lock()
-	defer r.wakeMu.Unlock()
-	n := r.wakeN
-	r.wakeN = 0
-	return n
-}
-
 func (r *runner) loop(ctx context.Context) error {
-	o := r.w.opts
-	conc, lq := o.Concurrency, o.LocalQueue
-	bg, stopBackground := context.WithCancel(ctx)
-	defer stopBackground()
-	var bgWG sync.WaitGroup
+	// The listener and the stale-lock reset end with the loop; the
+	// completer outlives it, to record what shutdown hands back.
+	bgCtx, endBackground := context.WithCancel(ctx)
+	defer endBackground()
+	var background services
 	if !r.once {
-		bgWG.Add(2)
-		go func() { defer bgWG.Done(); r.listen(bg) }()
-		go func() { defer bgWG.Done(); r.sweepStaleLocks(bg) }()
+		background = services{newListener(r.w, r.wake, r.cancels, r.fatal), newStaleLockReset(r.w)}
 	}
-	r.completer.start(r.flushed)
+	_ = background.start(bgCtx) // they cannot fail to start
+	_ = r.completer.Start(ctx)
+	r.fetcher.startTimers()
+	defer r.fetcher.stopTimers()
+	r.ttl = stoppedTimer(r.clock)
+	defer r.ttl.Stop()
 
-	// Without a local queue a fetch asks for as many jobs as there are free
-	// slots; with one it asks for Size whenever the buffer runs dry.
-	want := conc
-	if lq.Size > 0 {
-		want = lq.Size
-	}
-	// Outcomes waiting to be recorded keep their jobs locked; past this many
-	// the loop stops fetching until the completer catches up.
-	backlogLimit := 4 * max(conc, want)
-	r.completer.mu.Lock() // the completer runs already
-	r.completer.flushAt = backlogLimit / 2
-	r.completer.mu.Unlock()
-
-	poll := time.NewTimer(o.PollInterval)
-	defer poll.Stop()
-	ttl := time.NewTimer(time.Hour)
-	ttl.Stop()
-	defer ttl.Stop()
-	refetch := time.NewTimer(time.Hour)
-	refetch.Stop()
-	defer refetch.Stop()
-	delaying := false // a refetch delay is running
-	delayAbortAt := 0 // announced jobs that end the delay early
-	announced := 0    // jobs announced during the delay
-	pending := want   // jobs worth asking for now
 	var fatalErr error
-	// One fetch at a time runs beside the loop, so that jobs keep starting
-	// and finishing while it waits on the database. With a local queue it
-	// starts once the buffer is down to lowWater, so that slots need not
-	// wait for it, and asks for the full Size: each fetch costs a walk over
-	// the index entries a busy queue leaves behind, so fewer, bigger
-	// fetches drain faster than more, smaller ones (measured: 500 at a time
-	// 10-15% faster than 250).
-	fetched := make(chan fetchResult, 1)
-	fetching := false
-	sinceFetch := 0 // jobs announced while the fetch runs
-	lowWater := lq.Size / 2
-
 loop:
 	for ctx.Err() == nil && fatalErr == nil {
-		if woken := r.takeWake(); woken > 0 {
-			pending = min(want, pending+woken)
-			if fetching {
-				sinceFetch += woken
-			}
-			if delaying {
-				if announced += woken; announced > delayAbortAt {
-					delaying = false
-					refetch.Stop()
-					r.w.log.Debug("gworker: refetch delay aborted", slog.Int("announced", announced))
-					r.emitLocalQueue(LocalQueueEvent{Change: RefetchDelayAborted, Announced: announced})
-				}
-			}
-		}
-		for len(r.active) < conc && len(r.buffer) > 0 {
-			r.start(r.buffer[0].job)
-			r.buffer = r.buffer[1:]
-		}
-		// Outcomes waiting for the database keep their jobs locked: fetch
-		// no more until they are recorded. After a failed fetch, first
-		// find the jobs it may have locked without our hearing of it,
-		// which needs every outcome recorded.
-		if !fetching && pending > 0 && !delaying && r.completer.backlog() < backlogLimit && !r.completer.blocked() &&
-			(!r.reconcile || r.completer.idle()) {
-			n := 0
-			if lq.Size > 0 {
-				if len(r.buffer) <= lowWater {
-					n = want
-				}
-			} else {
-				n = min(pending, conc-len(r.active))
-			}
-			if n > 0 {
-				fetching, sinceFetch = true, 0
-				r.fetchAsync(ctx, n, fetched)
-			}
+		r.fetcher.woken(r.wake.take())
+		r.fill()
+		if n := r.fetcher.next(len(r.active), len(r.buffer)); n > 0 {
+			r.fetcher.start(ctx, n)
 		}
 		select {
 		case <-ctx.Done():
 		case res := <-r.done:
 			r.finish(res)
-		case f := <-fetched:
-			fetching = false
-			if f.err != nil {
-				fetchFailures := r.fetchOutage.failed(f.err)
-				if f.ran {
-					// The statement may have locked jobs and committed
-					// while its answer was lost.
-					r.reconcile = true
-				}
-				r.w.health.noteLoss()
-				pending = 0
-				resetTimer(poll, backoff(fetchFailures, o.PollInterval))
-				continue
+		case res := <-r.fetcher.results:
+			if r.received(ctx, res) {
+				break loop
 			}
-			r.fetchOutage.ok()
-			if f.reconciled {
-				r.reconcile = false
-				r.returnOrphans(f.orphans)
-			}
-			r.emitFetched(ctx, f.n, f.jobs)
-			if r.w.log.Enabled(ctx, slog.LevelDebug) {
-				r.w.log.Debug("gworker: fetched jobs", slog.Int("asked", f.n), slog.Int("got", len(f.jobs)),
-					slog.Int("running", len(r.active)), slog.Int("buffered", len(r.buffer)))
-			}
-			if lq.Size > 0 {
-				if len(f.jobs) > 0 && len(r.buffer) == 0 {
-					resetTimer(ttl, lq.TTL)
-				}
-				now := time.Now()
-				for _, j := range f.jobs {
-					r.buffer = append(r.buffer, buffered{job: j, at: now})
-				}
-			} else {
-				for _, j := range f.jobs {
-					r.start(j)
-				}
-			}
-			if len(f.jobs) < f.n {
-				// Nothing more was there when the fetch looked; jobs
-				// announced since may be.
-				pending = min(want, sinceFetch)
-				resetTimer(poll, o.PollInterval)
-				// RunOnce may stop after an empty fetch only if no outcome
-				// was recorded meanwhile: a completion committing during the
-				// fetch can free a named queue the fetch could not yet see.
-				if r.once && len(r.active) == 0 && len(r.buffer) == 0 &&
-					f.settled && r.completer.idle() && r.completer.flushes.Load() == f.flushes {
-					break loop
-				}
-			} else if lq.Size == 0 {
-				pending -= len(f.jobs)
-			}
-			if lq.RefetchDelay.Duration > 0 && len(f.jobs) <= lq.RefetchDelay.Threshold {
-				// Jobs announced while the fetch ran count towards the
-				// abort: enough of them skip the delay altogether.
-				if abortAt := mathrand.IntN(lq.RefetchDelay.MaxAbortThreshold + 1); sinceFetch <= abortAt {
-					delaying, announced, delayAbortAt = true, sinceFetch, abortAt
-					d := time.Duration((0.5 + mathrand.Float64()) * float64(lq.RefetchDelay.Duration))
-					resetTimer(refetch, d)
-					r.w.log.Debug("gworker: refetch delay started", slog.Duration("delay", d), slog.Int("abort_after", delayAbortAt))
-					r.emitLocalQueue(LocalQueueEvent{Change: RefetchDelayStarted, Delay: d, AbortAfter: delayAbortAt})
-				}
-			}
-		case <-r.wakeSig:
-		case <-poll.C:
-			pending = want
-			if fetching {
-				sinceFetch = want
-			}
-			poll.Reset(o.PollInterval)
-		case <-refetch.C:
-			delaying = false
-			pending = want
-			r.w.log.Debug("gworker: refetch delay expired")
-			r.emitLocalQueue(LocalQueueEvent{Change: RefetchDelayExpired})
-		case <-ttl.C:
-			r.expireBuffer(lq.TTL, ttl)
-		case <-r.cancelSig:
+		case <-r.wake.sig:
+		case <-r.fetcher.poll.C():
+			r.fetcher.polled()
+		case <-r.fetcher.refetch.C():
+			r.fetcher.delayOver()
+		case <-r.ttl.C():
+			r.expireBuffer()
+		case <-r.cancels.sig:
 			r.applyCancels()
 		case err := <-r.fatal:
 			fatalErr = err
 		}
 	}
-	if fetching {
-		// A fetch that commits must have its rows read, or its jobs stay
-		// locked by nobody: its jobs go back with the local queue's.
-		if f := <-fetched; f.err == nil {
-			now := time.Now()
-			for _, j := range f.jobs {
-				r.buffer = append(r.buffer, buffered{job: j, at: now})
-			}
-		}
-	}
+	// A fetch still running goes back with the local queue's jobs.
+	r.buffer.push(r.fetcher.wait(), r.clock.Now())
 	r.emitShutdown(ctx, fatalErr)
-	stopBackground()
+	endBackground()
 	r.shutdown(ctx)
-	bgWG.Wait()
+	background.stop()
 	return fatalErr
 }
 
-// fetchResult is what a fetch started by fetchAsync found.
-type fetchResult struct {
-	n    int // jobs asked for
-	jobs []*Job
-	err  error
-	// settled says no outcome was waiting or being recorded when the fetch
-	// started, and flushes how many flushes the completer had done then.
-	settled bool
-	flushes int64
-	// ran says a statement was sent: on an error, it may have committed.
-	ran bool
-	// reconciled says the jobs locked by this worker were checked first;
-	// orphans are those of them the worker did not know of.
-	reconciled bool
-	orphans    []*Job
+// fill starts waiting jobs while slots are free.
+func (r *runner) fill() {
+	for len(r.active) < r.w.opts.Concurrency && len(r.buffer) > 0 {
+		r.start(r.buffer.pop())
+	}
 }
 
-// fetchAsync fetches up to n jobs beside the loop and sends the result to
-// out. The fetch is not cancelled by shutdown: once it commits, its rows
-// must be read, or the jobs stay locked by nobody.
-func (r *runner) fetchAsync(ctx context.Context, n int, out chan<- fetchResult) {
-	f := fetchResult{n: n, settled: r.completer.idle(), flushes: r.completer.flushes.Load()}
-	var known map[int64]bool
-	if r.reconcile {
-		// The loop holds every job it knows of in active and buffer; the
-		// completer is idle, so no outcome holds one.
-		known = make(map[int64]bool, len(r.active)+len(r.buffer))
-		for id := range r.active {
-			known[id] = true
-		}
-		for _, b := range r.buffer {
-			known[b.job.ID] = true
+// received hands the jobs of a fetch to the local queue, or straight to
+// slots. It reports whether RunOnce is done: the fetch found fewer jobs
+// than it asked for, nothing runs or waits, and no outcome was recorded
+// while it ran (a completion committing during the fetch can free a named
+// queue the fetch could not yet see).
+func (r *runner) received(ctx context.Context, res fetchResult) (drained bool) {
+	if !r.fetcher.done(res) {
+		return false
+	}
+	r.emitFetched(ctx, res.n, res.jobs)
+	if r.w.log.Enabled(ctx, slog.LevelDebug) {
+		r.w.log.Debug("gworker: fetched jobs", slog.Int("asked", res.n), slog.Int("got", len(res.jobs)),
+			slog.Int("running", len(r.active)), slog.Int("buffered", len(r.buffer)))
+	}
+	if r.w.opts.LocalQueue.Size > 0 {
+		r.enqueue(res.jobs)
+	} else {
+		for _, j := range res.jobs {
+			r.start(j)
 		}
 	}
-	go func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if known != nil {
-			f.ran = true
-			if f.orphans, f.err = r.w.lockedJobs(fctx, known); f.err != nil {
-				out <- f
-				return
-			}
-			f.reconciled = true
-		}
-		f.jobs, f.ran, f.err = r.w.fetch(fctx, n)
-		f.ran = f.ran || f.reconciled
-		out <- f
-	}()
+	short := r.fetcher.counted(res)
+	if short && r.once && len(r.active) == 0 && len(r.buffer) == 0 &&
+		res.settled && r.completer.idle() && r.completer.flushes.Load() == res.flushes {
+		return true
+	}
+	r.fetcher.maybeDelay(len(res.jobs))
+	return false
 }
 
-// returnOrphans hands back jobs that a fetch locked for this worker but
-// whose answer was lost with its connection: the worker never started
-// them, so they go back as they were.
-func (r *runner) returnOrphans(orphans []*Job) {
-	if len(orphans) == 0 {
-		return
+// held returns the ids of the jobs the loop holds, running or waiting.
+func (r *runner) held() map[int64]bool {
+	known := make(map[int64]bool, len(r.active)+len(r.buffer))
+	for id := range r.active {
+		known[id] = true
 	}
-	ids := make([]int64, len(orphans))
-	for i, j := range orphans {
-		ids[i] = j.ID
-		r.completer.add(outcome{job: j, kind: outcomeRelease})
-	}
-	r.w.log.Warn("gworker: found jobs locked by this worker that it never received (a fetch's answer was lost with its connection); returning them to the queue",
-		slog.Any("job_ids", ids))
-}
-
-// buffered is a job waiting in the local queue.
-type buffered struct {
-	job *Job
-	at  time.Time
-}
-
-// expireBuffer hands back the jobs that waited in the local queue longer
-// than ttl, and re-arms the timer for the rest.
-func (r *runner) expireBuffer(ttl time.Duration, timer *time.Timer) {
-	now := time.Now()
-	r.emitExpiring(now, ttl)
-	keep := r.buffer[:0]
-	expired := 0
-	for _, b := range r.buffer {
-		if now.Sub(b.at) >= ttl {
-			r.completer.add(outcome{job: b.job, kind: outcomeRelease})
-			expired++
-		} else {
-			keep = append(keep, b)
-		}
-	}
-	r.buffer = keep
-	if expired > 0 {
-		r.w.log.Debug("gworker: local queue TTL expired; jobs returned", slog.Int("jobs", expired))
-	}
-	if len(r.buffer) > 0 {
-		timer.Reset(r.buffer[0].at.Add(ttl).Sub(now))
-	}
-}
-
-func resetTimer(t *time.Timer, d time.Duration) {
-	t.Stop()
-	select {
-	case <-t.C:
-	default:
-	}
-	t.Reset(d)
-}
-
-// backoff grows from 100ms to max, with jitter.
-func backoff(failures int, max time.Duration) time.Duration {
-	d := 100 * time.Millisecond << min(failures, 10)
-	if d > max || d <= 0 {
-		d = max
-	}
-	return d/2 + time.Duration(mathrand.Int64N(int64(d/2)+1))
+	r.buffer.ids(known)
+	return known
 }
 
 func (r *runner) start(job *Job) {
@@ -739,10 +474,10 @@ func (r *runner) start(job *Job) {
 	a := &activeJob{job: job, cancel: cancel}
 	r.active[job.ID] = a
 	go func() {
-		start := time.Now()
+		start := r.clock.Now()
 		err := r.w.runJob(jctx, job)
 		cancel(nil)
-		r.done <- result{a: a, err: err, dur: time.Since(start)}
+		r.done <- result{a: a, err: err, dur: r.clock.Now().Sub(start)}
 	}()
 }
 
@@ -802,14 +537,14 @@ func (r *runner) shutdown(ctx context.Context) {
 		r.completer.add(outcome{job: b.job, kind: outcomeRelease})
 	}
 	r.buffer = nil
-	grace := time.NewTimer(max(r.w.opts.GracePeriod, 0))
+	grace := r.clock.NewTimer(max(r.w.opts.GracePeriod, 0))
 	defer grace.Stop()
 	for len(r.active) > 0 {
 		select {
 		case res := <-r.done:
 			r.finish(res)
 			continue
-		case <-grace.C:
+		case <-grace.C():
 		}
 		break
 	}
@@ -820,13 +555,13 @@ func (r *runner) shutdown(ctx context.Context) {
 			a.cancel(errShutdown)
 		}
 		// Handlers that honour their context return now; give them a moment.
-		settle := time.NewTimer(time.Second)
+		settle := r.clock.NewTimer(time.Second)
 	wait:
 		for len(r.active) > 0 {
 			select {
 			case res := <-r.done:
 				r.finish(res)
-			case <-settle.C:
+			case <-settle.C():
 				break wait
 			}
 		}
@@ -840,173 +575,9 @@ func (r *runner) shutdown(ctx context.Context) {
 		}
 	}
 	r.cancelJobs()
-	r.completer.stop()
+	r.completer.Stop()
 	_ = ctx
-}
-
-// listen wakes the loop on jobs:insert and stops it on a breaking
-// worker:migrate. When the driver cannot listen, polling does it all.
-func (r *runner) listen(ctx context.Context) {
-	outage := newOutageLog(r.w.log, "listening for notifications (LISTEN)")
-	for ctx.Err() == nil {
-		n, err := r.w.db.Listen(ctx, "jobs:insert", "worker:migrate", cancelChannel)
-		if errors.Is(err, ErrNotificationsUnsupported) {
-			r.w.log.Info("gworker: driver cannot LISTEN; relying on polling", slog.Duration("poll_interval", r.w.opts.PollInterval))
-			return
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			failures := outage.failed(err)
-			sleepCtx(ctx, backoff(failures, 10*time.Second))
-			continue
-		}
-		outage.ok()
-		r.w.log.Debug("gworker: listening for notifications")
-		// Jobs may have been added while nobody listened.
-		r.wake(r.w.opts.Concurrency)
-		r.receive(ctx, n)
-		_ = n.Close(context.WithoutCancel(ctx))
-	}
-}
-
-func (r *runner) receive(ctx context.Context, n Notifications) {
-	for {
-		msg, err := n.Receive(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				r.w.log.Warn("gworker: notifications ended; listening again", slog.Any("error", err))
-			}
-			return
-		}
-		switch {
-		case msg.Reconnected:
-			r.w.log.Info("gworker: LISTEN connection re-established; polling now")
-			r.wake(r.w.opts.Concurrency)
-		case msg.Channel == cancelChannel:
-			var c cancelRequest
-			if json.Unmarshal([]byte(msg.Payload), &c) == nil && c.Schema == r.w.opts.Schema && c.Worker == r.w.id {
-				r.cancelMu.Lock()
-				r.cancels = append(r.cancels, c)
-				r.cancelMu.Unlock()
-				select {
-				case r.cancelSig <- struct{}{}:
-				default:
-				}
-			}
-		case msg.Channel == "jobs:insert":
-			r.wake(insertCount(msg.Payload))
-		case msg.Channel == "worker:migrate":
-			var m struct {
-				MigrationNumber int  `json:"migrationNumber"`
-				Breaking        bool `json:"breaking"`
-			}
-			if json.Unmarshal([]byte(msg.Payload), &m) != nil || !m.Breaking {
-				continue
-			}
-			// The channel is server-wide and names no schema, and a
-			// migration this worker knows cannot break it: only a newer
-			// breaking migration of our own schema is a reason to stop.
-			if m.MigrationNumber <= LatestMigration {
-				continue
-			}
-			if _, breaking, err := r.w.utils.ledger(ctx); err == nil && breaking <= LatestMigration {
-				continue
-			}
-			err := &BreakingMigrationError{Schema: r.w.opts.Schema, Migration: m.MigrationNumber}
-			r.w.log.Error("gworker: breaking migration applied; shutting down", slog.Int("migration", m.MigrationNumber))
-			select {
-			case r.fatal <- err:
-			default:
-			}
-		}
-	}
-}
-
-// insertCount reads the job count of a jobs:insert payload
-// ({"r":..., "count":N}); an empty or unreadable payload counts as 1.
-func insertCount(payload string) int {
-	if payload == "" {
-		return 1
-	}
-	var p struct {
-		Count *json.Number `json:"count"`
-	}
-	if err := json.Unmarshal([]byte(payload), &p); err != nil || p.Count == nil {
-		return 1
-	}
-	n, err := strconv.ParseFloat(string(*p.Count), 64)
-	if err != nil {
-		return 1
-	}
-	if n > 1<<20 {
-		return 1 << 20
-	}
-	return int(n)
-}
-
-// sweepStaleLocks frees locks older than 4 hours, first at a random moment
-// within a minute, then every Min..MaxResetLockedInterval, jittered so that
-// many workers do not sweep together.
-func (r *runner) sweepStaleLocks(ctx context.Context) {
-	o := r.w.opts
-	first := min(time.Minute, o.MaxResetLockedInterval)
-	t := time.NewTimer(time.Duration(mathrand.Int64N(int64(first) + 1)))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, err := r.w.db.Exec(ctx, r.w.sql.resetLockedAt); err != nil && ctx.Err() == nil {
-			r.w.log.Warn("gworker: freeing stale locks failed", slog.Any("error", err))
-		}
-		span := int64(o.MaxResetLockedInterval - o.MinResetLockedInterval)
-		t.Reset(o.MinResetLockedInterval + time.Duration(mathrand.Int64N(span+1)))
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // errShutdown is the cause of a handler context cancelled by shutdown.
 var errShutdown = errors.New("gworker: worker shutting down")
-
-// cancelRequest is the payload of a cancelChannel notification.
-type cancelRequest struct {
-	Schema string `json:"schema"`
-	ID     int64  `json:"id"`
-	Worker string `json:"worker"`
-	Reason string `json:"reason"`
-}
-
-// applyCancels cancels the running or waiting jobs CancelJob asked for.
-func (r *runner) applyCancels() {
-	r.cancelMu.Lock()
-	reqs := r.cancels
-	r.cancels = nil
-	r.cancelMu.Unlock()
-	for _, c := range reqs {
-		if a, ok := r.active[c.ID]; ok && a.cancelled == "" {
-			a.cancelled = c.Reason
-			a.cancel(&CancelledError{Reason: c.Reason})
-			continue
-		}
-		for i, b := range r.buffer {
-			if b.job.ID == c.ID {
-				r.buffer = append(r.buffer[:i], r.buffer[i+1:]...)
-				r.completer.add(outcome{job: b.job, kind: outcomeFail, message: c.Reason})
-				r.emitCancelledWaiting(b.job, c.Reason)
-				break
-			}
-		}
-	}
-}

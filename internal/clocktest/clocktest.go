@@ -1,5 +1,6 @@
 // Package clocktest provides a fake core.Clock whose time moves only when a
-// test says so, for testing the cron runner without sleeping.
+// test says so, for testing what a worker schedules (cron minutes, the
+// local queue's TTL, batch delays, retries) without sleeping.
 //
 // Like the system clock it keeps two times: the wall clock, which Now
 // returns and Set may step backwards or forwards (as NTP or an operator
@@ -55,10 +56,17 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) NewTimer(d time.Duration) core.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &timer{c: c, deadline: c.elapsed + d, ch: make(chan time.Time, 1)}
+	t := &timer{c: c, ch: make(chan time.Time, 1)}
+	c.schedule(t, d)
+	return t
+}
+
+// schedule makes t fire d from now; c.mu is held and t is not pending.
+func (c *Clock) schedule(t *timer, d time.Duration) {
+	t.deadline = c.elapsed + d
 	if d <= 0 {
 		t.ch <- c.wall
-		return t
+		return
 	}
 	i, _ := slices.BinarySearchFunc(c.pending, t.deadline, func(p *timer, d time.Duration) int {
 		if p.deadline <= d {
@@ -68,7 +76,6 @@ func (c *Clock) NewTimer(d time.Duration) core.Timer {
 	})
 	c.pending = slices.Insert(c.pending, i, t)
 	c.notify()
-	return t
 }
 
 // Advance moves the wall clock and elapsed time on by d, firing every timer
@@ -183,6 +190,28 @@ func (t *timer) Stop() bool {
 	c := t.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return t.unschedule()
+}
+
+// Reset makes the timer fire when Advance has moved time on by d from now,
+// discarding a value it delivered that nobody received.
+func (t *timer) Reset(d time.Duration) bool {
+	c := t.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pending := t.unschedule()
+	c.schedule(t, d)
+	return pending
+}
+
+// unschedule removes t from the pending timers and empties its channel, as
+// the system's timers do; c.mu is held.
+func (t *timer) unschedule() bool {
+	c := t.c
+	select {
+	case <-t.ch:
+	default:
+	}
 	i := slices.Index(c.pending, t)
 	if i < 0 {
 		return false

@@ -86,3 +86,26 @@ func TestStopAndWaitForTimers(t *testing.T) {
 		t.Error("WaitForTimers returned nil on a cancelled context with too few timers")
 	}
 }
+
+func TestResetDiscardsAnUnreceivedValueAndReschedules(t *testing.T) {
+	t.Parallel()
+	c := clocktest.New(t0)
+	tm := c.NewTimer(time.Second)
+	c.Advance(time.Second) // fires; nobody receives
+	if tm.Reset(time.Minute) {
+		t.Error("Reset of a fired timer reported it pending")
+	}
+	if _, ok := fired(tm.C()); ok {
+		t.Fatal("the value delivered before Reset was still received")
+	}
+	if !tm.Reset(2 * time.Second) {
+		t.Error("Reset of a pending timer reported it not pending")
+	}
+	if n := c.PendingTimers(); n != 1 {
+		t.Fatalf("%d pending timers after two resets, want 1", n)
+	}
+	c.Advance(2 * time.Second)
+	if at, ok := fired(tm.C()); !ok || !at.Equal(t0.Add(3*time.Second)) {
+		t.Errorf("reset timer: %v %v, want fired at +3s", at, ok)
+	}
+}

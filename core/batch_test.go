@@ -61,6 +61,7 @@ func TestBatchJobs(t *testing.T) {
 		wantLeft    string // payload left, "" when the job must be gone
 		wantError   []string
 		wantHandled [][]string
+		permanent   bool // failed for good: attempts = max_attempts
 	}{
 		{name: "all succeed", payload: []email{{"a"}, {"b"}}, wantHandled: [][]string{{"a", "b"}}},
 		{name: "partial failure keeps only failed items", payload: []email{{"a"}, {"bad1"}, {"c"}, {"bad2"}},
@@ -73,9 +74,9 @@ func TestBatchJobs(t *testing.T) {
 		{name: "result count mismatch", payload: []email{{"a"}, {"b"}}, results: func([]email) ([]error, error) { return []error{nil}, nil },
 			wantLeft: `[{"to":"a"},{"to":"b"}]`, wantError: []string{"returned 1 results for 2 items"}},
 		{name: "item that does not decode", payload: []any{map[string]any{"to": "a"}, map[string]any{"to": 42}},
-			wantLeft: `[{"to":42}]`, wantError: []string{"[1] item does not decode"}, wantHandled: [][]string{{"a"}}},
-		{name: "not an array", payload: map[string]string{"to": "a"}, wantLeft: `{"to":"a"}`, wantError: []string{"must be a JSON array"}},
-		{name: "empty array", payload: []any{}, wantLeft: `[]`, wantError: []string{"empty array"}},
+			wantLeft: `[{"to":42}]`, wantError: []string{"[1] item does not decode"}, wantHandled: [][]string{{"a"}}, permanent: true},
+		{name: "not an array", payload: map[string]string{"to": "a"}, wantLeft: `{"to":"a"}`, wantError: []string{"must be a JSON array"}, permanent: true},
+		{name: "empty array", payload: []any{}, wantLeft: `[]`, wantError: []string{"empty array"}, permanent: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -97,7 +98,11 @@ func TestBatchJobs(t *testing.T) {
 				}
 				return
 			}
-			if len(rows) != 1 || rows[0].ID != job.ID || rows[0].Attempts != 1 || rows[0].LockedBy != nil {
+			wantAttempts := int16(1)
+			if c.permanent {
+				wantAttempts = core.DefaultMaxAttempts
+			}
+			if len(rows) != 1 || rows[0].ID != job.ID || rows[0].Attempts != wantAttempts || rows[0].LockedBy != nil {
 				t.Fatalf("rows = %+v", rows)
 			}
 			mustJSONEqual(t, rows[0].Payload, c.wantLeft)

@@ -456,13 +456,19 @@ func (c *completer) completeJobs(ctx context.Context, os []outcome) error {
 
 func (c *completer) failJobs(ctx context.Context, os []outcome) error {
 	type item struct {
-		ID      int64           `json:"id"`
-		Message string          `json:"message"`
-		Payload json.RawMessage `json:"payload,omitempty"`
+		ID        int64           `json:"id"`
+		Message   string          `json:"message"`
+		Payload   json.RawMessage `json:"payload,omitempty"`
+		Permanent bool            `json:"permanent,omitempty"`
+		Snooze    *float64        `json:"snooze,omitempty"` // seconds
 	}
 	items := make([]item, len(os))
 	for i, o := range os {
-		items[i] = item{ID: o.job.ID, Message: o.message, Payload: o.payload}
+		items[i] = item{ID: o.job.ID, Message: o.message, Payload: o.payload, Permanent: o.permanent}
+		if o.snooze {
+			d := o.delay.Seconds()
+			items[i].Snooze = &d
+		}
 	}
 	b, err := json.Marshal(items)
 	if err != nil {

@@ -53,9 +53,16 @@
 // recorded in batches, and AddJobs inserts keyless jobs with one plain
 // INSERT.
 //
+// A handler's error is retried with backoff until the job's max attempts; a
+// handler that knows better returns FailPermanently(err) (no more attempts,
+// err kept as last_error) or RetryAfter(d, err) (run again after d, the
+// attempt not counted). A payload that does not decode into a NewTask's type
+// fails for good at once.
+//
 // NewBatchTask defines a task whose payload is an array of items; when some
-// items fail, only those are retried. Utils.CancelJob cancels a job for good,
-// including one a worker runs right now.
+// items fail, only those are retried, and each item's result may fail it for
+// good or snooze it. Utils.CancelJob cancels a job for good, including one a
+// worker runs right now.
 //
 // Inside a handler, LoggerFromContext, UtilsFromContext and JobFromContext
 // give the job's logger, a client for adding jobs and the job itself.

@@ -17,7 +17,8 @@ import "time"
 //
 // A successful job yields JobsFetched, JobStarted, JobCompleted; a failed one
 // JobsFetched, JobStarted, JobFailed, and JobPermanentlyFailed when it has no
-// attempts left. Events about one job arrive in order; events about
+// attempts left or its handler failed it for good; a snoozed one (RetryAfter)
+// JobsFetched, JobStarted, JobSnoozed. Events about one job arrive in order; events about
 // different jobs may arrive concurrently.
 type Event interface {
 	// EventName returns the event's name, such as "job:success"; the names
@@ -101,12 +102,23 @@ type JobFailed struct {
 	WillRetry bool
 }
 
-// JobPermanentlyFailed: the job failed at its last attempt; it stays in the
-// table, never to run again unless rescheduled.
+// JobPermanentlyFailed: the job failed at its last attempt, or its handler
+// failed it for good (FailPermanently); it stays in the table, never to run
+// again unless rescheduled.
 type JobPermanentlyFailed struct {
 	Job     *Job
 	Err     error
 	Message string
+}
+
+// JobSnoozed: the handler returned RetryAfter (or a batch's failed items
+// were all snoozed or failed for good): the job runs again after Delay, its
+// attempt not counted. Err is the handler's error.
+type JobSnoozed struct {
+	Job      *Job
+	Err      error
+	Delay    time.Duration
+	Duration time.Duration
 }
 
 // JobInterrupted: shutdown cancelled the job's context and the job goes
@@ -194,6 +206,9 @@ func (JobFailed) EventName() string { return "job:error" }
 
 // EventName implements Event.
 func (JobPermanentlyFailed) EventName() string { return "job:failed" }
+
+// EventName implements Event.
+func (JobSnoozed) EventName() string { return "job:snoozed" }
 
 // EventName implements Event.
 func (JobInterrupted) EventName() string { return "job:interrupted" }

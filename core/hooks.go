@@ -74,7 +74,8 @@ type Hooks struct {
 	// AfterJobRun is called after the handler (and AroundJobRun) with its
 	// result, and returns the result to record: nil completes the job, an
 	// error fails it (with the error's text as last_error; a *BatchFailure
-	// keeps its retry payload). Return err to keep the outcome. Each hook
+	// keeps its retry payload; FailPermanently and RetryAfter steer it as
+	// they do from a handler). Return err to keep the outcome. Each hook
 	// gets the previous one's result. A job cancelled by Utils.CancelJob
 	// fails for good whatever is returned; a job interrupted by shutdown
 	// that ends with an error goes back to the queue. A panic keeps the
@@ -624,7 +625,12 @@ func (r *runner) emitOutcome(res result, kind outcomeKind, message string) {
 		}
 		e = JobSkipped{Job: a.job, Hook: hook}
 	default:
-		permanent := a.job.Attempts >= a.job.MaxAttempts
+		st := steeringOf(res.err)
+		if st.snooze {
+			e = JobSnoozed{Job: a.job, Err: res.err, Delay: st.delay, Duration: res.dur}
+			break
+		}
+		permanent := st.permanent || a.job.Attempts >= a.job.MaxAttempts
 		r.w.hooks.emit(ctx, JobFailed{Job: a.job, Err: res.err, Message: message, Duration: res.dur, WillRetry: !permanent})
 		if !permanent {
 			return

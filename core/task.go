@@ -21,7 +21,9 @@ func (t Task) Identifier() string { return t.identifier }
 
 // NewTask defines a task whose payload decodes into P; the identifier comes
 // from P's TaskIdentifier method (implement it on the value type). A payload
-// that does not decode into P fails the job with a message naming the task.
+// that does not decode into P fails the job for good at once, since no retry
+// can fix it: last_error is a *PayloadError's text, naming the task and the
+// decode error.
 func NewTask[P TaskPayload](handler func(ctx context.Context, job *Job, payload P) error) Task {
 	var zero P
 	id := safeIdentifier(zero)
@@ -31,7 +33,7 @@ func NewTask[P TaskPayload](handler func(ctx context.Context, job *Job, payload 
 	return Task{identifier: id, run: func(ctx context.Context, job *Job) error {
 		var p P
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
-			return &PayloadError{Task: job.TaskIdentifier, Err: err}
+			return FailPermanently(&PayloadError{Task: job.TaskIdentifier, Err: err})
 		}
 		return handler(ctx, job, p)
 	}}
@@ -55,7 +57,8 @@ func safeIdentifier(p TaskPayload) (id string) {
 }
 
 // PayloadError is a job failure caused by a payload that does not decode
-// into the task's payload type.
+// into the task's payload type. NewTask and NewBatchTask return it wrapped
+// by FailPermanently; errors.As finds it.
 type PayloadError struct {
 	Task string
 	Err  error

@@ -303,6 +303,13 @@ type outcome struct {
 	kind    outcomeKind
 	message string          // last_error for fail and return
 	payload json.RawMessage // for fail: replaces the job's payload (batch jobs' failed items)
+	// For fail, what the handler's error asked (FailPermanently,
+	// RetryAfter): no more attempts, or the attempt given back and the job
+	// run again after delay. A snooze with an empty message keeps
+	// last_error.
+	permanent bool
+	snooze    bool
+	delay     time.Duration
 	// tries and retryAt: recording it failed for its own data this many
 	// times; it is tried again on its own at retryAt.
 	tries   int
@@ -514,12 +521,20 @@ func (r *runner) finish(res result) {
 		// PostgreSQL text cannot hold NUL; a message with one would never be
 		// recorded and the job would stay locked.
 		msg := strings.ToValidUTF8(strings.ReplaceAll(res.err.Error(), "\x00", ""), "\uFFFD")
-		if a.job.Attempts >= a.job.MaxAttempts {
+		st := steeringOf(res.err)
+		switch {
+		case st.snooze:
+			log().Info("gworker: job snoozed by its handler; it runs again later and this attempt does not count",
+				slog.Duration("delay", st.delay), slog.String("error", msg), slog.Duration("duration", res.dur))
+			if st.keepError {
+				msg = ""
+			}
+		case st.permanent || a.job.Attempts >= a.job.MaxAttempts:
 			log().Error("gworker: job failed permanently", slog.String("error", msg), slog.Duration("duration", res.dur))
-		} else {
+		default:
 			log().Warn("gworker: job failed; will retry", slog.String("error", msg), slog.Duration("duration", res.dur))
 		}
-		o := outcome{job: a.job, kind: outcomeFail, message: msg}
+		o := outcome{job: a.job, kind: outcomeFail, message: msg, permanent: st.permanent, snooze: st.snooze, delay: st.delay}
 		var bf *BatchFailure
 		if errors.As(res.err, &bf) {
 			o.payload = bf.Payload

@@ -45,19 +45,29 @@ func newWorkerSQL(r renderer, durableFetch bool) *workerSQL {
 update {{schema}}._private_job_queues as q set locked_by = null, locked_at = null
 from done where q.id = done.job_queue_id and q.locked_by = $2`),
 
-		// $2 is a JSON array of {"id", "message", "payload"?}; payload
-		// replaces the job's payload (partial batch failure). The backoff is
-		// graphile-worker's: exp(min(attempts, 10)) seconds, on the
-		// database's clock. updated_at is left alone, as graphile-worker's
-		// failure leaves it: a failed job looks the same whichever side ran
-		// it.
+		// $2 is a JSON array of {"id", "message", "payload"?, "permanent"?,
+		// "snooze"?}; payload replaces the job's payload (partial batch
+		// failure). The backoff is graphile-worker's: exp(min(attempts, 10))
+		// seconds, on the database's clock. A permanent failure
+		// (FailPermanently) takes the remaining attempts and keeps run_at,
+		// as permanently_fail_jobs does; a snooze (RetryAfter, seconds)
+		// gives the attempt back and runs the job after the delay, keeping
+		// last_error when its message is empty. updated_at is left alone,
+		// as graphile-worker's failure leaves it: a failed job looks the
+		// same whichever side ran it.
 		fail: r.render(`with f as (
-  select (e->>'id')::bigint as id, e->>'message' as message, e->'payload' as payload
+  select (e->>'id')::bigint as id, e->>'message' as message, e->'payload' as payload,
+         coalesce((e->>'permanent')::boolean, false) as permanent, (e->>'snooze')::float8 as snooze
   from json_array_elements($2::json) as e
 ), failed as (
   update {{schema}}._private_jobs as j
-  set last_error = f.message,
-      run_at = greatest(now(), j.run_at) + exp(least(j.attempts, 10)) * interval '1 second',
+  set last_error = case when f.snooze is null then f.message else coalesce(nullif(f.message, ''), j.last_error) end,
+      attempts = case when f.permanent then j.max_attempts
+                      when f.snooze is not null then greatest(0, j.attempts - 1)
+                      else j.attempts end,
+      run_at = case when f.permanent then j.run_at
+                    when f.snooze is not null then now() + f.snooze * interval '1 second'
+                    else greatest(now(), j.run_at) + exp(least(j.attempts, 10)) * interval '1 second' end,
       locked_by = null,
       locked_at = null,
       payload = coalesce(f.payload, j.payload)

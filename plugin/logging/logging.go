@@ -77,6 +77,11 @@ func (p *plugin) onEvent(ctx context.Context, e core.Event) {
 			slog.Bool("will_retry", e.WillRetry))
 	case core.JobPermanentlyFailed:
 		attrs = append(job(e.Job, attrs), slog.String("error", e.Message))
+	case core.JobSnoozed:
+		attrs = append(job(e.Job, attrs), slog.Duration("duration", e.Duration), slog.Duration("delay", e.Delay))
+		if e.Err != nil {
+			attrs = append(attrs, slog.String("error", e.Err.Error()))
+		}
 	case core.JobInterrupted:
 		attrs = append(job(e.Job, attrs), slog.Duration("duration", e.Duration), slog.Bool("abandoned", e.Abandoned))
 		if e.Err != nil {
@@ -148,6 +153,8 @@ func (p *plugin) describe(e core.Event) (slog.Level, string) {
 		return slog.LevelWarn, "gworker: job failed at its last attempt"
 	case core.JobPermanentlyFailed:
 		return slog.LevelError, "gworker: job permanently failed"
+	case core.JobSnoozed:
+		return p.routine, "gworker: job snoozed; it runs again later"
 	case core.JobInterrupted:
 		return slog.LevelWarn, "gworker: job interrupted by shutdown"
 	case core.JobCancelled:

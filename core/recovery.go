@@ -39,6 +39,8 @@ const (
 	// DefaultResilientMultiplier multiplies the threshold for jobs carrying
 	// ResilientFlag.
 	DefaultResilientMultiplier = 3
+	// DefaultRecoveryAction is what recovery does with a dead worker's jobs.
+	DefaultRecoveryAction = RecoveryReturn
 )
 
 // ResilientFlag marks a job (JobSpec.Flags) as one whose worker may stop
@@ -115,32 +117,42 @@ type RecoveryOptions struct {
 	SweepForeignLocks bool
 }
 
-// normalize fills in defaults and checks the options.
-func (r RecoveryOptions) normalize() (RecoveryOptions, []error) {
-	var errs []error
-	bad := func(field string, value any, reason string) {
-		errs = append(errs, &ValidationError{Field: "WorkerOptions.Recovery." + field, Value: value, Reason: reason})
-	}
+// sweepOptions returns the sweep a worker with these options runs: the
+// knobs RecoveryOptions shares with SweepOptions.
+func (r RecoveryOptions) sweepOptions() SweepOptions {
+	return SweepOptions{Threshold: r.StaleThreshold, Delay: r.Delay, ResilientMultiplier: r.ResilientMultiplier,
+		Action: r.Action, SweepForeignLocks: r.SweepForeignLocks}
+}
+
+// setDefaults fills in the defaults: its own, and those of the knobs it
+// shares with SweepOptions, from SweepOptions.setDefaults. A negative Delay
+// becomes 0 (none).
+func (r *RecoveryOptions) setDefaults() {
 	if r.HeartbeatInterval == 0 {
 		r.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if r.SweepInterval == 0 {
 		r.SweepInterval = DefaultSweepInterval
 	}
-	if r.StaleThreshold == 0 {
-		r.StaleThreshold = DefaultStaleThreshold
-	}
-	if r.Delay == 0 {
-		r.Delay = DefaultRecoveryDelay
-	}
-	if r.ResilientMultiplier == 0 {
-		r.ResilientMultiplier = DefaultResilientMultiplier
-	}
-	if r.Action == "" {
-		r.Action = RecoveryReturn
-	}
+	s := r.sweepOptions()
+	s.setDefaults()
+	r.StaleThreshold, r.Delay, r.ResilientMultiplier, r.Action = s.Threshold, s.Delay, s.ResilientMultiplier, s.Action
+}
+
+// normalize fills in defaults and checks the options.
+func (r RecoveryOptions) normalize() (RecoveryOptions, []error) {
+	r.setDefaults()
 	if r.Disabled {
 		return r, nil
+	}
+	return r, r.validate()
+}
+
+// validate checks options whose defaults are filled in.
+func (r RecoveryOptions) validate() []error {
+	var errs []error
+	bad := func(field string, value any, reason string) {
+		errs = append(errs, &ValidationError{Field: "WorkerOptions.Recovery." + field, Value: value, Reason: reason})
 	}
 	if r.HeartbeatInterval < time.Millisecond {
 		bad("HeartbeatInterval", r.HeartbeatInterval, "must be at least 1ms")
@@ -151,13 +163,7 @@ func (r RecoveryOptions) normalize() (RecoveryOptions, []error) {
 	if r.StaleThreshold < 2*r.HeartbeatInterval {
 		bad("StaleThreshold", r.StaleThreshold, fmt.Sprintf("must be at least twice HeartbeatInterval (%v), or one late heartbeat would make a live worker look dead", r.HeartbeatInterval))
 	}
-	if r.ResilientMultiplier < 1 {
-		bad("ResilientMultiplier", r.ResilientMultiplier, "must be at least 1")
-	}
-	if !r.Action.valid() {
-		bad("Action", string(r.Action), `must be "return", "fail_with_backoff" or "skip"`)
-	}
-	return r, errs
+	return append(errs, r.sweepOptions().validateShared("WorkerOptions.Recovery.")...)
 }
 
 // WorkerInfo is a registered gworker worker, as ListActiveWorkers reports
@@ -252,16 +258,11 @@ type SweepOptions struct {
 	DryRun bool
 }
 
-func (o SweepOptions) normalize() (SweepOptions, error) {
-	var errs []error
-	bad := func(field string, value any, reason string) {
-		errs = append(errs, &ValidationError{Field: "SweepOptions." + field, Value: value, Reason: reason})
-	}
-	switch {
-	case o.Threshold == 0:
+// setDefaults fills in the defaults of the knobs; a negative Delay becomes
+// 0 (none). RecoveryOptions shares it.
+func (o *SweepOptions) setDefaults() {
+	if o.Threshold == 0 {
 		o.Threshold = DefaultStaleThreshold
-	case o.Threshold < 0:
-		bad("Threshold", o.Threshold, "must not be negative")
 	}
 	switch {
 	case o.Delay == 0:
@@ -269,18 +270,34 @@ func (o SweepOptions) normalize() (SweepOptions, error) {
 	case o.Delay < 0:
 		o.Delay = 0
 	}
-	switch {
-	case o.ResilientMultiplier == 0:
+	if o.ResilientMultiplier == 0 {
 		o.ResilientMultiplier = DefaultResilientMultiplier
-	case o.ResilientMultiplier < 1:
-		bad("ResilientMultiplier", o.ResilientMultiplier, "must be at least 1")
 	}
 	if o.Action == "" {
-		o.Action = RecoveryReturn
+		o.Action = DefaultRecoveryAction
+	}
+}
+
+// validateShared checks the knobs RecoveryOptions shares, whose defaults
+// are filled in; field names start with prefix.
+func (o SweepOptions) validateShared(prefix string) []error {
+	var errs []error
+	if o.ResilientMultiplier < 1 {
+		errs = append(errs, &ValidationError{Field: prefix + "ResilientMultiplier", Value: o.ResilientMultiplier, Reason: "must be at least 1"})
 	}
 	if !o.Action.valid() {
-		bad("Action", string(o.Action), `must be "return", "fail_with_backoff" or "skip"`)
+		errs = append(errs, &ValidationError{Field: prefix + "Action", Value: string(o.Action), Reason: `must be "return", "fail_with_backoff" or "skip"`})
 	}
+	return errs
+}
+
+func (o SweepOptions) normalize() (SweepOptions, error) {
+	o.setDefaults()
+	var errs []error
+	if o.Threshold < 0 {
+		errs = append(errs, &ValidationError{Field: "SweepOptions.Threshold", Value: o.Threshold, Reason: "must not be negative"})
+	}
+	errs = append(errs, o.validateShared("SweepOptions.")...)
 	return o, errors.Join(errs...)
 }
 
@@ -498,11 +515,7 @@ func (w *Worker) startRecovery(ctx context.Context, once bool) (stop func(), err
 		}
 		return nil, fmt.Errorf("gworker: register worker for dead-worker recovery: %w", err)
 	}
-	sweepOpts := SweepOptions{Threshold: o.StaleThreshold, Delay: o.Delay, ResilientMultiplier: o.ResilientMultiplier,
-		Action: o.Action, SweepForeignLocks: o.SweepForeignLocks}
-	if sweepOpts.Delay < 0 {
-		sweepOpts.Delay = 0
-	}
+	sweepOpts := o.sweepOptions()
 	// Heartbeats go on through shutdown's grace period, while jobs finish:
 	// they stop only when run is done with the jobs.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

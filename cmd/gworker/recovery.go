@@ -29,14 +29,14 @@ func (r *recoveryFlags) register(fs *flagSet) {
 		sweepInterval:     core.DefaultSweepInterval,
 		threshold:         core.DefaultStaleThreshold,
 		delay:             core.DefaultRecoveryDelay,
-		action:            core.RecoveryReturn,
+		action:            core.DefaultRecoveryAction,
 	}
 	fs.flag(&boolValue{p: &r.disabled}, "", "turn dead-worker recovery off: no heartbeat, no sweep; crashed workers' jobs wait 4 hours", "no-recovery")
-	fs.flag(&durationValue{p: &r.heartbeatInterval, min: time.Millisecond}, "DURATION", "how often this worker records that it is alive (default: 30s)", "heartbeat-interval")
-	fs.flag(&durationValue{p: &r.sweepInterval, min: time.Millisecond}, "DURATION", "how often to look for dead workers (default: 1m)", "sweep-interval")
-	fs.flag(&durationValue{p: &r.threshold, min: time.Millisecond}, "DURATION", "a worker whose last heartbeat is older is dead; its jobs are recovered (default: 5m)", "sweep-threshold")
-	fs.flag(&durationValue{p: &r.delay}, "DURATION", "how long a recovered job waits before it runs again; 0 means none (default: 30s)", "recovery-delay")
-	fs.flag(&actionValue{p: &r.action}, "ACTION", "what recovery does with a dead worker's jobs: return (attempt not counted), fail_with_backoff or skip (default: return)", "recovery-action")
+	fs.flag(&durationValue{p: &r.heartbeatInterval, min: time.Millisecond}, "DURATION", fmt.Sprintf("how often this worker records that it is alive (default: %v)", core.DefaultHeartbeatInterval), "heartbeat-interval")
+	fs.flag(&durationValue{p: &r.sweepInterval, min: time.Millisecond}, "DURATION", fmt.Sprintf("how often to look for dead workers (default: %v)", core.DefaultSweepInterval), "sweep-interval")
+	fs.flag(&durationValue{p: &r.threshold, min: time.Millisecond}, "DURATION", fmt.Sprintf("a worker whose last heartbeat is older is dead; its jobs are recovered (default: %v)", core.DefaultStaleThreshold), "sweep-threshold")
+	fs.flag(&durationValue{p: &r.delay}, "DURATION", fmt.Sprintf("how long a recovered job waits before it runs again; 0 means none (default: %v)", core.DefaultRecoveryDelay), "recovery-delay")
+	fs.flag(&actionValue{p: &r.action}, "ACTION", fmt.Sprintf("what recovery does with a dead worker's jobs: return (attempt not counted), fail_with_backoff or skip (default: %s)", core.DefaultRecoveryAction), "recovery-action")
 	fs.flag(&boolValue{p: &r.foreign}, "", "also free locks of workers that do not heartbeat (graphile-worker's) once older than the threshold", "sweep-foreign-locks")
 }
 
@@ -100,7 +100,7 @@ last_heartbeat_at, heartbeat_age_seconds, stale and locked_jobs.`,
 		setup: func(fs *flagSet) action {
 			threshold := core.DefaultStaleThreshold
 			asJSON := false
-			fs.flag(&durationValue{p: &threshold, min: time.Millisecond}, "DURATION", "heartbeats older than this are stale (default: 5m)", "threshold")
+			fs.flag(&durationValue{p: &threshold, min: time.Millisecond}, "DURATION", fmt.Sprintf("heartbeats older than this are stale (default: %v)", core.DefaultStaleThreshold), "threshold")
 			fs.flag(&boolValue{p: &asJSON}, "", "print JSON", "json")
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
@@ -194,12 +194,12 @@ the dead workers, the jobs freed and the queues unlocked; with --json one
 JSON object with the keys dry_run, worker_ids, removed_worker_ids,
 foreign_worker_ids, job_ids, jobs and queues.`,
 		setup: func(fs *flagSet) action {
-			o := core.SweepOptions{Threshold: core.DefaultStaleThreshold, Delay: core.DefaultRecoveryDelay, Action: core.RecoveryReturn}
+			o := core.SweepOptions{Threshold: core.DefaultStaleThreshold, Delay: core.DefaultRecoveryDelay, Action: core.DefaultRecoveryAction}
 			asJSON := false
 			fs.flag(&boolValue{p: &o.DryRun}, "", "change nothing; print what a sweep would do", "dry-run")
-			fs.flag(&durationValue{p: &o.Threshold, min: time.Millisecond}, "DURATION", "workers whose last heartbeat is older are dead (default: 5m)", "threshold")
-			fs.flag(&durationValue{p: &o.Delay}, "DURATION", "how long freed jobs wait before they run again; 0 means none (default: 30s)", "delay")
-			fs.flag(&actionValue{p: &o.Action}, "ACTION", "return (attempt not counted), fail_with_backoff or skip (default: return)", "action")
+			fs.flag(&durationValue{p: &o.Threshold, min: time.Millisecond}, "DURATION", fmt.Sprintf("workers whose last heartbeat is older are dead (default: %v)", core.DefaultStaleThreshold), "threshold")
+			fs.flag(&durationValue{p: &o.Delay}, "DURATION", fmt.Sprintf("how long freed jobs wait before they run again; 0 means none (default: %v)", core.DefaultRecoveryDelay), "delay")
+			fs.flag(&actionValue{p: &o.Action}, "ACTION", fmt.Sprintf("return (attempt not counted), fail_with_backoff or skip (default: %s)", core.DefaultRecoveryAction), "action")
 			fs.flag(&boolValue{p: &o.SweepForeignLocks}, "", "also free locks of unregistered workers older than the threshold", "foreign")
 			fs.flag(&boolValue{p: &asJSON}, "", "print JSON", "json")
 			return func(ctx context.Context, e *env, args []string) error {

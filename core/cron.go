@@ -63,7 +63,8 @@ const (
 	CronError CronEventKind = "cron:error"
 )
 
-// CronEvent is something the cron runner did; see WorkerOptions.CronEvents.
+// CronEvent is something the cron runner did, given to Hooks.OnEvent in
+// order, on the runner's goroutine.
 type CronEvent struct {
 	Kind CronEventKind
 	// Now is the clock's time when the event happened.

@@ -72,7 +72,11 @@ func (r *cronRig) start(t *testing.T, crontab string, opts core.WorkerOptions) (
 	ev := &cronEvents{}
 	opts.Crontab = crontab
 	opts.Clock = r.clock
-	opts.CronEvents = ev.record
+	opts.Plugins = append(opts.Plugins, core.NewPlugin("cron events", core.Hooks{OnEvent: func(_ context.Context, e core.Event) {
+		if ce, ok := e.(core.CronEvent); ok {
+			ev.record(ce)
+		}
+	}}))
 	opts.Tasks = []core.Task{core.RawTask("not_a_cron_task", func(context.Context, *core.Job) error { return nil })}
 	w, _ := r.worker(t, opts)
 	stop := runInBackground(t, w)

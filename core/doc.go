@@ -106,7 +106,7 @@
 // again, and a minute that already ran never runs again. After a failure it
 // restarts with a growing delay and back-fills again: minutes missed
 // meanwhile run only for entries with a fill period. WorkerOptions.Clock
-// and WorkerOptions.CronEvents let tests drive and observe it.
+// and Hooks.OnEvent (CronEvent) let tests drive and observe it.
 //
 // # Hooks, plugins and extensions
 //

@@ -24,10 +24,6 @@ func WithExtension[T any](v T) Extension {
 	return Extension{typ: reflect.TypeFor[T](), value: v}
 }
 
-// Type returns the type the extension is held under; nil for the zero
-// Extension.
-func (e Extension) Type() reflect.Type { return e.typ }
-
 // LookupExtension returns the worker's extension of type T, from a job
 // handler's context (or a run hook's). It reports false when the worker has
 // none, or ctx is not a handler's.

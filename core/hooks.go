@@ -529,20 +529,14 @@ func (w *Worker) installHooks() {
 	w.utils.hooks = w.hooks
 }
 
-// cronEvents returns the cron runner's event sink: WorkerOptions.CronEvents
-// and the observers.
+// cronEvents returns the cron runner's event sink: the observers, or nil
+// when nobody observes.
 func (w *Worker) cronEvents() func(CronEvent) {
-	user := w.opts.CronEvents
 	if !w.hooks.observing() {
-		return user
+		return nil
 	}
 	h := w.hooks
-	return func(e CronEvent) {
-		if user != nil {
-			user(e)
-		}
-		h.emit(context.Background(), e)
-	}
+	return func(e CronEvent) { h.emit(context.Background(), e) }
 }
 
 // eventCtx is the context observers get for a job's outcome: the job and

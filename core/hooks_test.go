@@ -629,8 +629,8 @@ func TestBeforeScheduleOnCronJobs(t *testing.T) {
 			t.Errorf("source %q, want cron", s)
 		}
 	}
-	// Fired lists the entries that got a job; the observer sees cron
-	// events as well as WorkerOptions.CronEvents does.
+	// Fired lists the entries that got a job; every observer sees the
+	// cron events.
 	sched := ev.of(core.CronScheduled)
 	if len(sched) != 1 || !slices.Equal(sched[0].Fired, []string{"rewrite_cron", "plain_cron"}) {
 		t.Errorf("cron:scheduled %+v", sched)

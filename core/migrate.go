@@ -14,9 +14,10 @@ import (
 // shared migrations ledger.
 const LatestMigration = 20
 
-// MinServerVersionNum is the oldest PostgreSQL server supported
-// (server_version_num), the same floor graphile-worker 0.18 checks.
-const MinServerVersionNum = 120000
+// minServerVersionNum is the oldest PostgreSQL server supported
+// (server_version_num), the same floor graphile-worker 0.18 checks;
+// UnsupportedServerError reports a server below it.
+const minServerVersionNum = 120000
 
 // oldestUpgradable is the oldest ledger state gworker can upgrade from.
 // Migration 11 rewrote the tables; earlier layouts are graphile-worker's to
@@ -197,7 +198,7 @@ func (m *migrator) checkServer(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gworker: unexpected server_version_num %q", v)
 	}
-	if n < MinServerVersionNum {
+	if n < minServerVersionNum {
 		return &UnsupportedServerError{VersionNum: n}
 	}
 	return nil

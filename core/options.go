@@ -146,9 +146,6 @@ type WorkerOptions struct {
 	// the others) or parsed; they run alongside Crontab's. Identifiers must
 	// be unique across both.
 	Schedules []cronspec.Entry
-	// CronEvents, if set, is called with each CronEvent of the cron
-	// runner, in order, on the runner's goroutine: it must return quickly.
-	CronEvents func(CronEvent)
 
 	// Recovery configures dead-worker recovery: heartbeats in gworker's own
 	// registry and a sweep that returns the jobs of workers whose heartbeat

@@ -486,11 +486,13 @@ func (e *env) newGoWorker(t *testing.T, schema string, cfg goWorkerConfig, rec *
 		Concurrency:  concurrency,
 		PollInterval: cfg.pollInterval,
 		Crontab:      cfg.crontab,
-		CronEvents:   cfg.cronEvents,
 		Logger:       log,
 		SkipMigrate:  true,
 		GracePeriod:  5 * time.Second,
 		Hooks: core.Hooks{OnEvent: func(_ context.Context, ev core.Event) {
+			if ce, ok := ev.(core.CronEvent); ok && cfg.cronEvents != nil {
+				cfg.cronEvents(ce)
+			}
 			if cfg.onEvent != nil {
 				cfg.onEvent(ev)
 			}

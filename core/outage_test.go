@@ -176,6 +176,24 @@ func TestShutdownNamesTheJobsItCouldNotRecord(t *testing.T) {
 	}
 }
 
+// runHeldJob runs the schema's one job of task "t" with RunOnce and returns
+// once its handler runs: the handler returns result when release is
+// closed, and RunOnce's error arrives on done.
+func runHeldJob(t *testing.T, b *bundle, result error) (release chan struct{}, done chan error) {
+	t.Helper()
+	started := make(chan struct{})
+	release, done = make(chan struct{}), make(chan error, 1)
+	w, _ := b.worker(t, core.WorkerOptions{Concurrency: 1,
+		Tasks: []core.Task{core.RawTask("t", func(context.Context, *core.Job) error {
+			close(started)
+			<-release
+			return result
+		})}})
+	go func() { done <- w.RunOnce(b.ctx) }()
+	<-started
+	return release, done
+}
+
 // An outcome recorded after the worker lost its job (a sweep took it for
 // dead, another worker locked the job since) must not touch the job.
 func TestLateOutcomeLeavesAJobAnotherWorkerLocked(t *testing.T) {
@@ -185,20 +203,12 @@ func TestLateOutcomeLeavesAJobAnotherWorkerLocked(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			started, release := make(chan int64, 1), make(chan struct{})
-			w, _ := b.worker(t, core.WorkerOptions{Concurrency: 1,
-				Tasks: []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error {
-					started <- j.ID
-					<-release
-					if fail {
-						return errors.New("late failure")
-					}
-					return nil
-				})}})
+			var result error
+			if fail {
+				result = errors.New("late failure")
+			}
 			job := b.add(t, "t", map[string]int{"n": 1}, &core.JobSpec{QueueName: "q"})
-			done := make(chan error, 1)
-			go func() { done <- w.RunOnce(b.ctx) }()
-			<-started
+			release, done := runHeldJob(t, b, result)
 			// What a sweep and another worker's fetch leave behind.
 			b.exec(t, "update S._private_jobs set locked_by = 'pool-other', locked_at = now() where id = $1", job.ID)
 			b.exec(t, "update S._private_job_queues set locked_by = 'pool-other', locked_at = now()")
@@ -229,17 +239,8 @@ func TestLateCompletionOfAReturnedJob(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			started, release := make(chan int64, 1), make(chan struct{})
-			w, _ := b.worker(t, core.WorkerOptions{Concurrency: 1,
-				Tasks: []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error {
-					started <- j.ID
-					<-release
-					return nil
-				})}})
 			job := b.add(t, "t", map[string]int{"v": 1}, &core.JobSpec{JobKey: "k"})
-			done := make(chan error, 1)
-			go func() { done <- w.RunOnce(b.ctx) }()
-			<-started
+			release, done := runHeldJob(t, b, nil)
 			// A sweep's return: unlocked, to run later.
 			b.exec(t, "update S._private_jobs set locked_by = null, locked_at = null, run_at = now() + interval '1 hour' where id = $1", job.ID)
 			if replaced {

@@ -64,7 +64,7 @@ func commands() []*command {
 		cmds = append(cmds, a.command())
 	}
 	return append(cmds, statsCommand(), queuesCommand(), tasksCommand(), cronCommand(), cleanupCommand(),
-		forceUnlockCommand(), workersCommand(), sweepCommand(), benchCommand(), versionCommand())
+		forceUnlockCommand(), workersCommand(), sweepCommand(), adminCommand(), benchCommand(), versionCommand())
 }
 
 // commandNames lists every command name, help included, for suggestions.

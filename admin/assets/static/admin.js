@@ -41,7 +41,8 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         live.forEach(function (region) {
           var fresh = doc.getElementById(region.id);
-          if (fresh && !busy(region)) {
+          // Unchanged parts stay as they are: no flicker, no lost hover.
+          if (fresh && !busy(region) && fresh.innerHTML !== region.innerHTML) {
             region.replaceWith(document.importNode(fresh, true));
           }
         });

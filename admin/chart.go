@@ -49,8 +49,9 @@ type chartSeries struct {
 }
 
 type chartTick struct {
-	Pos   float64
-	Label string
+	Pos    float64
+	Label  string
+	Anchor string // text-anchor: the end labels stay inside the box
 }
 
 // throughputCharts draws tp by task and by worker.
@@ -129,15 +130,20 @@ func buildChart(title string, tp core.Throughput, key func(core.ThroughputPoint)
 			Completed: a.completed, Failed: a.failed, Last: formatRate(a.counts[slots-1] / secondsPerThroughputSlot)})
 	}
 	for _, f := range []float64{0, 0.5, 1} {
-		c.YTicks = append(c.YTicks, chartTick{Pos: y(top * f), Label: formatRate(top * f)})
+		c.YTicks = append(c.YTicks, chartTick{Pos: y(top * f), Label: formatRate(top * f), Anchor: "end"})
 	}
-	minutes := int(tp.Now.Sub(tp.Since).Round(time.Minute) / time.Minute)
+	// The window starts at a bucket's start, up to a bucket before
+	// now - window: label it by the window asked for.
+	minutes := int(tp.Now.Sub(tp.Since) / time.Minute)
 	for _, f := range []float64{0, 0.5, 1} {
-		label := "now"
+		label, anchor := "now", "end"
 		if ago := int(math.Round(float64(minutes) * (1 - f))); ago > 0 {
-			label = "−" + strconv.Itoa(ago) + " min"
+			label, anchor = "−"+strconv.Itoa(ago)+" min", "middle"
 		}
-		c.XTicks = append(c.XTicks, chartTick{Pos: c.Left + (c.Right-c.Left)*f, Label: label})
+		if f == 0 {
+			anchor = "start"
+		}
+		c.XTicks = append(c.XTicks, chartTick{Pos: c.Left + (c.Right-c.Left)*f, Label: label, Anchor: anchor})
 	}
 	return c
 }

@@ -139,12 +139,6 @@ func (f filterJSON) toCore() (core.JobFilter, error) {
 	return cf, nil
 }
 
-// empty says whether f selects every job.
-func (f filterJSON) empty() bool {
-	return len(f.State) == 0 && len(f.Task) == 0 && len(f.Queue) == 0 && f.Key == "" && f.Worker == "" &&
-		len(f.Flag) == 0 && len(f.Payload) == 0 && f.Error == ""
-}
-
 // Fields returns f as form fields, for hidden inputs that keep the filter.
 func (f filterJSON) Fields() url.Values { return f.query() }
 

@@ -505,9 +505,7 @@ func (h *handler) maintenancePost(w http.ResponseWriter, r *http.Request) {
 	}
 	op := r.PathValue("op")
 	req := maintenanceRequest{Tasks: r.PostForm["task"], DryRun: r.PostForm.Get("dry_run") != ""}
-	for _, id := range strings.FieldsFunc(r.PostForm.Get("worker_ids"), func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' }) {
-		req.WorkerIDs = append(req.WorkerIDs, id)
-	}
+	req.WorkerIDs = strings.FieldsFunc(r.PostForm.Get("worker_ids"), func(c rune) bool { return c == ',' || c == ' ' || c == '\n' || c == '\r' })
 	out, err := h.maintain(r.Context(), op, req)
 	if err != nil {
 		status, msg := h.classify(err)

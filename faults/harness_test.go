@@ -231,14 +231,6 @@ func (s *scenario) failf(format string, args ...any) {
 	s.mu.Unlock()
 }
 
-// note adds a remark to the scenario's line in the report.
-func (s *scenario) note(format string, args ...any) {
-	s.t.Logf(format, args...)
-	s.mu.Lock()
-	s.res.notes = append(s.res.notes, fmt.Sprintf(format, args...))
-	s.mu.Unlock()
-}
-
 // procSpec describes a worker process.
 type procSpec struct {
 	name string

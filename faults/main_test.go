@@ -205,7 +205,8 @@ func buildGworker() error {
 		}
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			b.err = fmt.Errorf("the go command is needed to build gworker: %w", err)
+			return
 		}
 		b.path = filepath.Join(b.dir, "gworker")
 		cmd := exec.Command(goTool, "build", "-o", b.path, "github.com/gworker/gworker/cmd/gworker")

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -68,7 +67,11 @@ func TestReadmeQuickStartCompiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.CommandContext(t.Context(), filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", os.DevNull, ".")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build the README's example: %v", err)
+	}
+	cmd := exec.CommandContext(t.Context(), goTool, "build", "-o", os.DevNull, ".")
 	cmd.Dir = dir
 	// -mod=mod lets go add the requirements the replaced module brings.
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod -buildvcs=false", "GOPROXY=off", "GOWORK=off")

@@ -144,29 +144,6 @@ func checkCron(crontab string, schedules []cronspec.Entry) (cronspec.Crontab, []
 // oneLineReason joins the lines of a (joined) error.
 func oneLineReason(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
-// startCron starts the cron runner for Run, and returns the function that
-// stops it and waits until it has stopped. RunOnce does not run cron.
-func (w *Worker) startCron(ctx context.Context, once bool) (stop func()) {
-	if len(w.opts.cron) == 0 {
-		return func() {}
-	}
-	if once {
-		w.log.Debug("gworker: cron does not run in RunOnce", slog.Int("entries", len(w.opts.cron)))
-		return func() {}
-	}
-	c := newCronRunner(w)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.run(ctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
 // cronRunner schedules the jobs of a worker's cron entries.
 type cronRunner struct {
 	db      Executor
@@ -178,7 +155,26 @@ type cronRunner struct {
 	jobs    []cronJob // by entry
 	ids     []string  // identifiers, by entry
 	hooks   *hookSet  // the worker's: BeforeSchedule sees each job
+	once    bool      // RunOnce: cron does not run
+	routine
 }
+
+// Start starts the runner for Run; RunOnce does not run cron, as in
+// graphile-worker, and neither does a worker without entries.
+func (c *cronRunner) Start(ctx context.Context) error {
+	if len(c.entries) == 0 {
+		return nil
+	}
+	if c.once {
+		c.log.Debug("gworker: cron does not run in RunOnce", slog.Int("entries", len(c.entries)))
+		return nil
+	}
+	c.start(ctx, c.run)
+	return nil
+}
+
+// Stop stops the runner and waits until it has stopped.
+func (c *cronRunner) Stop() { c.stop() }
 
 // cronJob is what an entry's jobs are made of, but for the minute.
 type cronJob struct {
@@ -193,8 +189,9 @@ type cronJob struct {
 	jobKeyMode  *string
 }
 
-func newCronRunner(w *Worker) *cronRunner {
+func newCronRunner(w *Worker, once bool) *cronRunner {
 	c := &cronRunner{
+		once:    once,
 		db:      w.db,
 		sql:     newCronSQL(newRenderer(w.opts.Schema)),
 		clock:   w.opts.Clock,

@@ -486,68 +486,84 @@ func (u *Utils) inSweepTx(ctx context.Context, rollback bool, fn func(Executor) 
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-// startRecovery registers the worker and starts its heartbeat and, for Run,
-// its periodic sweep; RunOnce sweeps once before it fetches. The returned
-// function stops both and removes the registration. With recovery disabled,
-// or when the worker cannot register (SkipMigrate on a schema gworker never
+// recovery is a worker's part in dead-worker recovery, as a service:
+// Start registers the worker and starts its heartbeat and, for Run, its
+// periodic sweep; RunOnce sweeps once, in Start, before it fetches. Stop
+// ends both and removes the registration. With recovery disabled, or when
+// the worker cannot register (SkipMigrate on a schema gworker never
 // migrated, or a role without the privilege), it does nothing.
-func (w *Worker) startRecovery(ctx context.Context, once bool) (stop func(), err error) {
-	o := w.opts.Recovery
-	if o.Disabled {
-		return func() {}, nil
-	}
-	s := newRecoverySQL(newRenderer(w.opts.Schema))
+type recovery struct {
+	w    *Worker
+	once bool
+	sql  *recoverySQL
+	host string
+	// detached is Start's context without its cancellation: heartbeats go
+	// on through shutdown's grace period, while jobs finish, and the
+	// registration is removed after them.
+	detached   context.Context
+	registered bool
+	heartbeats routine
+	sweeps     routine
+}
+
+func newRecovery(w *Worker, once bool) *recovery {
 	host, _ := os.Hostname()
-	register := func(ctx context.Context) error {
-		args := []any{w.id, host, int32(os.Getpid()), buildVersion(), int32(w.opts.Concurrency), once, o.HeartbeatInterval.Seconds()}
-		_, err := w.db.Exec(ctx, s.register, append(args, nonNilStrings(w.taskNames))...)
-		if sqlState(err) == "42703" { // no tasks column yet: an older gworker migrated the schema
-			_, err = w.db.Exec(ctx, s.registerNoTasks, args...)
-		}
-		return err
+	return &recovery{w: w, once: once, sql: newRecoverySQL(newRenderer(w.opts.Schema)), host: host}
+}
+
+func (r *recovery) register(ctx context.Context) error {
+	w, o := r.w, r.w.opts.Recovery
+	args := []any{w.id, r.host, int32(os.Getpid()), buildVersion(), int32(w.opts.Concurrency), r.once, o.HeartbeatInterval.Seconds()}
+	_, err := w.db.Exec(ctx, r.sql.register, append(args, nonNilStrings(w.taskNames))...)
+	if sqlState(err) == "42703" { // no tasks column yet: an older gworker migrated the schema
+		_, err = w.db.Exec(ctx, r.sql.registerNoTasks, args...)
 	}
-	if err := register(ctx); err != nil {
+	return err
+}
+
+func (r *recovery) Start(ctx context.Context) error {
+	w, o := r.w, r.w.opts.Recovery
+	if o.Disabled {
+		return nil
+	}
+	if err := r.register(ctx); err != nil {
 		if isUndefined(err) || sqlState(err) == "42501" {
 			w.log.Warn("gworker: dead-worker recovery is off: the worker cannot register in the schema's _private_gworker_workers table; "+
 				"run gworker's migrations (Migrate, or Run without SkipMigrate) with a role that may create it, and let this one write it",
 				slog.String("schema", w.opts.Schema), slog.Any("error", err))
-			return func() {}, nil
+			return nil
 		}
-		return nil, fmt.Errorf("gworker: register worker for dead-worker recovery: %w", err)
+		return fmt.Errorf("gworker: register worker for dead-worker recovery: %w", err)
 	}
+	r.registered = true
+	r.detached = context.WithoutCancel(ctx)
 	sweepOpts := o.sweepOptions()
-	// Heartbeats go on through shutdown's grace period, while jobs finish:
-	// they stop only when run is done with the jobs.
-	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		w.heartbeat(rctx, s, register)
-	}()
-	if once {
+	r.heartbeats.start(r.detached, func(ctx context.Context) { w.heartbeat(ctx, r.sql, r.register) })
+	if r.once {
 		w.sweepOnce(ctx, sweepOpts)
 	} else {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.sweepLoop(rctx, sweepOpts)
-		}()
+		r.sweeps.start(r.detached, func(ctx context.Context) { w.sweepLoop(ctx, sweepOpts) })
 	}
-	return func() {
-		cancel()
-		wg.Wait()
-		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer dcancel()
-		w.writeThroughput(dctx)
-		n, err := w.db.Exec(dctx, s.deregister, w.id)
-		switch {
-		case err != nil:
-			w.log.Warn("gworker: removing the worker's registration failed; a sweep will remove it once it is stale", slog.Any("error", err))
-		case n == 0:
-			w.log.Warn("gworker: the worker still holds locks; its registration stays, and a sweep will free them once it is stale")
-		}
-	}, nil
+	return nil
+}
+
+func (r *recovery) Stop() {
+	if !r.registered {
+		return
+	}
+	r.sweeps.stop()
+	r.heartbeats.stop()
+	w := r.w
+	dctx, dcancel := context.WithTimeout(r.detached, 10*time.Second)
+	defer dcancel()
+	w.writeThroughput(dctx)
+	n, err := w.db.Exec(dctx, r.sql.deregister, w.id)
+	switch {
+	case err != nil:
+		w.log.Warn("gworker: removing the worker's registration failed; a sweep will remove it once it is stale", slog.Any("error", err))
+	case n == 0:
+		w.log.Warn("gworker: the worker still holds locks; its registration stays, and a sweep will free them once it is stale")
+	}
 }
 
 // heartbeat refreshes the worker's row every HeartbeatInterval. When the row

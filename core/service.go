@@ -2,9 +2,9 @@ package core
 
 import "context"
 
-// service is a piece of a worker's background work: the heartbeat, the
-// sweeps of dead workers and of stale locks, the cron runner, the listener
-// and the completer. They all start and stop the same way: Start launches
+// service is a piece of a worker's background work: dead-worker recovery
+// (registration, heartbeats and sweeps), the stale-lock reset, the cron
+// runner, the listener and the completer. They all start and stop the same way: Start launches
 // the work and returns once it runs, or an error if it cannot; Stop ends it
 // and returns only once it has ended, so that nothing of a stopped worker
 // is left running. Each is started at most once.
@@ -12,6 +12,15 @@ type service interface {
 	Start(ctx context.Context) error
 	Stop()
 }
+
+// Every part of a worker's background work has the one shape.
+var (
+	_ service = (*recovery)(nil)
+	_ service = (*cronRunner)(nil)
+	_ service = (*staleLockReset)(nil)
+	_ service = (*listener)(nil)
+	_ service = (*completer)(nil)
+)
 
 // services are started in order and stopped in reverse.
 type services []service

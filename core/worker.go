@@ -146,15 +146,17 @@ func (w *Worker) run(ctx context.Context, once bool) error {
 	}
 	// Dead-worker recovery: registration and heartbeats (through shutdown),
 	// and sweeps; stopped, and the registration removed, after the jobs.
-	stopRecovery, rerr := w.startRecovery(ctx, once)
-	if rerr != nil {
-		return rerr
+	recovery := newRecovery(w, once)
+	if err := recovery.Start(ctx); err != nil {
+		return err
 	}
-	defer stopRecovery()
+	defer recovery.Stop()
 	w.emitStarted(ctx, once)
-	// Cron runs with Run only, as in graphile-worker; it stops before Run returns.
-	stopCron := w.startCron(ctx, once)
-	defer stopCron()
+	// Cron runs with Run only, as in graphile-worker; it stops before Run
+	// returns. It starts after the started event, which its events follow.
+	cron := newCronRunner(w, once)
+	_ = cron.Start(ctx) // it cannot fail to start
+	defer cron.Stop()
 	w.log.Info("gworker: worker started", slog.Int("concurrency", w.opts.Concurrency), slog.Bool("once", once),
 		slog.String("schema", w.opts.Schema))
 	err := newRunner(w, once).loop(ctx)

@@ -20,6 +20,7 @@ import (
 func (s *suite) contract(t *testing.T) {
 	t.Run("Arguments", s.testArguments)
 	t.Run("ArgumentsInExec", s.testArgumentsInExec)
+	t.Run("ArgumentsInOtherTimeZone", s.testArgumentsOtherZone)
 	t.Run("SQLTextUntouched", s.testSQLText)
 	t.Run("Scan", s.testScan)
 	t.Run("ScanNULL", s.testScanNull)
@@ -29,6 +30,8 @@ func (s *suite) contract(t *testing.T) {
 	t.Run("ErrorsExposeSQLState", s.testSQLState)
 	t.Run("UsableAfterErrors", s.testRecovery)
 	t.Run("RowsLifecycle", s.testRowsLifecycle)
+	t.Run("LargeResult", s.testLargeResult)
+	t.Run("RowsCloseReleases", s.testRowsCloseReleases)
 	t.Run("Transactions", s.testTransactions)
 	t.Run("ContextCancellation", s.testCancel)
 	t.Run("ConcurrentUse", s.testConcurrency)
@@ -136,6 +139,57 @@ func (s *suite) testArguments(t *testing.T) {
 	expr := `$1::int8 = 1 and $2::int8 = 2 and $10::text = 'ten' and $11::int8 is null and $12::int8 = 12 and $3::int8 + $4::int8 + $5::int8 + $6::int8 + $7::int8 + $8::int8 + $9::int8 = 42`
 	if err := queryRow(e.ctx, e.db, "select ("+expr+")::bool", args, &ok); err != nil || ok == nil || !*ok {
 		itemArgs.errorf(t, "12 arguments (1..12 with $10 = 'ten' and $11 = nil): %s is not true (err %v)", expr, err)
+	}
+}
+
+// otherZone is a time zone unlike the process's local one, so that a driver
+// sending times as wall-clock text without an offset (read by the server in
+// the session's TimeZone) cannot pass by the two agreeing.
+func otherZone() string {
+	now := time.Now()
+	_, local := now.Zone()
+	for _, z := range []struct {
+		name   string
+		offset int
+	}{{"Asia/Kathmandu", 5*3600 + 45*60}, {"America/St_Johns", -3*3600 - 30*60}} {
+		if local != z.offset && local != z.offset+3600 {
+			return z.name
+		}
+	}
+	return "Pacific/Chatham"
+}
+
+// The argument cases again, in a Transaction whose session's TimeZone is
+// neither UTC nor the process's: times must go with their offset.
+func (s *suite) testArgumentsOtherZone(t *testing.T) {
+	t.Parallel()
+	e := s.setup(t)
+	tx, err := e.db.Begin(e.ctx)
+	if err != nil {
+		itemTx.fatalf(t, "Begin: %v", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(e.ctx))
+	zone := otherZone()
+	mustExec(t, e.ctx, tx, itemSetup, `select set_config('TimeZone', $1, true)`, zone)
+	for _, c := range argCases() {
+		var ok *bool
+		err := queryRow(e.ctx, tx, "select ("+c.expr+")::bool", []any{c.arg}, &ok)
+		switch {
+		case err != nil:
+			itemArgs.fatalf(t, "session TimeZone %s: %s (%T): select (%s) failed: %v", zone, c.name, c.arg, c.expr, err)
+		case ok == nil || !*ok:
+			got := "(unknown)"
+			var text *string
+			if queryRow(e.ctx, tx, "select $1::text", []any{c.arg}, &text) == nil {
+				got = "NULL"
+				if text != nil {
+					got = strconv.Quote(*text)
+				}
+			}
+			itemArgs.errorf(t, "session TimeZone %s (the process's is %s): %s (%T): the server received %s; %s is not true "+
+				"(a time.Time must carry its offset; text without one is read in the session's zone)",
+				zone, time.Local, c.name, c.arg, got, c.expr)
+		}
 	}
 }
 
@@ -626,7 +680,11 @@ func (s *suite) testRowsLifecycle(t *testing.T) {
 	// Closed early, many times, on more Rows than a pool has connections:
 	// each must give its connection back.
 	for i := range 12 {
-		rows, err := e.db.Query(e.ctx, `select g from generate_series(1, 10000) g`)
+		// Bounded: a pool whose connections are never given back makes
+		// Query wait for one.
+		ctx, cancel := context.WithTimeout(e.ctx, lim(t).wait)
+		defer cancel()
+		rows, err := e.db.Query(ctx, `select g from generate_series(1, 10000) g`)
 		if err != nil {
 			itemRows.fatalf(t, "Query #%d after closing earlier Rows early: %v (are connections given back on Close?)", i+1, err)
 		}
@@ -653,6 +711,111 @@ func (s *suite) testRowsLifecycle(t *testing.T) {
 	}
 	if sqlState(err) != "22012" {
 		itemRows.errorf(t, "a division by zero at the third row: Query, Err and Close gave %v, want an error with SQLSTATE 22012", err)
+	}
+}
+
+// A result larger than any fetch size or buffer is read to its end: every
+// row, in order, none twice.
+func (s *suite) testLargeResult(t *testing.T) {
+	t.Parallel()
+	e := s.setup(t)
+	const n = 50000
+	for _, where := range []struct {
+		name string
+		ex   func() (core.Executor, func())
+	}{
+		{"Database", func() (core.Executor, func()) { return e.db, func() {} }},
+		{"Transaction", func() (core.Executor, func()) {
+			tx, err := e.db.Begin(e.ctx)
+			if err != nil {
+				itemTx.fatalf(t, "Begin: %v", err)
+			}
+			return tx, func() { _ = tx.Rollback(e.ctx) }
+		}},
+	} {
+		ex, done := where.ex()
+		rows, err := ex.Query(e.ctx, `select g, repeat('x', g % 97) from generate_series(1, $1::int4) g`, int32(n))
+		if err != nil {
+			itemRows.fatalf(t, "%s: Query of %d rows: %v", where.name, n, err)
+		}
+		var count, next int64
+		for rows.Next() {
+			var g int64
+			var pad string
+			if err := rows.Scan(&g, &pad); err != nil {
+				rows.Close()
+				itemRows.fatalf(t, "%s: Scan of row %d: %v", where.name, count+1, err)
+			}
+			count++
+			if g != count || len(pad) != int(g%97) {
+				next = g
+				break
+			}
+		}
+		err = errors.Join(rows.Err(), rows.Close())
+		done()
+		switch {
+		case err != nil:
+			itemRows.errorf(t, "%s: reading %d rows: %v", where.name, n, err)
+		case next != 0:
+			itemRows.errorf(t, "%s: row %d of a %d-row result reads g = %d: rows are skipped or repeated", where.name, count, n, next)
+		case count != n:
+			itemRows.errorf(t, "%s: Next returned false after %d rows of a %d-row result (Err nil): the rest of the result was lost", where.name, count, n)
+		}
+	}
+}
+
+// Rows closed before their end give their connection back: the backend
+// that was sending them goes idle rather than waiting for a reader forever.
+func (s *suite) testRowsCloseReleases(t *testing.T) {
+	t.Parallel()
+	e := s.setup(t)
+	watcher := e.other()
+	// About 20 MB: more than socket buffers hold, so the server is still
+	// sending when Close is called.
+	rows, err := e.db.Query(e.ctx, `select pg_backend_pid(), repeat('x', 100) from generate_series(1, 200000)`)
+	if err != nil {
+		itemRows.fatalf(t, "Query: %v", err)
+	}
+	var pid int32
+	var pad string
+	if !rows.Next() {
+		itemRows.fatalf(t, "no first row: %v", rows.Err())
+	}
+	if err := rows.Scan(&pid, &pad); err != nil {
+		itemRows.fatalf(t, "Scan: %v", err)
+	}
+	within(t, itemRows, lim(t).wait, "Rows.Close before the last of 200000 rows", func() { _ = rows.Close() })
+	var state string
+	eventually(t, itemRows, fmt.Sprintf("the backend that sent the closed Rows (pid %d) to go idle: "+
+		"Rows.Close did not release its connection (the server is still sending the rest of the result, "+
+		"or the connection is still checked out)", pid), func() bool {
+		err := queryRow(e.ctx, watcher, `select coalesce((select state from pg_stat_activity where pid = $1), 'gone')`, []any{pid}, &state)
+		if err != nil {
+			itemRows.fatalf(t, "read pg_stat_activity: %v", err)
+		}
+		return state == "idle" || state == "gone"
+	})
+}
+
+// txEnded checks that the backend of a Transaction that was committed or
+// rolled back is no longer in a transaction.
+func txEnded(t *testing.T, e *env, other core.Database, pid int32, how string) {
+	t.Helper()
+	var state string
+	deadline := time.Now().Add(lim(t).wait)
+	for {
+		if err := queryRow(e.ctx, other, `select coalesce((select state from pg_stat_activity where pid = $1), 'gone')`, []any{pid}, &state); err != nil {
+			itemTx.fatalf(t, "read pg_stat_activity: %v", err)
+		}
+		if state == "idle" || state == "gone" {
+			return
+		}
+		if time.Now().After(deadline) {
+			itemTx.fatalf(t, "after %s returned, the Transaction's backend (pid %d) is still %q, not idle: %s did not end "+
+				"the transaction on the server (its locks are held and its connection is not given back)", how, pid, state, how)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -706,12 +869,22 @@ func (s *suite) testTransactions(t *testing.T) {
 			if n := countOutside(); n != 2 {
 				itemTx.errorf(t, "after Commit another Database sees %d rows, want 2", n)
 			}
+			txEnded(t, e, other, pid1, "Commit")
 		} else {
 			if err := tx.Rollback(e.ctx); err != nil {
 				itemTx.fatalf(t, "Rollback: %v", err)
 			}
 			if n := countOutside(); n != 0 {
 				itemTx.errorf(t, "after Rollback another Database sees %d rows, want 0", n)
+			}
+			txEnded(t, e, other, pid1, "Rollback")
+			// Undone, not merely unseen: the table can be truncated at once,
+			// which waits for any transaction still holding it.
+			lockCtx, cancel := context.WithTimeout(e.ctx, lim(t).wait)
+			_, err := other.Exec(lockCtx, `truncate `+table)
+			cancel()
+			if err != nil {
+				itemTx.errorf(t, "after Rollback, truncate from another Database: %v (a transaction still holds the table)", err)
 			}
 		}
 	}

@@ -623,11 +623,11 @@ func (s *suite) testWake(t *testing.T) {
 		if id != job.ID {
 			itemWake.errorf(t, "ran job %d, want %d", id, job.ID)
 		}
-	case <-time.After(waitTimeout):
+	case <-time.After(lim(t).wait):
 		if s.h.NoListen {
-			itemWake.fatalf(t, "a job added to an idle poll-only worker (poll interval 50ms) did not run within %v", waitTimeout)
+			itemWake.fatalf(t, "a job added to an idle poll-only worker (poll interval 50ms) did not run within %v", lim(t).wait)
 		}
-		itemWake.fatalf(t, "a job added to an idle worker did not run within %v; its poll interval is an hour, so the NOTIFY on jobs:insert did not wake it", waitTimeout)
+		itemWake.fatalf(t, "a job added to an idle worker did not run within %v; its poll interval is an hour, so the NOTIFY on jobs:insert did not wake it", lim(t).wait)
 	}
 	if err := stop(); err != nil {
 		itemShutdown.errorf(t, "Run: %v", err)
@@ -635,7 +635,7 @@ func (s *suite) testWake(t *testing.T) {
 }
 
 // runInBackground runs w.Run until stop is called; stop returns Run's error
-// and fails the test if Run does not return within waitTimeout.
+// and fails the test if Run does not return within the suite's wait.
 func runInBackground(t *testing.T, w *core.Worker) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -648,8 +648,8 @@ func runInBackground(t *testing.T, w *core.Worker) (stop func() error) {
 			cancel()
 			select {
 			case err = <-errc:
-			case <-time.After(waitTimeout):
-				err = fmt.Errorf("Run did not return within %v of its context being cancelled", waitTimeout)
+			case <-time.After(lim(t).wait):
+				err = fmt.Errorf("Run did not return within %v of its context being cancelled", lim(t).wait)
 			}
 		})
 		return err
@@ -672,8 +672,8 @@ func (s *suite) testShutdown(t *testing.T) {
 	stop := runInBackground(t, w)
 	select {
 	case <-started:
-	case <-time.After(waitTimeout):
-		itemWorker.fatalf(t, "the job did not start within %v", waitTimeout)
+	case <-time.After(lim(t).wait):
+		itemWorker.fatalf(t, "the job did not start within %v", lim(t).wait)
 	}
 	begin := time.Now()
 	if err := stop(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +52,14 @@ type Harness struct {
 	// "gwconf_" and random hex digits and drops the schema itself, through
 	// a Database from NewDatabase.
 	NewSchema func(t testing.TB) string
+
+	// Timeout bounds each wait of the suite for something that should
+	// happen soon (a notification, a reconnect, a connection given back)
+	// and, with its multiples, each test and each test's cleanup: a driver
+	// call that blocks becomes a failure naming the contract item it
+	// blocked in instead of a hung test binary. Zero means 15s; a catalogue
+	// of known-broken drivers can set a few seconds to fail fast.
+	Timeout time.Duration
 }
 
 // CallerTx is a transaction the application holds, wrapped for core.
@@ -67,14 +76,42 @@ type CallerTx struct {
 // Timeouts of the suite. Waits are polls or blocking calls bounded by these;
 // nothing sleeps for a fixed time to let something happen.
 const (
-	// testTimeout bounds each test's context.
-	testTimeout = 2 * time.Minute
-	// waitTimeout bounds each wait for something that should happen soon: a
-	// notification, a reconnect, a cancelled statement returning.
-	waitTimeout = 15 * time.Second
+	// defaultWait is Harness.Timeout's default.
+	defaultWait = 15 * time.Second
 	// promptly is how soon a cancelled call must return.
 	promptly = 5 * time.Second
+	// testTimeout bounds a Receive that only Close should end.
+	testTimeout = 2 * time.Minute
 )
+
+// limits are one suite's timeouts, derived from Harness.Timeout.
+type limits struct {
+	// wait bounds each wait for something that should happen soon.
+	wait time.Duration
+	// test bounds each test's context; the watchdog ends the process a
+	// wait later if the test has still not returned.
+	test time.Duration
+}
+
+func newLimits(h Harness) limits {
+	w := h.Timeout
+	if w <= 0 {
+		w = defaultWait
+	}
+	return limits{wait: w, test: 8 * w}
+}
+
+// registry maps each running test to its suite's limits, so that helpers
+// given only a testing.TB use the harness's timeouts even when suites with
+// different ones run in one process.
+var registry sync.Map // testing.TB -> limits
+
+func lim(t testing.TB) limits {
+	if l, ok := registry.Load(t); ok {
+		return l.(limits)
+	}
+	return newLimits(Harness{})
+}
 
 // Run runs the whole suite against the driver h describes: the driver
 // contract (values, errors, transactions, cancellation, notifications,
@@ -86,13 +123,14 @@ func Run(t *testing.T, h Harness) {
 	if h.NewDatabase == nil {
 		t.Fatal("conformance: Harness.NewDatabase is required: a function returning a fresh core.Database for one test")
 	}
-	s := &suite{h: h}
+	s := &suite{h: h, lim: newLimits(h)}
 	t.Run("Contract", s.contract)
 	t.Run("Engine", s.engine)
 }
 
 type suite struct {
-	h Harness
+	h   Harness
+	lim limits
 }
 
 // env is what one test works with.
@@ -107,7 +145,14 @@ type env struct {
 
 func (s *suite) setup(t *testing.T) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	registry.Store(t, s.lim)
+	ctx, cancel := context.WithTimeout(t.Context(), s.lim.test)
+	w := s.watch(t)
+	// Registered first, so it runs last: every cleanup has returned.
+	t.Cleanup(func() {
+		w.stop()
+		registry.Delete(t)
+	})
 	t.Cleanup(cancel)
 	return &env{t: t, s: s, ctx: ctx, db: s.newDatabase(t), token: randomHex(6)}
 }
@@ -118,6 +163,9 @@ func (s *suite) newDatabase(t testing.TB) core.Database {
 	if db == nil {
 		t.Fatal("conformance: Harness.NewDatabase returned nil")
 	}
+	// Runs just before the cleanup NewDatabase registered (closing the
+	// pool, typically): give that a bound of its own.
+	t.Cleanup(func() { watchOf(t).cleanup("the cleanup Harness.NewDatabase registered (closing the Database)") })
 	return db
 }
 
@@ -151,7 +199,8 @@ func (e *env) schemaName() string {
 func (e *env) dropAtEnd(schema string) {
 	db := e.db
 	e.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		watchOf(e.t).cleanup("dropping the test's schema")
+		ctx, cancel := context.WithTimeout(context.Background(), lim(e.t).wait)
 		defer cancel()
 		if _, err := db.Exec(ctx, "drop schema if exists "+quoteIdent(schema)+" cascade"); err != nil {
 			e.t.Logf("conformance: drop schema %q: %v", schema, err)
@@ -217,10 +266,11 @@ func (e *env) count(it item, sql string, args ...any) int64 {
 // waitTimeout. It polls often: cond is cheap or a quick statement.
 func eventually(t testing.TB, it item, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	wait := lim(t).wait
+	deadline := time.Now().Add(wait)
 	for !cond() {
 		if time.Now().After(deadline) {
-			it.fatalf(t, "timed out after %v waiting for %s", waitTimeout, what)
+			it.fatalf(t, "timed out after %v waiting for %s", wait, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

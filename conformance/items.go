@@ -20,12 +20,16 @@ func (it item) message(what string) string {
 
 func (it item) errorf(t testing.TB, format string, args ...any) {
 	t.Helper()
-	t.Error(it.message(fmt.Sprintf(format, args...)))
+	msg := it.message(fmt.Sprintf(format, args...))
+	recordFailure(t, msg)
+	t.Error(msg)
 }
 
 func (it item) fatalf(t testing.TB, format string, args ...any) {
 	t.Helper()
-	t.Fatal(it.message(fmt.Sprintf(format, args...)))
+	msg := it.message(fmt.Sprintf(format, args...))
+	recordFailure(t, msg)
+	t.Fatal(msg)
 }
 
 // The driver contract (core/driver.go).
@@ -98,15 +102,19 @@ var (
 	}
 	itemRows = item{
 		name: "rows lifecycle",
-		contract: "Rows.Close may be called more than once and before all rows were read, Next returns false after it, " +
+		contract: "Next returns every row of a result, however large; Rows.Close may be called more than once and before " +
+			"all rows were read, gives the connection back (to the pool, idle on the server), Next returns false after it, " +
 			"and an error in the middle of a result is returned by Err (or Close)",
-		fix: "make Close idempotent and have it drain or discard the rest of the result; return the library's iteration error from Err",
+		fix: "iterate the library's result to its end (no row limit, no single fetch of a fixed size); make Close idempotent " +
+			"and have it close the library's rows, which drains or discards the rest of the result and releases the connection; " +
+			"return the library's iteration error from Err",
 	}
 	itemTx = item{
 		name: "transactions",
 		contract: "the statements of a Transaction run in one session and one transaction: others do not see its writes " +
-			"before Commit, and Rollback undoes them",
-		fix: "run every statement of a Transaction on the library's transaction object (pgx.Tx, *sql.Tx), never on the pool",
+			"before Commit, Rollback undoes them, and Commit and Rollback end the transaction on the server and release its connection",
+		fix: "run every statement of a Transaction on the library's transaction object (pgx.Tx, *sql.Tx), never on the pool, " +
+			"and call the library's own Commit and Rollback on it",
 	}
 	itemCancel = item{
 		name: "context cancellation",
@@ -126,6 +134,13 @@ var (
 			"in order, with channel and payload intact (the empty payload included), and nothing sent on other channels",
 		fix: "wait for the server to acknowledge every LISTEN before Listen returns (quote channel names as identifiers), " +
 			"and hand every notification to Receive, buffering rather than dropping",
+	}
+	itemListenSubscribed = item{
+		name: "Listen subscribed on return",
+		contract: "when Listen returns, the session already listens on every channel: a notification sent " +
+			"by anyone right after Listen returned arrives",
+		fix: "run LISTEN for each channel and wait for the server's reply (CommandComplete) before Listen returns; " +
+			"never start listening in a goroutine that Listen does not wait for",
 	}
 	itemReceiveCtx = item{
 		name: "Receive and ctx",

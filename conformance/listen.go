@@ -18,6 +18,7 @@ func (s *suite) listenContract(t *testing.T) {
 		return
 	}
 	t.Run("ListenDelivers", s.testListenDelivers)
+	t.Run("ListenSubscribedOnReturn", s.testListenSubscribed)
 	t.Run("ReceiveHonoursContext", s.testReceiveContext)
 	t.Run("CloseUnblocksReceive", s.testClose)
 	t.Run("ListenReconnects", s.testReconnect)
@@ -49,6 +50,7 @@ func (e *env) listen(channels ...string) core.Notifications {
 		itemListen.fatalf(e.t, "Listen(%q): %v", channels, err)
 	}
 	e.t.Cleanup(func() {
+		watchOf(e.t).cleanup("Notifications.Close in the test's cleanup")
 		ctx, cancel := context.WithTimeout(context.Background(), promptly)
 		defer cancel()
 		n.Close(ctx)
@@ -64,10 +66,10 @@ func notify(t testing.TB, ctx context.Context, db core.Executor, channel, payloa
 }
 
 // receive waits for the next notification, failing under it after
-// waitTimeout.
+// the suite's wait (Harness.Timeout).
 func receive(t testing.TB, ctx context.Context, it item, n core.Notifications, what string) core.Notification {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, waitTimeout)
+	ctx, cancel := context.WithTimeout(ctx, lim(t).wait)
 	defer cancel()
 	msg, err := n.Receive(ctx)
 	if err != nil {
@@ -125,6 +127,29 @@ func (s *suite) testListenDelivers(t *testing.T) {
 	}
 	if got := receive(t, e.ctx, itemListen, n, "a notification sent in a committed transaction"); got != (core.Notification{Channel: a, Payload: "in tx"}) {
 		itemListen.errorf(t, "after a committed transaction: got %s, want the notification it sent", describe(got))
+	}
+}
+
+// A worker that adds a job right after its own Listen returned must be
+// woken by it: Listen may not return before the server has run LISTEN.
+// Several rounds, since a background LISTEN sometimes wins the race.
+func (s *suite) testListenSubscribed(t *testing.T) {
+	t.Parallel()
+	e := s.setup(t)
+	sender := e.other()
+	notify(t, e.ctx, sender, "gwconf:"+e.token+":warm-up", "") // connect the sender first
+	for i := range 5 {
+		ch := fmt.Sprintf("gwconf:%s:%d", e.token, i)
+		n := e.listen(ch)
+		notify(t, e.ctx, sender, ch, "right after Listen")
+		ctx, cancel := context.WithTimeout(e.ctx, lim(t).wait)
+		got, err := n.Receive(ctx)
+		cancel()
+		if err != nil || got != (core.Notification{Channel: ch, Payload: "right after Listen"}) {
+			itemListenSubscribed.fatalf(t, "round %d of 5: a notification sent on %q right after Listen returned: Receive gave %s, %v "+
+				"(the session was not listening yet when Listen returned)", i+1, ch, describe(got), err)
+		}
+		within(t, itemClose, promptly, "Close", func() { _ = n.Close(e.ctx) })
 	}
 }
 
@@ -322,7 +347,7 @@ func (s *suite) testListenConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range perSession {
-				ctx, cancel := context.WithTimeout(e.ctx, waitTimeout)
+				ctx, cancel := context.WithTimeout(e.ctx, lim(t).wait)
 				msg, err := ns[i].Receive(ctx)
 				cancel()
 				if err != nil {

@@ -165,17 +165,65 @@ type WorkerOptions struct {
 	cron cronspec.Crontab // Crontab and Schedules, checked by normalize
 }
 
-// normalize validates the options and fills in defaults.
+// normalize fills in the defaults and checks the options.
 func (o WorkerOptions) normalize() (WorkerOptions, error) {
+	o.setDefaults()
+	return o, errors.Join(o.validate()...)
+}
+
+// setDefaults fills in the defaults of the options left zero: the one place
+// where they are filled. Recovery's are RecoveryOptions.setDefaults'.
+func (o *WorkerOptions) setDefaults() {
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = runtime.NumCPU()
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.GracePeriod == 0 {
+		o.GracePeriod = DefaultGracePeriod
+	}
+	if o.InterruptedRetryDelay == 0 {
+		o.InterruptedRetryDelay = DefaultInterruptedRetryDelay
+	}
+	if o.MinResetLockedInterval == 0 {
+		o.MinResetLockedInterval = DefaultMinResetLockedInterval
+	}
+	if o.MaxResetLockedInterval == 0 {
+		o.MaxResetLockedInterval = DefaultMaxResetLockedInterval
+	}
+	// The local queue's knobs mean something only when it is on; left
+	// zero otherwise, they keep the refetch delay's checks as they were.
+	if lq := &o.LocalQueue; lq.Size > 0 {
+		if lq.TTL == 0 {
+			lq.TTL = DefaultLocalQueueTTL
+		}
+		if lq.RefetchDelay.MaxAbortThreshold == 0 {
+			lq.RefetchDelay.MaxAbortThreshold = 5 * lq.Size
+		}
+	}
+	if o.Clock == nil {
+		o.Clock = systemClock{}
+	}
+	o.Recovery.setDefaults()
+}
+
+// validate checks options whose defaults are filled in, and reports every
+// invalid one. Checking the cron entries parses them, so it also keeps
+// them, in o.cron.
+func (o *WorkerOptions) validate() []error {
 	var errs []error
 	bad := func(field string, value any, reason string) {
 		errs = append(errs, &ValidationError{Field: "WorkerOptions." + field, Value: value, Reason: reason})
 	}
 	if o.Database == nil {
 		bad("Database", nil, "is required")
-	}
-	if o.Schema == "" {
-		o.Schema = DefaultSchema
 	}
 	if err := checkSchemaName("WorkerOptions.Schema", o.Schema); err != nil {
 		bad("Schema", o.Schema, err.(*ValidationError).Reason)
@@ -200,16 +248,10 @@ func (o WorkerOptions) normalize() (WorkerOptions, error) {
 		}
 		seen[t.identifier] = i
 	}
-	switch {
-	case o.Concurrency == 0:
-		o.Concurrency = runtime.NumCPU()
-	case o.Concurrency < 0:
+	if o.Concurrency < 0 {
 		bad("Concurrency", o.Concurrency, "must be positive (0 means the number of CPUs)")
 	}
-	switch {
-	case o.PollInterval == 0:
-		o.PollInterval = DefaultPollInterval
-	case o.PollInterval < time.Millisecond:
+	if o.PollInterval < time.Millisecond {
 		bad("PollInterval", o.PollInterval, "must be at least 1ms")
 	}
 	for i, f := range o.ForbiddenFlags {
@@ -217,25 +259,10 @@ func (o WorkerOptions) normalize() (WorkerOptions, error) {
 			bad(fmt.Sprintf("ForbiddenFlags[%d]", i), f, "must not be empty")
 		}
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	if o.GracePeriod == 0 {
-		o.GracePeriod = DefaultGracePeriod
-	}
-	if o.InterruptedRetryDelay == 0 {
-		o.InterruptedRetryDelay = DefaultInterruptedRetryDelay
-	}
-	if o.MinResetLockedInterval == 0 {
-		o.MinResetLockedInterval = DefaultMinResetLockedInterval
-	}
-	if o.MaxResetLockedInterval == 0 {
-		o.MaxResetLockedInterval = DefaultMaxResetLockedInterval
-	}
 	if o.MinResetLockedInterval < 0 || o.MaxResetLockedInterval < o.MinResetLockedInterval {
 		bad("MaxResetLockedInterval", o.MaxResetLockedInterval, "must be at least MinResetLockedInterval, and both positive")
 	}
-	lq := &o.LocalQueue
+	lq := o.LocalQueue
 	switch {
 	case lq.Size < 0:
 		bad("LocalQueue.Size", lq.Size, "must not be negative (0 turns the local queue off)")
@@ -244,14 +271,8 @@ func (o WorkerOptions) normalize() (WorkerOptions, error) {
 			o.Logger.Warn("gworker: LocalQueue.Size is smaller than Concurrency; some slots will wait for the next fetch",
 				slog.Int("size", lq.Size), slog.Int("concurrency", o.Concurrency))
 		}
-		if lq.TTL == 0 {
-			lq.TTL = DefaultLocalQueueTTL
-		}
 		if lq.TTL < 0 {
 			bad("LocalQueue.TTL", lq.TTL, "must be positive")
-		}
-		if lq.RefetchDelay.MaxAbortThreshold == 0 {
-			lq.RefetchDelay.MaxAbortThreshold = 5 * lq.Size
 		}
 	}
 	if lq.RefetchDelay.Duration < 0 || lq.RefetchDelay.Duration > o.PollInterval {
@@ -266,15 +287,11 @@ func (o WorkerOptions) normalize() (WorkerOptions, error) {
 	if o.FailJobBatchDelay < 0 {
 		bad("FailJobBatchDelay", o.FailJobBatchDelay, "must not be negative")
 	}
-	if o.Clock == nil {
-		o.Clock = systemClock{}
-	}
 	var cronErrs []error
 	o.cron, cronErrs = checkCron(o.Crontab, o.Schedules)
 	errs = append(errs, cronErrs...)
-	var recoveryErrs []error
-	o.Recovery, recoveryErrs = o.Recovery.normalize()
-	errs = append(errs, recoveryErrs...)
-	errs = append(errs, checkHookOptions(&o)...)
-	return o, errors.Join(errs...)
+	if !o.Recovery.Disabled {
+		errs = append(errs, o.Recovery.validate()...)
+	}
+	return append(errs, checkHookOptions(o)...)
 }

@@ -139,16 +139,8 @@ func (r *RecoveryOptions) setDefaults() {
 	r.StaleThreshold, r.Delay, r.ResilientMultiplier, r.Action = s.Threshold, s.Delay, s.ResilientMultiplier, s.Action
 }
 
-// normalize fills in defaults and checks the options.
-func (r RecoveryOptions) normalize() (RecoveryOptions, []error) {
-	r.setDefaults()
-	if r.Disabled {
-		return r, nil
-	}
-	return r, r.validate()
-}
-
-// validate checks options whose defaults are filled in.
+// validate checks options whose defaults are filled in; WorkerOptions
+// skips it when recovery is disabled.
 func (r RecoveryOptions) validate() []error {
 	var errs []error
 	bad := func(field string, value any, reason string) {
@@ -194,18 +186,29 @@ type ListWorkersOptions struct {
 	StaleThreshold time.Duration
 }
 
+func (o *ListWorkersOptions) setDefaults() {
+	if o.StaleThreshold == 0 {
+		o.StaleThreshold = DefaultStaleThreshold
+	}
+}
+
+// validate checks options whose defaults are filled in.
+func (o ListWorkersOptions) validate() error {
+	if o.StaleThreshold < 0 {
+		return &ValidationError{Field: "ListWorkersOptions.StaleThreshold", Value: o.StaleThreshold, Reason: "must not be negative"}
+	}
+	return nil
+}
+
 // ListActiveWorkers returns the registered gworker workers of the schema,
 // oldest first: the running ones, and dead ones no sweep has removed yet
 // (Stale). graphile-worker workers do not register and are not listed.
 func (u *Utils) ListActiveWorkers(ctx context.Context, opts ListWorkersOptions) ([]WorkerInfo, error) {
-	threshold := opts.StaleThreshold
-	switch {
-	case threshold == 0:
-		threshold = DefaultStaleThreshold
-	case threshold < 0:
-		return nil, &ValidationError{Field: "ListWorkersOptions.StaleThreshold", Value: threshold, Reason: "must not be negative"}
+	opts.setDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
-	rows, err := u.ex.Query(ctx, newRecoverySQL(newRenderer(u.schema)).listWorkers, threshold.Seconds())
+	rows, err := u.ex.Query(ctx, newRecoverySQL(newRenderer(u.schema)).listWorkers, opts.StaleThreshold.Seconds())
 	if err != nil {
 		return nil, fmt.Errorf("gworker: list workers%s: %w", u.noRegistryHint(err), err)
 	}

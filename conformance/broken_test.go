@@ -2,12 +2,16 @@ package conformance_test
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,13 +27,27 @@ import (
 // against; the test binary runs itself with it set.
 const envBroken = "GWORKER_CONFORMANCE_BROKEN"
 
-// brokenDrivers are pgxdriver with one plausible bug each, the part of the
-// suite that must catch it, and what its failure must say.
-var brokenDrivers = []struct {
+// childTimeout is the Harness.Timeout of the runs on broken drivers: short,
+// so that a driver that blocks fails within seconds.
+const childTimeout = 5 * time.Second
+
+// childBound is how long one run of the suite on a broken driver may take,
+// hangs included: the watchdog must have ended it by then.
+const childBound = 60 * time.Second
+
+// brokenDriver is pgxdriver with one plausible bug, the part of the suite
+// that must catch it, and what its failure must say: the contract item it
+// names and the advice it gives.
+type brokenDriver struct {
 	kind string
 	run  string // -test.run pattern below TestBrokenDriverChild
 	want []string
-}{
+}
+
+// brokenDrivers are the mistakes someone porting the contract to a new
+// library would make, clause by clause.
+var brokenDrivers = []brokenDriver{
+	// Arguments.
 	{
 		// An adapter that maps nil to a zero value instead of SQL NULL.
 		kind: "nil-as-empty-string",
@@ -40,6 +58,185 @@ var brokenDrivers = []struct {
 			"fix in the driver: map each Go type",
 		},
 	},
+	{
+		// Times formatted as the process's wall-clock time without an
+		// offset: right only while the server's session shares the zone.
+		kind: "time-as-local-text",
+		run:  "^Contract$/^ArgumentsInOtherTimeZone$",
+		want: []string{
+			`contract item "arguments" broke: session TimeZone `,
+			"time.Time in +05:30 with microseconds",
+			"a time.Time must carry its offset",
+			"fix in the driver: map each Go type",
+		},
+	},
+	{
+		// int64 narrowed to the library's int (a 32-bit int somewhere).
+		kind: "int64-as-int32",
+		run:  "^Contract$/^Arguments$",
+		want: []string{
+			`contract item "arguments" broke: int64 (int64)`,
+			"fix in the driver: map each Go type",
+		},
+	},
+	{
+		// An empty slice sent as NULL (a nil check instead of a length
+		// check, or database/sql's habit).
+		kind: "empty-slice-as-null",
+		run:  "^Contract$/^Arguments$",
+		want: []string{
+			`contract item "arguments" broke: empty []string (not NULL)`,
+			"an empty slice is an empty array, not NULL",
+		},
+	},
+	{
+		// json.RawMessage sent the way database/sql drivers send []byte:
+		// as bytea in hex.
+		kind: "json-as-bytea",
+		run:  "^Contract$/^Arguments$",
+		want: []string{
+			`contract item "arguments" broke: json.RawMessage as json`,
+			"json.RawMessage must go as text (string(raw)), never as bytea",
+		},
+	},
+	{
+		// float64 through float32 (a library's REAL mapping).
+		kind: "float64-as-float32",
+		run:  "^Contract$/^Arguments$",
+		want: []string{
+			`contract item "arguments" broke: float64 (float64)`,
+			"fix in the driver: map each Go type",
+		},
+	},
+	// Scans and NULLs.
+	{
+		// int64 destinations filled through an int32.
+		kind: "scan-int64-via-int32",
+		run:  "^Contract$/^Scan$",
+		want: []string{
+			`contract item "scan" broke: select of one value of each type`,
+			"fix in the driver: convert column values to the destination types in Rows.Scan",
+		},
+	},
+	{
+		// []byte handed out from one reused buffer (sql.RawBytes-style).
+		kind: "bytes-not-copied",
+		run:  "^Contract$/^ScannedBytesAreCopies$",
+		want: []string{
+			`contract item "scanned []byte are copies" broke: row 1's json, kept across Next and Close`,
+			"copy bytes out of the library's read buffer in Scan",
+		},
+	},
+	{
+		// NULL into **T gives a pointer to the zero value.
+		kind: "null-as-zero-value",
+		run:  "^Contract$/^ScanNULL$",
+		want: []string{
+			`contract item "NULL into **T" broke:`,
+			"check for a NULL source and set *dest = nil",
+		},
+	},
+	// Errors.
+	{
+		// An adapter that formats errors with %v, losing their type.
+		kind: "loses-sqlstate",
+		run:  "^(Contract|Engine)$/^(ErrorsExposeSQLState|MigrateConcurrently)$",
+		want: []string{
+			`contract item "errors expose SQLSTATE" broke: division by zero in Exec: errors.As(err, &interface{ SQLState() string }) gives "", want "22012"`,
+			"core.Migrate 2 of 3 running at once on one new schema failed",
+			"fix in the driver: return the library's error as it is or wrapped with %w",
+		},
+	},
+	{
+		// Errors wrapped with care in Exec but not in Rows.Err.
+		kind: "loses-sqlstate-in-rows",
+		run:  "^Contract$/^ErrorsExposeSQLState$",
+		want: []string{
+			`contract item "errors expose SQLSTATE" broke: division by zero in Query`,
+			"fix in the driver: return the library's error as it is or wrapped with %w",
+		},
+	},
+	{
+		// A wrapper type with SQLState but a message of its own.
+		kind: "replaces-error-message",
+		run:  "^Contract$/^ErrorsExposeSQLState$",
+		want: []string{
+			`contract item "errors expose SQLSTATE" broke: division by zero in Exec: the message "statement failed (SQLSTATE 22012)" lost the server's "division by zero"`,
+			"keeps its message",
+		},
+	},
+	// Rows.
+	{
+		// Close that does nothing: the rest of the result is never read
+		// and the pool never gets its connection back (closing it hangs).
+		kind: "rows-close-noop",
+		run:  "^Contract$/^RowsCloseReleases$",
+		want: []string{
+			`contract item "rows lifecycle" broke: timed out after 5s waiting for the backend that sent the closed Rows`,
+			"Rows.Close did not release its connection",
+			"have it close the library's rows",
+		},
+	},
+	{
+		// A Query that fetches one batch of a fixed size and stops.
+		kind: "query-stops-after-1000-rows",
+		run:  "^Contract$/^LargeResult$",
+		want: []string{
+			`contract item "rows lifecycle" broke: Database: Next returned false after 1000 rows of a 50000-row result`,
+			"iterate the library's result to its end",
+		},
+	},
+	{
+		// An iteration error swallowed: Err is always nil.
+		kind: "rows-err-always-nil",
+		run:  "^Contract$/^RowsLifecycle$",
+		want: []string{
+			`contract item "rows lifecycle" broke: a division by zero at the third row`,
+			"return the library's iteration error from Err",
+		},
+	},
+	{
+		// Exec reporting 1 (or "ok") instead of the command tag's count.
+		kind: "rows-affected-always-1",
+		run:  "^Contract$/^RowsAffected$",
+		want: []string{
+			`contract item "rows affected" broke: Exec(insert into`,
+			"return the count from the command tag",
+		},
+	},
+	// Transactions.
+	{
+		// Rollback that does nothing: others never see the writes, so only
+		// the server's view of the session shows it; and the connection
+		// stays checked out, so the pool's Close hangs.
+		kind: "rollback-noop",
+		run:  "^Contract$/^Transactions$",
+		want: []string{
+			`contract item "transactions" broke: after Rollback returned, the Transaction's backend`,
+			`is still "idle in transaction"`,
+			"call the library's own Commit and Rollback on it",
+		},
+	},
+	{
+		// Begin returning the pool itself, with no-op Commit and Rollback.
+		kind: "begin-autocommit",
+		run:  "^Contract$/^Transactions$",
+		want: []string{
+			`contract item "transactions" broke:`,
+			"run every statement of a Transaction on the library's transaction object",
+		},
+	},
+	// Context.
+	{
+		// Statements run with context.Background(): cancellation ignored.
+		kind: "context-ignored",
+		run:  "^Contract$/^ContextCancellation$",
+		want: []string{
+			`contract item "context cancellation" broke: Exec: select pg_sleep(30), cancelled while running, had not returned 5s later`,
+			"pass ctx to the library's context-aware calls",
+		},
+	},
+	// LISTEN.
 	{
 		// A listener that treats an empty payload as nothing to deliver.
 		kind: "drops-empty-payloads",
@@ -53,47 +250,103 @@ var brokenDrivers = []struct {
 		},
 	},
 	{
-		// An adapter that formats errors with %v, losing their type.
-		kind: "loses-sqlstate",
-		run:  "^(Contract|Engine)$/^(ErrorsExposeSQLState|MigrateConcurrently)$",
+		// Listen starts listening in a goroutine and returns at once.
+		kind: "listen-returns-early",
+		run:  "^Contract$/^ListenSubscribedOnReturn$",
 		want: []string{
-			`contract item "errors expose SQLSTATE" broke: division by zero in Exec: errors.As(err, &interface{ SQLState() string }) gives "", want "22012"`,
-			"core.Migrate 2 of 3 running at once on one new schema failed",
-			"fix in the driver: return the library's error as it is or wrapped with %w",
+			`contract item "Listen subscribed on return" broke: round 1 of 5: a notification sent on`,
+			"wait for the server's reply (CommandComplete) before Listen returns",
+		},
+	},
+	{
+		// Receive waits on the connection with a context of its own.
+		kind: "receive-ignores-ctx",
+		run:  "^Contract$/^ReceiveHonoursContext$",
+		want: []string{
+			`contract item "Receive and ctx" broke: Receive ended by a deadline did not return within 5s`,
+			"interrupt the wait without closing the connection",
+		},
+	},
+	// Reconnection.
+	{
+		// The reconnect happens but is not reported.
+		kind: "never-reports-reconnected",
+		run:  "^Contract$/^ListenReconnects$",
+		want: []string{
+			`contract item "reconnect" broke: Receive, waiting for Notification{Reconnected: true}`,
+			"return Notification{Reconnected: true}",
+		},
+	},
+	// Concurrency.
+	{
+		// The current transaction kept in the Database value: concurrent
+		// transactions run each other's statements.
+		kind: "shared-current-tx",
+		run:  "^Contract$/^ConcurrentUse$",
+		want: []string{
+			`contract item "concurrent use" broke: goroutine`,
+			"keep no per-call state in the Database value",
 		},
 	},
 }
 
-// The suite fails on each broken driver, naming the contract item, and
-// passes on the same part of the suite with the driver intact.
+// The suite fails on each broken driver within a bound, naming the
+// contract item and giving its advice, and passes with the driver intact.
+// Each run is a child process, so that a run that blocks shows what a user
+// sees in plain go test output, and cannot hang this test.
 func TestSuiteCatchesBrokenDrivers(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
-	for _, b := range brokenDrivers {
+	type result struct {
+		out  string
+		err  error
+		took time.Duration
+	}
+	results := make([]result, len(brokenDrivers)+1)
+	// The children mostly wait on the server and on timeouts: run several
+	// at once, more than go test's -parallel (GOMAXPROCS) would.
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range results {
+		kind, run := "intact", "^Contract$"
+		if i < len(brokenDrivers) {
+			kind, run = brokenDrivers[i].kind, brokenDrivers[i].run
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			begin := time.Now()
+			out, err := runChild(t, url, kind, run)
+			results[i] = result{out, err, time.Since(begin)}
+		}()
+	}
+	wg.Wait()
+
+	t.Run("intact", func(t *testing.T) {
+		if r := results[len(brokenDrivers)]; r.err != nil {
+			t.Fatalf("the contract tests on the intact driver, with the catalogue's harness: %v\n%s", r.err, r.out)
+		}
+	})
+	for i, b := range brokenDrivers {
 		t.Run(b.kind, func(t *testing.T) {
-			t.Parallel()
-			t.Run("broken", func(t *testing.T) {
-				t.Parallel()
-				out, err := runChild(t, url, b.kind, b.run)
-				var exit *exec.ExitError
-				if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-					t.Fatalf("the suite on a driver that %s exited with %v, want status 1 (a test failure); output:\n%s", b.kind, err, out)
+			r := results[i]
+			var exit *exec.ExitError
+			if !errors.As(r.err, &exit) || exit.ExitCode() != 1 {
+				t.Fatalf("the suite on a driver with the bug %q exited with %v after %v, want status 1 (a test failure); output:\n%s", b.kind, r.err, r.took, r.out)
+			}
+			if r.took > childBound {
+				t.Errorf("the suite took %v to fail, want less than %v", r.took, childBound)
+			}
+			for _, w := range b.want {
+				if !strings.Contains(r.out, w) {
+					t.Errorf("the failure output does not contain %q; output:\n%s", w, r.out)
 				}
-				for _, w := range b.want {
-					if !strings.Contains(out, w) {
-						t.Errorf("the failure output does not contain %q; output:\n%s", w, out)
-					}
-				}
-				if strings.Contains(out, "panic:") {
-					t.Errorf("the suite panicked:\n%s", out)
-				}
-			})
-			t.Run("intact", func(t *testing.T) {
-				t.Parallel()
-				if out, err := runChild(t, url, "intact", b.run); err != nil {
-					t.Fatalf("the same tests on the intact driver: %v\n%s", err, out)
-				}
-			})
+			}
+			if strings.Contains(r.out, "panic:") {
+				t.Errorf("the suite panicked:\n%s", r.out)
+			}
 		})
 	}
 }
@@ -101,10 +354,9 @@ func TestSuiteCatchesBrokenDrivers(t *testing.T) {
 // runChild runs this test binary's TestBrokenDriverChild with the given
 // broken driver and sub-tests, on the parent's server.
 func runChild(t *testing.T, url, kind, run string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*childBound)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBrokenDriverChild$/"+run, "-test.v", "-test.count=1", "-test.timeout=2m")
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBrokenDriverChild$/"+run, "-test.count=1", "-test.timeout=5m")
 	cmd.Env = append(os.Environ(), envBroken+"="+kind, pgtest.EnvURL+"="+url)
 	out, err := cmd.CombinedOutput()
 	// Keep the output readable in the parent's failure messages.
@@ -121,7 +373,12 @@ func TestBrokenDriverChild(t *testing.T) {
 	}
 	conformance.Run(t, conformance.Harness{
 		NewDatabase: func(t testing.TB) core.Database {
-			pool, err := pgxpool.New(context.Background(), pgtest.URL(t))
+			cfg, err := pgxpool.ParseConfig(pgtest.URL(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.MaxConns = 4
+			pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,6 +386,7 @@ func TestBrokenDriverChild(t *testing.T) {
 			return breakDriver(kind, pgxdriver.New(pool))
 		},
 		NewSchema: pgtest.Schema,
+		Timeout:   childTimeout,
 	})
 }
 
@@ -137,47 +395,400 @@ func breakDriver(kind string, db core.Database) core.Database {
 	case "intact":
 		return db
 	case "nil-as-empty-string":
-		return nilAsEmpty{db}
-	case "drops-empty-payloads":
-		return emptyPayloadDropper{db}
+		return argMangler{db, func(a any) any {
+			if a == nil {
+				return ""
+			}
+			return a
+		}}
+	case "time-as-local-text":
+		return argMangler{db, func(a any) any {
+			if v, ok := a.(time.Time); ok {
+				return v.Local().Format("2006-01-02 15:04:05.999999")
+			}
+			return a
+		}}
+	case "int64-as-int32":
+		return argMangler{db, func(a any) any {
+			if v, ok := a.(int64); ok {
+				return int32(v)
+			}
+			return a
+		}}
+	case "empty-slice-as-null":
+		return argMangler{db, func(a any) any {
+			if v := reflect.ValueOf(a); v.Kind() == reflect.Slice && v.Len() == 0 {
+				if _, raw := a.(json.RawMessage); !raw {
+					return nil
+				}
+			}
+			return a
+		}}
+	case "json-as-bytea":
+		return argMangler{db, func(a any) any {
+			if v, ok := a.(json.RawMessage); ok {
+				return `\x` + hex.EncodeToString(v)
+			}
+			return a
+		}}
+	case "float64-as-float32":
+		return argMangler{db, func(a any) any {
+			if v, ok := a.(float64); ok {
+				return float64(float32(v))
+			}
+			return a
+		}}
+	case "scan-int64-via-int32":
+		return rowsMangler{db, func(r core.Rows) core.Rows { return int32Scanner{r} }}
+	case "bytes-not-copied":
+		return rowsMangler{db, func(r core.Rows) core.Rows { return &sharedBuffer{Rows: r} }}
+	case "null-as-zero-value":
+		return rowsMangler{db, func(r core.Rows) core.Rows { return nullZeroer{r} }}
 	case "loses-sqlstate":
-		return sqlStateLoser{db}
+		return errMangler{db, flatten, true}
+	case "loses-sqlstate-in-rows":
+		return errMangler{db, flatten, false}
+	case "replaces-error-message":
+		return errMangler{db, replaceMessage, true}
+	case "rows-close-noop":
+		return rowsMangler{db, func(r core.Rows) core.Rows { return closeNoop{r} }}
+	case "query-stops-after-1000-rows":
+		return rowsMangler{db, func(r core.Rows) core.Rows { return &rowLimit{Rows: r, left: 1000} }}
+	case "rows-err-always-nil":
+		return rowsMangler{db, func(r core.Rows) core.Rows { return errNil{r} }}
+	case "rows-affected-always-1":
+		return rowsAffectedOne{db}
+	case "rollback-noop":
+		return txMangler{db, func(tx core.Transaction) core.Transaction { return rollbackNoop{tx} }}
+	case "begin-autocommit":
+		return autocommit{db}
+	case "context-ignored":
+		return ctxIgnorer{db}
+	case "drops-empty-payloads":
+		return listenMangler{db, func(n core.Notifications) core.Notifications { return payloadDropper{n} }}
+	case "listen-returns-early":
+		return earlyListen{db}
+	case "receive-ignores-ctx":
+		return listenMangler{db, func(n core.Notifications) core.Notifications { return ctxlessReceive{n} }}
+	case "never-reports-reconnected":
+		return listenMangler{db, func(n core.Notifications) core.Notifications { return reconnectHider{n} }}
+	case "shared-current-tx":
+		return &sharedTx{Database: db}
 	}
 	panic("unknown broken driver " + kind)
 }
 
-// nilAsEmpty sends nil arguments as "".
-type nilAsEmpty struct{ core.Database }
+// argMangler changes each argument of Exec and Query (on the Database;
+// the argument tests run there, except the one in another time zone,
+// which runs in a Transaction).
+type argMangler struct {
+	core.Database
+	f func(any) any
+}
 
-func emptyForNil(args []any) []any {
-	out := append([]any(nil), args...)
-	for i, a := range out {
-		if a == nil {
-			out[i] = ""
-		}
+func (d argMangler) mangle(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		out[i] = d.f(a)
 	}
 	return out
 }
 
-func (d nilAsEmpty) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	return d.Database.Exec(ctx, sql, emptyForNil(args)...)
+func (d argMangler) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return d.Database.Exec(ctx, sql, d.mangle(args)...)
 }
 
-func (d nilAsEmpty) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
-	return d.Database.Query(ctx, sql, emptyForNil(args)...)
+func (d argMangler) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	return d.Database.Query(ctx, sql, d.mangle(args)...)
 }
 
-// emptyPayloadDropper's sessions skip notifications without a payload.
-type emptyPayloadDropper struct{ core.Database }
+func (d argMangler) Begin(ctx context.Context) (core.Transaction, error) {
+	tx, err := d.Database.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return argTx{tx, d}, nil
+}
 
-func (d emptyPayloadDropper) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
+type argTx struct {
+	core.Transaction
+	d argMangler
+}
+
+func (t argTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return t.Transaction.Exec(ctx, sql, t.d.mangle(args)...)
+}
+
+func (t argTx) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	return t.Transaction.Query(ctx, sql, t.d.mangle(args)...)
+}
+
+// rowsMangler wraps the Rows of the Database's Query and of its
+// Transactions'.
+type rowsMangler struct {
+	core.Database
+	f func(core.Rows) core.Rows
+}
+
+func (d rowsMangler) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	rows, err := d.Database.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return d.f(rows), nil
+}
+
+func (d rowsMangler) Begin(ctx context.Context) (core.Transaction, error) {
+	tx, err := d.Database.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return rowsTx{tx, d.f}, nil
+}
+
+type rowsTx struct {
+	core.Transaction
+	f func(core.Rows) core.Rows
+}
+
+func (t rowsTx) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	rows, err := t.Transaction.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return t.f(rows), nil
+}
+
+// int32Scanner scans int64 destinations through an int32.
+type int32Scanner struct{ core.Rows }
+
+func (r int32Scanner) Scan(dest ...any) error {
+	var fix []func()
+	for i, d := range dest {
+		if p, ok := d.(*int64); ok {
+			var v int32
+			dest[i] = &v
+			fix = append(fix, func() { *p = int64(v) })
+		}
+	}
+	err := r.Rows.Scan(dest...)
+	for _, f := range fix {
+		f()
+	}
+	return err
+}
+
+// sharedBuffer hands out []byte values from one buffer it reuses.
+type sharedBuffer struct {
+	core.Rows
+	buf []byte
+}
+
+func (r *sharedBuffer) Scan(dest ...any) error {
+	if err := r.Rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.buf = r.buf[:0]
+	for _, d := range dest {
+		if p, ok := d.(*[]byte); ok && *p != nil {
+			start := len(r.buf)
+			r.buf = append(r.buf, *p...)
+			*p = r.buf[start:len(r.buf):len(r.buf)]
+		}
+	}
+	return nil
+}
+
+// nullZeroer scans NULL into **T as a pointer to T's zero value.
+type nullZeroer struct{ core.Rows }
+
+func (r nullZeroer) Scan(dest ...any) error {
+	if err := r.Rows.Scan(dest...); err != nil {
+		return err
+	}
+	for _, d := range dest {
+		if v := reflect.ValueOf(d); v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Pointer && v.Elem().IsNil() {
+			v.Elem().Set(reflect.New(v.Elem().Type().Elem()))
+		}
+	}
+	return nil
+}
+
+// closeNoop's Close does nothing.
+type closeNoop struct{ core.Rows }
+
+func (closeNoop) Close() error { return nil }
+
+// rowLimit ends the result after a fixed number of rows.
+type rowLimit struct {
+	core.Rows
+	left int
+}
+
+func (r *rowLimit) Next() bool {
+	if r.left == 0 {
+		return false
+	}
+	r.left--
+	return r.Rows.Next()
+}
+
+// errNil forgets iteration errors.
+type errNil struct{ core.Rows }
+
+func (errNil) Err() error     { return nil }
+func (r errNil) Close() error { _ = r.Rows.Close(); return nil }
+
+// rowsAffectedOne reports one row affected by any successful Exec.
+type rowsAffectedOne struct{ core.Database }
+
+func (d rowsAffectedOne) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	_, err := d.Database.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+// errMangler rewrites errors from Exec and Query (when exec is set) and
+// from Rows.Err and Close, on the Database and its Transactions.
+type errMangler struct {
+	core.Database
+	f    func(error) error
+	exec bool
+}
+
+func flatten(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("statement failed: %v", err)
+}
+
+// stateOnly keeps the SQLSTATE but not the server's message.
+type stateOnly struct{ state string }
+
+func (e stateOnly) Error() string    { return "statement failed (SQLSTATE " + e.state + ")" }
+func (e stateOnly) SQLState() string { return e.state }
+
+func replaceMessage(err error) error {
+	var s interface{ SQLState() string }
+	if errors.As(err, &s) {
+		return stateOnly{s.SQLState()}
+	}
+	return err
+}
+
+func (d errMangler) execErr(err error) error {
+	if d.exec {
+		return d.f(err)
+	}
+	return err
+}
+
+func (d errMangler) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	n, err := d.Database.Exec(ctx, sql, args...)
+	return n, d.execErr(err)
+}
+
+func (d errMangler) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	rows, err := d.Database.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, d.execErr(err)
+	}
+	return errRows{rows, d.f}, nil
+}
+
+func (d errMangler) Begin(ctx context.Context) (core.Transaction, error) {
+	tx, err := d.Database.Begin(ctx)
+	if err != nil {
+		return nil, d.execErr(err)
+	}
+	return errTx{tx, d}, nil
+}
+
+type errRows struct {
+	core.Rows
+	f func(error) error
+}
+
+func (r errRows) Err() error   { return r.f(r.Rows.Err()) }
+func (r errRows) Close() error { return r.f(r.Rows.Close()) }
+
+type errTx struct {
+	core.Transaction
+	d errMangler
+}
+
+func (t errTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	n, err := t.Transaction.Exec(ctx, sql, args...)
+	return n, t.d.execErr(err)
+}
+
+func (t errTx) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	rows, err := t.Transaction.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, t.d.execErr(err)
+	}
+	return errRows{rows, t.d.f}, nil
+}
+
+func (t errTx) Commit(ctx context.Context) error { return t.d.execErr(t.Transaction.Commit(ctx)) }
+
+// txMangler wraps the Database's Transactions.
+type txMangler struct {
+	core.Database
+	f func(core.Transaction) core.Transaction
+}
+
+func (d txMangler) Begin(ctx context.Context) (core.Transaction, error) {
+	tx, err := d.Database.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.f(tx), nil
+}
+
+type rollbackNoop struct{ core.Transaction }
+
+func (rollbackNoop) Rollback(context.Context) error { return nil }
+
+// autocommit's Begin hands out the pool: every statement commits alone.
+type autocommit struct{ core.Database }
+
+func (d autocommit) Begin(context.Context) (core.Transaction, error) { return poolTx{d.Database}, nil }
+
+type poolTx struct{ core.Executor }
+
+func (poolTx) Commit(context.Context) error   { return nil }
+func (poolTx) Rollback(context.Context) error { return nil }
+
+// ctxIgnorer runs every statement with a context of its own.
+type ctxIgnorer struct{ core.Database }
+
+func (d ctxIgnorer) Exec(_ context.Context, sql string, args ...any) (int64, error) {
+	return d.Database.Exec(context.Background(), sql, args...)
+}
+
+func (d ctxIgnorer) Query(_ context.Context, sql string, args ...any) (core.Rows, error) {
+	return d.Database.Query(context.Background(), sql, args...)
+}
+
+// listenMangler wraps the Database's Notifications.
+type listenMangler struct {
+	core.Database
+	f func(core.Notifications) core.Notifications
+}
+
+func (d listenMangler) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
 	n, err := d.Database.Listen(ctx, channels...)
 	if err != nil {
 		return nil, err
 	}
-	return payloadDropper{n}, nil
+	return d.f(n), nil
 }
 
+// payloadDropper's sessions skip notifications without a payload.
 type payloadDropper struct{ core.Notifications }
 
 func (n payloadDropper) Receive(ctx context.Context) (core.Notification, error) {
@@ -189,55 +800,103 @@ func (n payloadDropper) Receive(ctx context.Context) (core.Notification, error) 
 	}
 }
 
-// sqlStateLoser formats errors with %v.
-type sqlStateLoser struct{ core.Database }
+// ctxlessReceive waits without the caller's context (until Close).
+type ctxlessReceive struct{ core.Notifications }
 
-func flatten(err error) error {
-	if err == nil {
+func (n ctxlessReceive) Receive(context.Context) (core.Notification, error) {
+	return n.Notifications.Receive(context.Background())
+}
+
+// reconnectHider swallows the Reconnected notifications.
+type reconnectHider struct{ core.Notifications }
+
+func (n reconnectHider) Receive(ctx context.Context) (core.Notification, error) {
+	for {
+		msg, err := n.Notifications.Receive(ctx)
+		if err != nil || !msg.Reconnected {
+			return msg, err
+		}
+	}
+}
+
+// earlyListen returns from Listen at once and listens in the background,
+// a little later: the "connect asynchronously" mistake.
+type earlyListen struct{ core.Database }
+
+func (d earlyListen) Listen(_ context.Context, channels ...string) (core.Notifications, error) {
+	l := &lateSession{ready: make(chan struct{})}
+	go func() {
+		defer close(l.ready)
+		time.Sleep(200 * time.Millisecond)
+		l.n, l.err = d.Database.Listen(context.Background(), channels...)
+	}()
+	return l, nil
+}
+
+type lateSession struct {
+	ready chan struct{}
+	n     core.Notifications
+	err   error
+}
+
+func (l *lateSession) Receive(ctx context.Context) (core.Notification, error) {
+	select {
+	case <-l.ready:
+	case <-ctx.Done():
+		return core.Notification{}, ctx.Err()
+	}
+	if l.err != nil {
+		return core.Notification{}, l.err
+	}
+	return l.n.Receive(ctx)
+}
+
+func (l *lateSession) Close(ctx context.Context) error {
+	<-l.ready
+	if l.n == nil {
 		return nil
 	}
-	return fmt.Errorf("statement failed: %v", err)
+	return l.n.Close(ctx)
 }
 
-func (d sqlStateLoser) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	n, err := d.Database.Exec(ctx, sql, args...)
-	return n, flatten(err)
+// sharedTx keeps the transaction last begun in the Database value, and
+// Transactions run their statements, Commit and Rollback on it: right as
+// long as one goroutine uses the Database.
+type sharedTx struct {
+	core.Database
+	mu  sync.Mutex
+	cur core.Transaction
 }
 
-func (d sqlStateLoser) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
-	rows, err := d.Database.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, flatten(err)
-	}
-	return flatRows{rows}, nil
-}
-
-func (d sqlStateLoser) Begin(ctx context.Context) (core.Transaction, error) {
+func (d *sharedTx) Begin(ctx context.Context) (core.Transaction, error) {
 	tx, err := d.Database.Begin(ctx)
 	if err != nil {
-		return nil, flatten(err)
+		return nil, err
 	}
-	return flatTx{tx}, nil
+	d.mu.Lock()
+	d.cur = tx
+	d.mu.Unlock()
+	return currentTx{tx, d}, nil
 }
 
-type flatRows struct{ core.Rows }
-
-func (r flatRows) Err() error   { return flatten(r.Rows.Err()) }
-func (r flatRows) Close() error { return flatten(r.Rows.Close()) }
-
-type flatTx struct{ core.Transaction }
-
-func (t flatTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	n, err := t.Transaction.Exec(ctx, sql, args...)
-	return n, flatten(err)
+type currentTx struct {
+	core.Transaction
+	d *sharedTx
 }
 
-func (t flatTx) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
-	rows, err := t.Transaction.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, flatten(err)
-	}
-	return flatRows{rows}, nil
+func (t currentTx) current() core.Transaction {
+	t.d.mu.Lock()
+	defer t.d.mu.Unlock()
+	return t.d.cur
 }
 
-func (t flatTx) Commit(ctx context.Context) error { return flatten(t.Transaction.Commit(ctx)) }
+func (t currentTx) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return t.current().Exec(ctx, sql, args...)
+}
+
+func (t currentTx) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	return t.current().Query(ctx, sql, args...)
+}
+
+func (t currentTx) Commit(ctx context.Context) error   { return t.current().Commit(ctx) }
+func (t currentTx) Rollback(ctx context.Context) error { return t.current().Rollback(ctx) }

@@ -2,77 +2,28 @@
 // expects. One call runs the whole suite against a driver:
 //
 //	func TestConformance(t *testing.T) {
-//		conformance.Run(t, conformance.Harness{NewDatabase: ...})
-//	}
-//
-// gworker's own drivers (pgxdriver in both of pgx's protocols, pqdriver and
-// bundriver) pass it, and so must yours.
-//
-// # Writing your own driver
-//
-// core talks to PostgreSQL through three small interfaces declared in
-// core/driver.go — Database, Transaction and Notifications — and nothing
-// else. A driver for another library is one type implementing Database
-// (Exec, Query, Begin, Listen), the Rows and Transaction it returns, and a
-// Notifications session for LISTEN, usually a few hundred lines. What the
-// values must look like is the contract in core/driver.go; in short:
-//
-//   - Arguments are string, int16, int32, int64, bool, float64, time.Time,
-//     json.RawMessage (sent as JSON text), nil (SQL NULL), []string and
-//     []int64, with $1, $2, ... placeholders, and the statement text reaches
-//     the server untouched otherwise (it contains '?' operators, quoted
-//     identifiers and dollar quotes).
-//   - Scan fills pointers to those types, []byte for json and jsonb, and
-//     pointers to pointers for columns that may be NULL. Scanned []byte are
-//     copies.
-//   - Server errors keep a SQLState() string method reachable with
-//     errors.As.
-//   - A cancelled context stops a statement, on the server too.
-//   - Listen returns once subscribed; Receive delivers every notification in
-//     order, returns ctx.Err() without losing anything when its context
-//     ends, reconnects by itself after a lost connection (reporting
-//     Notification{Reconnected: true}) and returns an error wrapping
-//     core.ErrNotificationsClosed after Close. A driver that cannot LISTEN
-//     returns an error wrapping core.ErrNotificationsUnsupported and the
-//     worker polls.
-//
-// Offer a wrapper for a transaction your users already hold (like
-// pgxdriver.Tx), so they can add jobs atomically with their own writes.
-// The drivers in this module share one shape, which a driver of your own
-// may follow so that switching to it changes one line: Open(ctx, url,
-// options...) owns its pool, New(native, options...) wraps the caller's,
-// Tx(nativeTx) wraps a transaction, and Close() error closes what Open
-// opened. A driver that cannot LISTEN without more configuration should
-// ask for it rather than quietly report core.ErrNotificationsUnsupported:
-// that error is for a choice the user made (PollOnly in this module's
-// drivers).
-//
-// # Proving it
-//
-// Write a test that describes the driver in a Harness and hands it to Run.
-// About twenty lines, against any PostgreSQL 12 or newer you can create
-// schemas in:
-//
-//	func TestConformance(t *testing.T) {
 //		url := os.Getenv("DATABASE_URL")
 //		conformance.Run(t, conformance.Harness{
 //			NewDatabase: func(t testing.TB) core.Database {
-//				db, err := mydriver.Open(context.Background(), url)
+//				d, err := pgxdriver.Open(context.Background(), url)
 //				if err != nil {
 //					t.Fatal(err)
 //				}
-//				t.Cleanup(func() { db.Close() })
-//				return db
+//				t.Cleanup(func() { d.Close() })
+//				return d
 //			},
 //			BeginCallerTx: func(ctx context.Context, db core.Database) (conformance.CallerTx, error) {
-//				tx, err := db.(*mydriver.Driver).Native().Begin(ctx)
+//				tx, err := db.(*pgxdriver.Driver).Pool().Begin(ctx)
 //				if err != nil {
 //					return conformance.CallerTx{}, err
 //				}
-//				return conformance.CallerTx{Executor: mydriver.Tx(tx), Commit: tx.Commit, Rollback: tx.Rollback}, nil
+//				return conformance.CallerTx{Executor: pgxdriver.Tx(tx), Commit: tx.Commit, Rollback: tx.Rollback}, nil
 //			},
 //		})
 //	}
+//
+// (This is ExampleRun, with pgxdriver for your driver: Open, the accessor
+// of the native pool and Tx are the names your driver gives them.)
 //
 // NewDatabase is called several times per test: a second Database stands
 // for another process (to send notifications, to look at data from outside
@@ -89,14 +40,16 @@
 // # What it checks
 //
 // "Contract" tests each clause of the driver contract: every argument type
-// (zones and microseconds of times, JSON text, empty arrays, NULLs), SQL
-// text passing through untouched, every scan destination, NULL into
-// pointers to pointers in every position, []byte copies, rows affected,
-// SQLSTATE on errors, recovery after errors, Rows lifecycle, transactions,
-// context cancellation (the statement must stop on the server), LISTEN
-// delivery and payloads, Receive and its context, Close, reconnection after
-// the listening backend is terminated, and concurrent use (run the tests
-// with -race).
+// (zones and microseconds of times, also in a session whose TimeZone is
+// unlike the process's, JSON text, empty arrays, NULLs), SQL text passing
+// through untouched, every scan destination, NULL into pointers to pointers
+// in every position, []byte copies, rows affected, SQLSTATE on errors,
+// recovery after errors, Rows lifecycle (a large result read to its end,
+// Close giving the connection back), transactions (Rollback undoing and
+// ending them on the server), context cancellation (the statement must stop
+// on the server), LISTEN delivery and payloads, Listen subscribed when it
+// returns, Receive and its context, Close, reconnection after the listening
+// backend is terminated, and concurrent use (run the tests with -race).
 //
 // "Engine" runs core on the driver end to end: migrating a new schema (also
 // concurrently, and one with a hostile name), adding jobs (plain, bulk,
@@ -116,4 +69,26 @@
 //	    fix in the driver: ... wrap it in a type that has SQLState and Unwrap ...
 //
 // Engine failures usually follow from contract failures; fix those first.
+//
+// # Drivers that block
+//
+// Nothing in the suite waits without a bound. Each wait for something that
+// should happen soon ends after Harness.Timeout (15s unless set), each test's
+// context after eight of those, and the watchdog of each test bounds the
+// test and each step of its cleanup (closing a Notifications session,
+// dropping the schema, the cleanup NewDatabase registered). A driver call
+// that never returns is then reported like any failure, naming the
+// contract item of the test, what it blocked in and where the test
+// goroutine is stuck, followed by the failures reported before; since a
+// blocked goroutine cannot be stopped, the watchdog then ends the test
+// binary with status 1. The usual cause is a connection the driver never
+// gave back (a Rows.Close or a Rollback that does nothing), on which the
+// pool's Close waits forever.
+//
+// # Poll-only drivers
+//
+// A driver run with Harness.NoListen is poll-only: a worker on it finds new
+// jobs only at its poll interval, never at once. Run says so in its output
+// (go test -v), and the suite checks only that Listen reports
+// core.ErrNotificationsUnsupported.
 package conformance

@@ -123,6 +123,11 @@ func Run(t *testing.T, h Harness) {
 	if h.NewDatabase == nil {
 		t.Fatal("conformance: Harness.NewDatabase is required: a function returning a fresh core.Database for one test")
 	}
+	if h.NoListen {
+		// Said plainly, since nothing else in a passing run would show it.
+		t.Log("conformance: this driver is POLL-ONLY (Harness.NoListen): it cannot LISTEN, so a worker on it " +
+			"finds new jobs only at its poll interval; the notification tests are left out")
+	}
 	s := &suite{h: h, lim: newLimits(h)}
 	t.Run("Contract", s.contract)
 	t.Run("Engine", s.engine)

@@ -5,21 +5,33 @@ import (
 	"time"
 )
 
-// Clock is a worker's source of time for what it schedules: the cron
-// runner's minutes and timers, the time fetches compare run_at with under
-// UseLocalTime, the local queue's TTL and refetch delay, the batch delays
-// and retry waits of outcome recording, the shutdown grace period, and the
-// durations events and logs report. The zero WorkerOptions.Clock is the
-// system clock; tests put a fake one there to move that time on
-// deterministically instead of waiting.
+// Clock is a worker's source of time for what it schedules. It drives,
+// and only these:
 //
-// It does not drive the timers that are pending all the while a worker
-// runs, which keep to the system clock: the poll interval (and the backoff
-// of failed fetches), LISTEN's reconnection backoff, heartbeats, sweeps of
-// dead workers and the stale-lock reset. Nor does it bound single
-// statements (a context deadline that gives up on a hung connection), nor
-// replace the database's now(), which run_at is compared with unless
-// UseLocalTime is set.
+//   - the cron runner: the minutes it schedules, its timers (including the
+//     wait before a failed runner restarts) and CronEvent.Now;
+//   - the time fetches compare run_at with under UseLocalTime;
+//   - the local queue: when each job was fetched, its TTL, and the refetch
+//     delay;
+//   - outcome recording: CompleteJobBatchDelay and FailJobBatchDelay, the
+//     wait before an outcome that failed on its own data is tried again,
+//     and how long shutdown keeps trying to record outcomes;
+//   - shutdown: GracePeriod, and the second after it that handlers get to
+//     return once their contexts are cancelled;
+//   - how long each job ran, as job events (Duration) and logs report it.
+//
+// The zero WorkerOptions.Clock is the system clock; tests put a fake one
+// there to move that time on deterministically instead of waiting.
+//
+// Everything else keeps to the system clock: the timers pending all the
+// while a worker runs (the poll interval and the backoff of failed
+// fetches, LISTEN's reconnection backoff, heartbeats and their retries,
+// sweeps of dead workers, the stale-lock reset), how long ago the worker
+// last lost the database (which holds sweeps back) and the outage
+// durations logs report, Migrate's wait for another migrator, and the
+// deadlines that bound single statements. Nor does a Clock replace the
+// database's now(), which run_at is compared with unless UseLocalTime is
+// set.
 //
 // A Clock's timers measure elapsed time, as the system's do (they use the
 // monotonic clock): when the wall clock is set back or forward, a pending
@@ -51,7 +63,9 @@ type Timer interface {
 // maintenanceClock runs the timers that are pending all the while a worker
 // runs: the poll interval (and the backoff of failed fetches), LISTEN's
 // reconnection backoff, heartbeats, sweeps of dead workers and the
-// stale-lock reset. They keep to the system clock, so that a fake Clock
+// stale-lock reset; they all go through it, so that there is one place to
+// change should they move to WorkerOptions.Clock. They keep to the system
+// clock, so that a fake Clock
 // carries only timers that wait for something a test drives (a cron
 // minute, a TTL, a batch delay, a retry) and tests can step it from one to
 // the next.

@@ -117,12 +117,13 @@ type WorkerOptions struct {
 	// at a random moment within min(1 minute, MaxResetLockedInterval).
 	MinResetLockedInterval time.Duration
 	MaxResetLockedInterval time.Duration
-	// Clock is the worker's source of time for what it schedules: cron
-	// minutes, run_at under UseLocalTime, the local queue's TTL and refetch
-	// delay, outcome recording's batch delays and retries, the shutdown
-	// grace period. The poll interval, heartbeats and sweeps keep to the
-	// system clock; see Clock for exactly what it covers. nil means the
-	// system clock; tests use a fake one.
+	// Clock is the worker's source of time for what it schedules: cron,
+	// run_at under UseLocalTime, the local queue's TTL and refetch delay,
+	// outcome recording's batch delays and retries, the shutdown grace
+	// period, and job durations. The poll interval, LISTEN's backoff,
+	// heartbeats, sweeps and the stale-lock reset keep to the system
+	// clock; Clock's doc lists exactly what it drives. nil means the system
+	// clock; tests use a fake one.
 	Clock Clock
 	// LocalQueue fetches jobs in batches for the whole worker; see
 	// LocalQueueOptions. Off by default.

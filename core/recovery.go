@@ -578,13 +578,13 @@ func (r *recovery) Stop() {
 func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(context.Context) error) {
 	o := w.opts.Recovery
 	outage := newOutageLog(w.log, "heartbeat")
-	t := time.NewTimer(o.HeartbeatInterval)
+	t := maintenanceClock.NewTimer(o.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		// Past the threshold a heartbeat is of no use any more.
 		bctx, cancel := context.WithTimeout(ctx, o.StaleThreshold)
@@ -616,13 +616,13 @@ func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(co
 // sweepLoop sweeps at once, then every SweepInterval ± 10%.
 func (w *Worker) sweepLoop(ctx context.Context, o SweepOptions) {
 	interval := w.opts.Recovery.SweepInterval
-	t := time.NewTimer(0)
+	t := maintenanceClock.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		w.sweepOnce(ctx, o)
 		jitter := time.Duration((0.9 + 0.2*mathrand.Float64()) * float64(interval))

@@ -9,6 +9,7 @@ import (
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 func TestCancelQueuedJob(t *testing.T) {
@@ -61,12 +62,12 @@ func TestCancelRunningJob(t *testing.T) {
 				db = pgxdriver.New(pgtest.Pool(t)) // its own connections, like another process
 				idle, idleSink := b.worker(t, core.WorkerOptions{Tasks: []core.Task{task}, PollInterval: time.Hour})
 				runInBackground(t, idle)
-				eventually(t, "the idle worker to listen", func() bool { return idleSink.has("listening for notifications") })
+				idleSink.events.Wait(t, testkit.Listened, 1)
 			}
 			w, sink := b.worker(t, core.WorkerOptions{Database: db, Tasks: []core.Task{task}})
 			job := b.add(t, "long", nil, nil)
 			runInBackground(t, w)
-			eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+			sink.events.Wait(t, testkit.Listened, 1)
 			<-started
 			if _, err := b.utils.CancelJob(b.ctx, job.ID, "user asked"); err != nil {
 				t.Fatal(err)
@@ -96,7 +97,7 @@ func TestCancelJobWaitingInTheLocalQueue(t *testing.T) {
 	bl := newBlocker()
 	w, sink := b.worker(t, core.WorkerOptions{Concurrency: 1, LocalQueue: core.LocalQueueOptions{Size: 10}, Tasks: []core.Task{bl.task()}})
 	runInBackground(t, w)
-	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	sink.events.Wait(t, testkit.Listened, 1)
 	added, err := b.utils.AddJobs(b.ctx, []core.NewJob{{Identifier: "lq", Spec: core.JobSpec{Priority: -1}}, {Identifier: "lq"}})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // Some tests need a worker in another process: one they can SIGKILL, or one
@@ -66,16 +66,14 @@ func helperWorker(raw string) int {
 	defer db.Close()
 	table := func(name string) string { return pgx.Identifier{c.Schema}.Sanitize() + "." + name }
 	started := make(chan struct{}, c.Jobs)
-	listening := make(chan struct{})
-	log := announcingHandler{Handler: slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}),
-		message: "gworker: listening for notifications", seen: listening, once: &sync.Once{}}
+	var events testkit.Events
 	w, err := core.NewWorker(core.WorkerOptions{
-		Database:     db,
+		Database:     testkit.Listening(db, &events),
 		Schema:       c.Schema,
 		SkipMigrate:  true,
 		Concurrency:  c.Jobs,
 		PollInterval: 50 * time.Millisecond,
-		Logger:       slog.New(log),
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Recovery:     core.RecoveryOptions{HeartbeatInterval: 100 * time.Millisecond, StaleThreshold: time.Second},
 		Tasks: []core.Task{core.RawTask("long", func(ctx context.Context, job *core.Job) error {
 			if _, err := db.Exec(ctx, "insert into "+table("runs")+" (job_id, attempts, worker) values ($1, $2, $3)",
@@ -101,6 +99,12 @@ func helperWorker(raw string) int {
 	}
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
+	listening := make(chan struct{})
+	go func() {
+		if events.Await(ctx, testkit.Listened, 1) == nil {
+			close(listening)
+		}
+	}()
 	for i := 0; i < c.Jobs; i++ {
 		select {
 		case <-started:
@@ -118,32 +122,6 @@ func helperWorker(raw string) int {
 		return fail("Run: %v", err)
 	}
 	return 0
-}
-
-// announcingHandler closes seen the first time a record with message is
-// logged, by it or by a logger derived from it.
-type announcingHandler struct {
-	slog.Handler
-	message string
-	seen    chan struct{}
-	once    *sync.Once
-}
-
-func (h announcingHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Message == h.message {
-		h.once.Do(func() { close(h.seen) })
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h announcingHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	h.Handler = h.Handler.WithAttrs(as)
-	return h
-}
-
-func (h announcingHandler) WithGroup(name string) slog.Handler {
-	h.Handler = h.Handler.WithGroup(name)
-	return h
 }
 
 // helperProcess is a running helper worker.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // hookRecorder records the events a worker or client reports.
@@ -730,7 +731,7 @@ func TestJobCancelledEvent(t *testing.T) {
 	job := b.add(t, "long", nil, nil)
 	runInBackground(t, w)
 	eventually(t, "the job to start", func() bool { return rec.has("job:start") })
-	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	sink.events.Wait(t, testkit.Listened, 1)
 	if _, err := b.utils.CancelJob(b.ctx, job.ID, "customer left"); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // blocker is a task whose first job blocks until released, so that the
@@ -52,7 +53,7 @@ func TestLocalQueueReturnsJobsAfterTTL(t *testing.T) {
 	runInBackground(t, w)
 	// Added once the worker listens, so that its first wake-up cannot come
 	// after the TTL and fetch the returned jobs straight back.
-	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	sink.events.Wait(t, testkit.Listened, 1)
 	added, err := b.utils.AddJobs(b.ctx, []core.NewJob{{Identifier: "lq", Spec: core.JobSpec{Priority: -1}}, {Identifier: "lq"}, {Identifier: "lq"}})
 	if err != nil {
 		t.Fatal(err)
@@ -62,13 +63,7 @@ func TestLocalQueueReturnsJobsAfterTTL(t *testing.T) {
 	if id := <-bl.started; id != first.ID {
 		t.Fatalf("started %d first", id)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !sink.has("local queue TTL expired") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the TTL did not hand back the waiting jobs; log:\n%s", strings.Join(sinkRecs(sink), "\n"))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	sink.events.Wait(t, string(core.LocalQueueTTLExpired), 1)
 	eventually(t, "the waiting jobs to be unlocked", func() bool {
 		return b.queryInt(t, "select count(*) from S._private_jobs where locked_by is null") == 2
 	})
@@ -119,8 +114,8 @@ func TestLocalQueueRefetchDelayIsAbortedByAnnouncedJobs(t *testing.T) {
 		Tasks: []core.Task{core.RawTask("lq", func(_ context.Context, j *core.Job) error { ran <- j.ID; return nil })}})
 	runInBackground(t, w)
 	// The first fetch finds nothing and starts an hour-long delay.
-	eventually(t, "the refetch delay", func() bool { return sink.has("refetch delay started") })
-	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	sink.events.Wait(t, string(core.RefetchDelayStarted), 1)
+	sink.events.Wait(t, testkit.Listened, 1)
 	// Three announced jobs exceed any abort threshold up to 2.
 	if _, err := b.utils.AddJobs(b.ctx, []core.NewJob{{Identifier: "lq"}, {Identifier: "lq"}, {Identifier: "lq"}}); err != nil {
 		t.Fatal(err)
@@ -132,8 +127,8 @@ func TestLocalQueueRefetchDelayIsAbortedByAnnouncedJobs(t *testing.T) {
 			t.Fatalf("job %d did not run: the delay was not aborted; log:\n%s", i, strings.Join(sinkRecs(sink), "\n"))
 		}
 	}
-	if !sink.has("refetch delay aborted") {
-		t.Fatal("jobs ran but the log does not show the delay being aborted")
+	if !sink.events.Has(string(core.RefetchDelayAborted)) {
+		t.Fatalf("jobs ran but the delay was not aborted; events: %v", sink.events.Names())
 	}
 }
 
@@ -153,7 +148,7 @@ func TestLocalQueueRefetchDelayHoldsBackThenExpires(t *testing.T) {
 	}
 	// That fetch returned 1 <= Threshold: a delay starts, and a job added now
 	// runs only after it expired (one announced job cannot abort it).
-	eventually(t, "the refetch delay", func() bool { return sink.has("refetch delay started") })
+	sink.events.Wait(t, string(core.RefetchDelayStarted), 1)
 	later := b.add(t, "lq", nil, nil)
 	select {
 	case id := <-ran:
@@ -161,14 +156,14 @@ func TestLocalQueueRefetchDelayHoldsBackThenExpires(t *testing.T) {
 			t.Fatalf("ran %d", id)
 		}
 		// The fetch that found it can only have come after a delay ran out.
-		if !sink.has("refetch delay expired") || sink.has("refetch delay aborted") {
-			t.Fatalf("the job ran without waiting out the delay:\n%s", strings.Join(sinkRecs(sink), "\n"))
+		if !sink.events.Has(string(core.RefetchDelayExpired)) || sink.events.Has(string(core.RefetchDelayAborted)) {
+			t.Fatalf("the job ran without waiting out the delay; events: %v", sink.events.Names())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatalf("job never ran after the delay; log:\n%s", strings.Join(sinkRecs(sink), "\n"))
 	}
-	if !sink.has("refetch delay expired") {
-		t.Fatalf("delay did not run its course:\n%s", strings.Join(sinkRecs(sink), "\n"))
+	if !sink.events.Has(string(core.RefetchDelayExpired)) {
+		t.Fatalf("delay did not run its course; events: %v", sink.events.Names())
 	}
 }
 
@@ -525,7 +520,7 @@ func TestJobAnnouncedDuringAnEmptyFetchIsFetched(t *testing.T) {
 			LocalQueue: core.LocalQueueOptions{Size: size},
 			Tasks:      []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
 		stop := runInBackground(t, w)
-		eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+		sink.events.Wait(t, testkit.Listened, 1)
 		db.armed.Store(true)
 		b.add(t, "not_this_workers", nil, nil) // announced: the worker fetches and finds nothing
 		select {

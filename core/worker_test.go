@@ -19,12 +19,16 @@ import (
 	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/internal/clocktest"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
-// logSink collects log records so tests can wait for a message.
+// logSink collects what a worker made by bundle.worker reports: its log
+// records, for the tests about what is logged, and its events (its hooks'
+// events and testkit.Listening's signals), for the tests that wait.
 type logSink struct {
-	mu   sync.Mutex
-	recs []string
+	mu     sync.Mutex
+	recs   []string
+	events testkit.Events
 }
 
 func (s *logSink) Enabled(context.Context, slog.Level) bool { return true }
@@ -67,22 +71,22 @@ func (a *attrSink) WithAttrs(as []slog.Attr) slog.Handler {
 func (a *attrSink) WithGroup(string) slog.Handler { return a }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var eventually = testkit.Eventually
 
 func (b *bundle) worker(t *testing.T, opts core.WorkerOptions) (*core.Worker, *logSink) {
 	t.Helper()
 	sink := &logSink{}
 	if opts.Database == nil {
 		opts.Database = b.db
+	}
+	opts.Database = testkit.Listening(opts.Database, &sink.events)
+	if onEvent := opts.Hooks.OnEvent; onEvent != nil {
+		opts.Hooks.OnEvent = func(ctx context.Context, e core.Event) {
+			sink.events.OnEvent(ctx, e)
+			onEvent(ctx, e)
+		}
+	} else {
+		opts.Hooks.OnEvent = sink.events.OnEvent
 	}
 	opts.Schema = b.schema
 	if opts.Logger == nil {
@@ -477,7 +481,7 @@ func TestNotifyWakesIdleWorkerLongBeforePoll(t *testing.T) {
 		core.RawTask("wake", func(_ context.Context, j *core.Job) error { ran <- j.ID; return nil }),
 	}})
 	runInBackground(t, w)
-	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	sink.events.Wait(t, testkit.Listened, 1)
 	job := b.add(t, "wake", nil, nil)
 	select {
 	case id := <-ran:
@@ -511,14 +515,14 @@ func TestWorkerPicksUpJobsAfterLosingItsListenConnection(t *testing.T) {
 		core.RawTask("wake", func(_ context.Context, j *core.Job) error { ran <- j.ID; return nil }),
 	}})
 	runInBackground(t, w)
-	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	sink.events.Wait(t, testkit.Listened, 1)
 	killed := b.queryInt(t, `select count(pg_terminate_backend(pid)) from pg_stat_activity
 		where application_name = $1 and query ilike 'listen%'`, app)
 	if killed != 1 {
 		t.Fatalf("terminated %d listening backends, want 1", killed)
 	}
 	eventually(t, "the listener to reconnect", func() bool {
-		return sink.has("re-established") || strings.Count(strings.Join(sinkRecs(sink), "\n"), "listening for notifications") >= 2
+		return sink.events.Has(testkit.Relistened) || sink.events.Count(testkit.Listened) >= 2
 	})
 	job := b.add(t, "wake", nil, nil)
 	select {
@@ -542,7 +546,7 @@ func TestRunReturnsNilOnCancel(t *testing.T) {
 	b := setup(t)
 	w, sink := b.worker(t, core.WorkerOptions{Tasks: []core.Task{core.RawTask("x", func(context.Context, *core.Job) error { return nil })}})
 	stop := runInBackground(t, w)
-	eventually(t, "start", func() bool { return sink.has("worker started") })
+	sink.events.Wait(t, "worker:start", 1)
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v after cancel", err)
 	}
@@ -752,7 +756,7 @@ func TestBreakingMigrationStopsTheWorker(t *testing.T) {
 	w, sink := b.worker(t, core.WorkerOptions{Tasks: []core.Task{core.RawTask("x", func(context.Context, *core.Job) error { return nil })}})
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(b.ctx) }()
-	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	sink.events.Wait(t, testkit.Listened, 1)
 	// Another process applies a breaking migration 21 to this schema.
 	b.exec(t, "insert into S.migrations (id, breaking) values (21, true)")
 	b.exec(t, `select pg_notify('worker:migrate', '{"migrationNumber":21,"breaking":true}')`)
@@ -821,7 +825,7 @@ func TestMigrationsOfOtherSchemasDoNotStopTheWorker(t *testing.T) {
 	ctx, cancel := context.WithCancel(b.ctx)
 	defer cancel()
 	go func() { errc <- w.Run(ctx) }()
-	eventually(t, "the worker to listen", func() bool { return sink.has("listening for notifications") })
+	sink.events.Wait(t, testkit.Listened, 1)
 	other := setupUnmigrated(t)
 	if err := other.utils.Migrate(b.ctx); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/gworker/gworker/driver/pqdriver"
 	"github.com/gworker/gworker/fxmodule"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -158,13 +159,7 @@ func TestModuleRunsJobsFromTwoModulesAndStopsGracefully(t *testing.T) {
 		t.Fatalf("ran %v", got)
 	}
 	// Both modules' cron entries reached the worker: its runner registered them.
-	deadline := time.Now().Add(30 * time.Second)
-	for known(t, pool, schema) != "morning_mail,nightly_charge" {
-		if time.Now().After(deadline) {
-			t.Fatalf("cron entries known: %q", known(t, pool, schema))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, "both cron entries to be known", func() bool { return known(t, pool, schema) == "morning_mail,nightly_charge" })
 	app.RequireStop()
 
 	// Both plugins saw the whole life of the worker, stop included.

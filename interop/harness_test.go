@@ -2,7 +2,6 @@ package interop_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -28,6 +27,7 @@ import (
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -219,7 +219,7 @@ type agent struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	events  chan message // closed when stdout ends
-	stderr  *lockedBuffer
+	stderr  *testkit.Buffer
 	exited  chan struct{}
 	exitErr error
 }
@@ -237,7 +237,7 @@ func (e *env) startAgent(t *testing.T, command string, cfg map[string]any, rec *
 	}
 	cmd := exec.Command(e.node, e.agent, command, string(raw))
 	cmd.Env = append(os.Environ(), "GWORKER_NODE_DIR="+e.nodeDir)
-	a := &agent{t: t, name: command, cmd: cmd, events: make(chan message, 4096), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	a := &agent{t: t, name: command, cmd: cmd, events: make(chan message, 4096), stderr: &testkit.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = a.stderr
 	if a.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -466,21 +466,22 @@ func (e *env) newGoWorker(t *testing.T, schema string, cfg goWorkerConfig, rec *
 			return nil
 		}))
 	}
-	logs := &lockedBuffer{}
-	var once sync.Once
-	log := slog.New(&signalHandler{
-		Handler: slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
-		// The worker says so once its LISTEN is in place; the wake-up tests
-		// must not add a job before that.
-		match: "listening for notifications",
-		fire:  func() { once.Do(func() { close(g.listening) }) },
-	})
+	logs := &testkit.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The wake-up tests must not add a job before the worker's LISTEN is in
+	// place.
+	var listens testkit.Events
+	go func() {
+		if listens.Await(t.Context(), testkit.Listened, 1) == nil {
+			close(g.listening)
+		}
+	}()
 	concurrency := cfg.concurrency
 	if concurrency == 0 {
 		concurrency = 1
 	}
 	w, err := core.NewWorker(core.WorkerOptions{
-		Database:     e.db,
+		Database:     testkit.Listening(e.db, &listens),
 		Schema:       schema,
 		Tasks:        tasks,
 		Concurrency:  concurrency,
@@ -526,47 +527,6 @@ func (g *goWorker) stop(t *testing.T) {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("gworker worker: %v", err)
 	}
-}
-
-// signalHandler calls fire when a record's message contains match.
-type signalHandler struct {
-	slog.Handler
-	match string
-	fire  func()
-}
-
-func (h *signalHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h *signalHandler) Handle(ctx context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, h.match) {
-		h.fire()
-	}
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h *signalHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &signalHandler{Handler: h.Handler.WithAttrs(as), match: h.match, fire: h.fire}
-}
-
-func (h *signalHandler) WithGroup(name string) slog.Handler {
-	return &signalHandler{Handler: h.Handler.WithGroup(name), match: h.match, fire: h.fire}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // catalogSQL is testdata/catalog.sql with its psql variable as $1.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // startAdmin runs gworker admin in the background until the test ends and
@@ -31,7 +33,7 @@ func (b *bundle) startAdmin(t *testing.T, environment map[string]string, args ..
 	})
 	re := regexp.MustCompile(`on (http://\S+)`)
 	var url string
-	waitFor(t, "gworker admin to listen", 30*time.Second, func() bool {
+	testkit.EventuallyWithin(t, 30*time.Second, "gworker admin to listen", func() bool {
 		if m := re.FindStringSubmatch(stdout.String()); m != nil {
 			url = strings.TrimSuffix(m[1], "/")
 			return true

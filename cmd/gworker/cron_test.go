@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // writeCrontab writes text to a file named crontab in a new directory.
@@ -210,7 +212,7 @@ func TestRunSchedulesTheCrontab(t *testing.T) {
 	go func() { done <- runCLI(ctx, b.env(), "run", "--tasks", tasks, "--crontab", file) }()
 	backfilled := `select count(*) from S._private_jobs j join S._private_tasks t on t.id = j.task_id
 		where t.identifier = 'cli_cron' and (j.payload->'_cron'->>'backfilled')::boolean and j.payload->>'from' = 'cli'`
-	waitFor(t, "ten back-filled cron jobs", time.Minute, func() bool { return b.count(t, backfilled) >= 10 })
+	testkit.EventuallyWithin(t, time.Minute, "ten back-filled cron jobs", func() bool { return b.count(t, backfilled) >= 10 })
 	cancel()
 	var r result
 	select {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // devSetup returns a directory for a development server (one that the
@@ -77,7 +79,7 @@ func TestDevStartsMigratesIsReusedAndStopsOnInterrupt(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"dev", "--port", port}, &stdout, &stderr, func(k string) string { return environment[k] })
 	}()
-	waitFor(t, "the export line", 2*time.Minute, func() bool { return exportedURL(stdout.String()) != "" })
+	testkit.EventuallyWithin(t, 2*time.Minute, "the export line", func() bool { return exportedURL(stdout.String()) != "" })
 	url := exportedURL(stdout.String())
 	if !strings.Contains(url, "127.0.0.1:"+port+"/") {
 		t.Errorf("URL %q is not on port %s", url, port)
@@ -173,7 +175,7 @@ func TestDevStopsTheServerOfAKilledDev(t *testing.T) {
 		runCLI(context.Background(), environment, "dev", "--stop")
 	})
 
-	waitFor(t, "the export line", 2*time.Minute, func() bool { return exportedURL(stdout.String()) != "" })
+	testkit.EventuallyWithin(t, 2*time.Minute, "the export line", func() bool { return exportedURL(stdout.String()) != "" })
 	url := exportedURL(stdout.String())
 	if !strings.Contains(stderr.String(), "data in "+dir) {
 		t.Errorf("the data is not in the cache directory %s:\n%s", dir, stderr.String())

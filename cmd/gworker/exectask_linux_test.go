@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 func TestCancelledTaskIgnoringSIGTERMIsKilledWithItsChildren(t *testing.T) {
@@ -33,7 +34,7 @@ while :; do sleep 0.05; done
 	go func() { errc <- r.run(ctx, execTask{identifier: "stubborn", path: path}, job) }()
 
 	var child int
-	waitFor(t, "the task to start its child", time.Minute, func() bool {
+	testkit.EventuallyWithin(t, time.Minute, "the task to start its child", func() bool {
 		b, err := os.ReadFile(pidFile)
 		if err != nil {
 			return false
@@ -50,7 +51,7 @@ while :; do sleep 0.05; done
 	case <-time.After(time.Minute):
 		t.Fatal("the task was not stopped within a minute of cancellation")
 	}
-	waitFor(t, "the task's child to be killed", time.Minute, func() bool { return processGone(child) })
+	testkit.EventuallyWithin(t, time.Minute, "the task's child to be killed", func() bool { return processGone(child) })
 	r.wait()
 }
 
@@ -103,7 +104,7 @@ wait
 	})
 
 	var task, child int
-	waitFor(t, "the task to start its child", time.Minute, func() bool {
+	testkit.EventuallyWithin(t, time.Minute, "the task to start its child", func() bool {
 		select {
 		case <-exited:
 			t.Fatal("the worker exited before running the task")
@@ -132,7 +133,7 @@ wait
 		t.Fatal(err)
 	}
 	<-exited
-	waitFor(t, "the task and its child to die with the worker", time.Minute, func() bool {
+	testkit.EventuallyWithin(t, time.Minute, "the task and its child to die with the worker", func() bool {
 		return processGone(task) && processGone(child)
 	})
 }
@@ -154,7 +155,7 @@ while :; do sleep 0.05; done
 	errc := make(chan error, 1)
 	go func() { errc <- r.run(ctx, execTask{identifier: "graceful", path: path}, job) }()
 
-	waitFor(t, "the task to be ready", time.Minute, func() bool {
+	testkit.EventuallyWithin(t, time.Minute, "the task to be ready", func() bool {
 		_, err := os.Stat(readyFile)
 		return err == nil
 	})

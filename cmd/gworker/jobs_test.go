@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // stateJobs are one job in each state, added by the CLI and moved there by
@@ -242,7 +244,7 @@ func TestJobsWatchRefreshesUntilInterrupted(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"jobs", "--watch", "--interval", "100ms"}, &stdout, &stderr, func(k string) string { return env[k] })
 	}()
-	waitFor(t, "two refreshes", time.Minute, func() bool { return strings.Count(stdout.String(), "\x1b[2J") >= 2 })
+	testkit.EventuallyWithin(t, time.Minute, "two refreshes", func() bool { return strings.Count(stdout.String(), "\x1b[2J") >= 2 })
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("exit %d after interruption; stderr %q", code, stderr.String())

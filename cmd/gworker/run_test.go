@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // readEnvFile reads the key=value lines a test script wrote.
@@ -195,7 +197,7 @@ while :; do sleep 0.05; done
 	exists := func(p string) func() bool {
 		return func() bool { _, err := os.Stat(p); return err == nil }
 	}
-	waitFor(t, "the task to start", time.Minute, exists(started))
+	testkit.EventuallyWithin(t, time.Minute, "the task to start", exists(started))
 	cancel()
 
 	var r result

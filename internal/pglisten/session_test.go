@@ -19,6 +19,7 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -84,16 +85,11 @@ func terminate(t *testing.T, admin *pgxpool.Pool, n *Session) uint32 {
 	return pid
 }
 
-// eventually polls cond until it holds, failing the test after a while.
+// eventually polls cond until it holds, failing the test after
+// receiveTimeout.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(receiveTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.EventuallyWithin(t, receiveTimeout, what, cond)
 }
 
 // errorLog collects what Options.OnListenError reports.

@@ -3,7 +3,6 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
@@ -103,21 +104,6 @@ func requireLocalBinaries(t *testing.T) binaries {
 			"(Debian/Ubuntu: apt-get install postgresql; make test does it when run as root): %v", err)
 	}
 	return bins
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	begin := time.Now()
-	ticker := time.NewTicker(20 * time.Millisecond)
-	defer ticker.Stop()
-	for !cond() {
-		if time.Since(begin) > within {
-			t.Fatalf("%s: still not so after %v", what, within)
-		}
-		<-ticker.C
-	}
-	return time.Since(begin)
 }
 
 func gone(path string) bool {
@@ -394,29 +380,10 @@ func TestLocalServerOwnership(t *testing.T) {
 type helper struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	out    *lockedBuffer
-	exited chan struct{} // closed after cmd.Wait returned
+	out    *testkit.Buffer // the helper's output, which exec writes from its own goroutine
+	exited chan struct{}   // closed after cmd.Wait returned
 	url    string
 	dir    string
-}
-
-// lockedBuffer collects the helper's output, which exec writes from its own
-// goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startHelper runs this test binary again as TestHelperProcess, without
@@ -432,7 +399,7 @@ func startHelper(t *testing.T, parentURL string) *helper {
 		}
 	}
 	cmd.Env = append(cmd.Env, helperEnv+"=1", parentURLEnv+"="+parentURL)
-	h := &helper{cmd: cmd, out: new(lockedBuffer), exited: make(chan struct{})}
+	h := &helper{cmd: cmd, out: new(testkit.Buffer), exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = h.out, h.out
 	// Bounds Wait if a grandchild kept the output pipe open, which pgtest must
 	// not let happen.
@@ -454,7 +421,7 @@ func startHelper(t *testing.T, parentURL string) *helper {
 	})
 
 	report := regexp.MustCompile(`(?m)^` + helperPrefix + ` (\S+) (\S+)$`)
-	eventually(t, time.Minute, "the helper reports its server", func() bool {
+	testkit.EventuallyWithin(t, time.Minute, "the helper reports its server", func() bool {
 		select {
 		case <-h.exited:
 			t.Fatalf("the helper exited (%v) before reporting its server:\n%s", cmd.ProcessState, h.out)
@@ -544,7 +511,7 @@ func TestKilledTestBinaryLeavesNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-h.exited
-	took := eventually(t, 20*time.Second, "the killed helper's server stopped and directory removed", func() bool {
+	took := testkit.EventuallyWithin(t, 20*time.Second, "the killed helper's server stopped and directory removed", func() bool {
 		return gone(h.dir) && !answers(h.url)
 	})
 	t.Logf("the watchdog cleaned up %v after the helper was killed", took.Round(time.Millisecond))

@@ -1,44 +1,30 @@
 package logging_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 	"github.com/gworker/gworker/plugin/logging"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// syncBuffer is a bytes.Buffer safe for the worker's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// records decodes the JSON lines written so far.
-func (s *syncBuffer) records(t *testing.T) []map[string]any {
+// records decodes the JSON lines the worker's goroutines wrote to buf so
+// far.
+func records(t *testing.T, buf *testkit.Buffer) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
@@ -53,7 +39,7 @@ func TestLogsEveryStepWithStructuredFields(t *testing.T) {
 	ctx := context.Background()
 	db := pgxdriver.New(pgtest.Pool(t))
 	schema := pgtest.Schema(t)
-	buf := &syncBuffer{}
+	buf := &testkit.Buffer{}
 	plugin := logging.New(logging.Options{Logger: slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 
 	utils, err := core.NewUtils(db, core.UtilsOptions{Schema: schema, Plugins: []core.Plugin{plugin}})
@@ -86,7 +72,7 @@ func TestLogsEveryStepWithStructuredFields(t *testing.T) {
 	}
 
 	byMsg := map[string][]map[string]any{}
-	for _, r := range buf.records(t) {
+	for _, r := range records(t, buf) {
 		byMsg[r["msg"].(string)] = append(byMsg[r["msg"].(string)], r)
 	}
 	one := func(msg string) map[string]any {
@@ -139,7 +125,7 @@ func TestLogsEveryStepWithStructuredFields(t *testing.T) {
 
 func TestRoutineLevelAndDisabledLevels(t *testing.T) {
 	t.Parallel()
-	buf := &syncBuffer{}
+	buf := &testkit.Buffer{}
 	p := logging.New(logging.Options{Logger: slog.New(slog.NewJSONHandler(buf, nil)), JobLevel: slog.LevelDebug})
 	h := p.Hooks()
 	job := &core.Job{ID: 7, TaskIdentifier: "t", Attempts: 1, MaxAttempts: 3}
@@ -148,7 +134,7 @@ func TestRoutineLevelAndDisabledLevels(t *testing.T) {
 	h.OnEvent(ctx, core.JobFailed{Job: job, Message: "x", WillRetry: true})            // Warn
 	h.OnEvent(ctx, core.CronEvent{Kind: core.CronError, Err: errors.New("db down")})   // Error
 	h.OnEvent(ctx, core.LocalQueueEvent{Change: core.RefetchDelayStarted, Delay: 1e6}) // Debug
-	recs := buf.records(t)
+	recs := records(t, buf)
 	if len(recs) != 2 || recs[0]["event"] != "job:error" || recs[1]["event"] != "cron:error" || recs[1]["error"] != "db down" {
 		t.Fatalf("records %v, want the failure and the cron error only", recs)
 	}

@@ -170,7 +170,7 @@ func (s *suite) newDatabase(t testing.TB) core.Database {
 	}
 	// Runs just before the cleanup NewDatabase registered (closing the
 	// pool, typically): give that a bound of its own.
-	t.Cleanup(func() { watchOf(t).cleanup("the cleanup Harness.NewDatabase registered (closing the Database)") })
+	t.Cleanup(func() { watchOf(t).cleanup("the cleanup Harness.NewDatabase registered, closing the Database") })
 	return db
 }
 

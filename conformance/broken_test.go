@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,6 +134,16 @@ var brokenDrivers = []brokenDriver{
 		run:  "^Contract$/^ScanNULL$",
 		want: []string{
 			`contract item "NULL into **T" broke:`,
+			"check for a NULL source and set *dest = nil",
+		},
+	},
+	{
+		// NULL json into *[]byte gives an empty, non-nil slice: the adapter
+		// copies with append([]byte{}, src...).
+		kind: "null-bytes-as-empty",
+		run:  "^Contract$/^ScanNULL$",
+		want: []string{
+			`contract item "NULL into **T" broke: NULL json scanned into *[]byte gave "", want nil`,
 			"check for a NULL source and set *dest = nil",
 		},
 	},
@@ -265,6 +276,15 @@ var brokenDrivers = []brokenDriver{
 		want: []string{
 			`contract item "Receive and ctx" broke: Receive ended by a deadline did not return within 5s`,
 			"interrupt the wait without closing the connection",
+		},
+	},
+	{
+		// Close that only marks the session closed for later calls.
+		kind: "close-leaves-receive-blocked",
+		run:  "^Contract$/^CloseUnblocksReceive$",
+		want: []string{
+			`contract item "Close" broke: a Receive blocked when Close was called had not returned 5s later`,
+			"have Close signal Receive (a channel or context) before releasing the connection",
 		},
 	},
 	// Reconnection.
@@ -450,6 +470,10 @@ func breakDriver(kind string, db core.Database) core.Database {
 		return rowsMangler{db, func(r core.Rows) core.Rows { return &sharedBuffer{Rows: r} }}
 	case "null-as-zero-value":
 		return rowsMangler{db, func(r core.Rows) core.Rows { return nullZeroer{r} }}
+	case "null-bytes-as-empty":
+		return rowsMangler{db, func(r core.Rows) core.Rows { return nullBytesEmpty{r} }}
+	case "close-leaves-receive-blocked":
+		return listenMangler{db, func(n core.Notifications) core.Notifications { return &lazyClose{Notifications: n} }}
 	case "loses-sqlstate":
 		return errMangler{db, flatten, true}
 	case "loses-sqlstate-in-rows":
@@ -618,6 +642,19 @@ func (r nullZeroer) Scan(dest ...any) error {
 		}
 	}
 	return nil
+}
+
+// nullBytesEmpty turns a nil []byte (NULL) into an empty one.
+type nullBytesEmpty struct{ core.Rows }
+
+func (r nullBytesEmpty) Scan(dest ...any) error {
+	err := r.Rows.Scan(dest...)
+	for _, d := range dest {
+		if p, ok := d.(*[]byte); ok && *p == nil {
+			*p = []byte{}
+		}
+	}
+	return err
 }
 
 // closeNoop's Close does nothing.
@@ -811,6 +848,28 @@ type ctxlessReceive struct{ core.Notifications }
 
 func (n ctxlessReceive) Receive(context.Context) (core.Notification, error) {
 	return n.Notifications.Receive(context.Background())
+}
+
+// lazyClose's Close only stops later calls: a Receive already waiting
+// goes on waiting (until its ctx ends; the real Close comes when the test
+// is over).
+type lazyClose struct {
+	core.Notifications
+	closed atomic.Bool
+}
+
+func (n *lazyClose) Receive(ctx context.Context) (core.Notification, error) {
+	if n.closed.Load() {
+		return core.Notification{}, fmt.Errorf("closed: %w", core.ErrNotificationsClosed)
+	}
+	return n.Notifications.Receive(ctx)
+}
+
+func (n *lazyClose) Close(ctx context.Context) error {
+	if n.closed.Swap(true) {
+		return n.Notifications.Close(ctx)
+	}
+	return nil
 }
 
 // reconnectHider swallows the Reconnected notifications.

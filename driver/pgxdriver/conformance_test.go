@@ -13,17 +13,12 @@ import (
 	"github.com/gworker/gworker/internal/pgtest"
 )
 
-// The shared suite, in pgx's default mode (prepared statements) and in the
-// simple protocol (PgBouncer's transaction pooling).
+// The shared suite in each of pgx's query modes (execModes): it covers the
+// values, rows, errors, transactions, cancellation and concurrency that
+// this package's own tests once checked mode by mode.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	for _, m := range []struct {
-		name string
-		mode pgx.QueryExecMode
-	}{
-		{"default", pgx.QueryExecModeCacheStatement},
-		{"simple_protocol", pgx.QueryExecModeSimpleProtocol},
-	} {
+	for _, m := range execModes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
 			conformance.Run(t, harness(m.mode))

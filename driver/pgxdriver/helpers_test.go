@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -83,23 +82,6 @@ func count(t *testing.T, pool *pgxpool.Pool, table string) int64 {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// within runs f in a goroutine and fails the test if it has not returned by
-// the deadline, so that a hang shows up as a failure rather than a timeout
-// of the whole test binary.
-func within(t *testing.T, d time.Duration, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("still running after %v", d)
-	}
 }
 
 // newDriver returns a Driver over a pool of its own in the given mode.

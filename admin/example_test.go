@@ -16,12 +16,12 @@ import (
 // The admin page mounted under /admin in an application's own server.
 func Example() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	dbURL, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Stop()
-	db, err := pgxdriver.Open(ctx, srv.URL())
+	defer drop()
+	db, err := pgxdriver.Open(ctx, dbURL)
 	if err != nil {
 		log.Fatal(err)
 	}

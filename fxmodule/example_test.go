@@ -38,12 +38,12 @@ func reports(done chan<- string) fx.Option {
 // worker starts and stops with the application.
 func Example() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	dbURL, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer srv.Stop()
+	defer drop()
 
 	done := make(chan string, 1)
 	var utils *core.Utils
@@ -51,7 +51,7 @@ func Example() {
 		fx.NopLogger,
 		// The application chooses the driver; fxmodule imports none.
 		fx.Provide(func(lc fx.Lifecycle) (core.Database, error) {
-			db, err := pgxdriver.Open(ctx, srv.URL()) // or pqdriver.Open, bundriver.Open
+			db, err := pgxdriver.Open(ctx, dbURL) // or pqdriver.Open, bundriver.Open
 			if err != nil {
 				return nil, err
 			}

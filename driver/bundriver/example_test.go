@@ -34,13 +34,13 @@ func (ShipOrder) TaskIdentifier() string { return "ship_order" }
 // Add a job in the same bun.Tx as your own insert, then run it.
 func Example() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	dbURL, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Stop()
+	defer drop()
 
-	db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(srv.URL()))), pgdialect.New())
+	db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dbURL))), pgdialect.New())
 	defer db.Close()
 	d := bundriver.New(db)
 
@@ -100,13 +100,13 @@ func Example() {
 // the same lines as with pgxdriver.Open or pqdriver.Open.
 func ExampleOpen() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	dbURL, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Stop()
+	defer drop()
 
-	d, err := bundriver.Open(ctx, srv.URL())
+	d, err := bundriver.Open(ctx, dbURL)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -16,13 +16,13 @@ import (
 
 func Example() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	dbURL, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Stop()
+	defer drop()
 
-	if err := run(ctx, srv.URL()); err != nil {
+	if err := run(ctx, dbURL); err != nil {
 		fmt.Println(err)
 	}
 	// Output:

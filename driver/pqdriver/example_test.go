@@ -23,13 +23,13 @@ func (ShipOrder) TaskIdentifier() string { return "ship_order" }
 // Add a job in the same *sql.Tx as your own write, then run it.
 func Example() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	dbURL, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Stop()
+	defer drop()
 
-	d, err := pqdriver.Open(ctx, srv.URL())
+	d, err := pqdriver.Open(ctx, dbURL)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -85,13 +85,13 @@ func Example() {
 // Notifications need a connection string: Open's, or ListenDSN's.
 func ExampleDriver_Listen() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	dbURL, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Stop()
+	defer drop()
 
-	d, err := pqdriver.Open(ctx, srv.URL())
+	d, err := pqdriver.Open(ctx, dbURL)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func ExampleDriver_Listen() {
 
 	// Over a *sql.DB of your own, New needs the connection string to
 	// LISTEN with, or PollOnly to choose polling alone.
-	listening := pqdriver.New(d.DB(), pqdriver.ListenDSN(srv.URL()))
+	listening := pqdriver.New(d.DB(), pqdriver.ListenDSN(dbURL))
 	n2, err := listening.Listen(ctx, "pq_example")
 	if err != nil {
 		log.Fatal(err)

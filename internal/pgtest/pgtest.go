@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"sync"
@@ -35,9 +37,12 @@ var errProcessStopped = errors.New("pgtest: the test server was already stopped 
 
 // processServer returns the process-wide server, starting it on first use.
 // Concurrent callers wait for the one start; a failed start is not retried,
-// so every test reports the same error quickly.
+// so every test reports the same error quickly. tb, which reports the
+// start, is nil for an Example.
 func processServer(tb testing.TB) (*Server, error) {
-	tb.Helper()
+	if tb != nil {
+		tb.Helper()
+	}
 	process.mu.Lock()
 	defer process.mu.Unlock()
 	if process.stopped {
@@ -54,7 +59,9 @@ func processServer(tb testing.TB) (*Server, error) {
 		if process.err != nil {
 			return nil, process.err
 		}
-		tb.Logf("pgtest: %s server ready in %v", process.srv.Source(), time.Since(begin).Round(time.Millisecond))
+		if tb != nil {
+			tb.Logf("pgtest: %s server ready in %v", process.srv.Source(), time.Since(begin).Round(time.Millisecond))
+		}
 		process.signals = make(chan os.Signal, 1)
 		signal.Notify(process.signals, os.Interrupt, syscall.SIGTERM)
 		go stopOnSignal(process.signals)
@@ -105,6 +112,45 @@ func URL(tb testing.TB) string {
 		tb.Fatalf("%v", err)
 	}
 	return s.URL()
+}
+
+// Database creates a database of its own on the process-wide test server,
+// starting the server on first use, and returns its URL and a function that
+// drops it. It is for code without a testing.TB, such as an Example: a
+// package's examples share the one server its tests use (with TestMain
+// calling Main), each in a database where its tables meet no one else's.
+func Database(ctx context.Context) (url string, drop func(), err error) {
+	srv, err := processServer(nil)
+	if err != nil {
+		return "", nil, err
+	}
+	u, err := neturl.Parse(srv.URL())
+	if err != nil {
+		return "", nil, fmt.Errorf("pgtest: the server's URL: %w", err)
+	}
+	name := "example_" + newSchemaName()
+	admin := func(ctx context.Context, sql string) error {
+		conn, err := pgx.Connect(ctx, srv.URL())
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	if err := admin(ctx, "create database "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", nil, fmt.Errorf("pgtest: create database %s: %w", name, err)
+	}
+	u.Path = "/" + name
+	drop = func() {
+		// Best effort, like dropSchema: the server is a throwaway one.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := admin(ctx, "drop database if exists "+pgx.Identifier{name}.Sanitize()+" with (force)"); err != nil {
+			slog.Warn("pgtest: drop database", "database", name, "err", err)
+		}
+	}
+	return u.String(), drop, nil
 }
 
 // Schema returns a new unique schema name for this test ("t_" and 12 hex

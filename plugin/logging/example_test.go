@@ -22,13 +22,13 @@ func (Welcome) TaskIdentifier() string { return "send_welcome" }
 // text, without the attributes that change from run to run.
 func ExampleNew() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	dbURL, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer srv.Stop()
-	db, err := pgxdriver.Open(ctx, srv.URL())
+	defer drop()
+	db, err := pgxdriver.Open(ctx, dbURL)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -27,13 +27,13 @@ func (Invoice) TaskIdentifier() string { return "send_invoice" }
 // payload.
 func ExampleNew() {
 	ctx := context.Background()
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	dbURL, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer srv.Stop()
-	db, err := pgxdriver.Open(ctx, srv.URL())
+	defer drop()
+	db, err := pgxdriver.Open(ctx, dbURL)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -771,9 +771,9 @@ func (s *suite) testRowsCloseReleases(t *testing.T) {
 	t.Parallel()
 	e := s.setup(t)
 	watcher := e.other()
-	// About 20 MB: more than socket buffers hold, so the server is still
+	// About 11 MB: more than socket buffers hold, so the server is still
 	// sending when Close is called.
-	rows, err := e.db.Query(e.ctx, `select pg_backend_pid(), repeat('x', 100) from generate_series(1, 200000)`)
+	rows, err := e.db.Query(e.ctx, `select pg_backend_pid(), repeat('x', 100) from generate_series(1, 100000)`)
 	if err != nil {
 		itemRows.fatalf(t, "Query: %v", err)
 	}
@@ -785,7 +785,7 @@ func (s *suite) testRowsCloseReleases(t *testing.T) {
 	if err := rows.Scan(&pid, &pad); err != nil {
 		itemRows.fatalf(t, "Scan: %v", err)
 	}
-	within(t, itemRows, lim(t).wait, "Rows.Close before the last of 200000 rows", func() { _ = rows.Close() })
+	within(t, itemRows, lim(t).wait, "Rows.Close before the last of 100000 rows", func() { _ = rows.Close() })
 	var state string
 	eventually(t, itemRows, fmt.Sprintf("the backend that sent the closed Rows (pid %d) to go idle: "+
 		"Rows.Close did not release its connection (the server is still sending the rest of the result, "+

@@ -161,3 +161,58 @@ func TestCancelJobRunningInAnotherProcess(t *testing.T) {
 		t.Fatal("the helper worker did not deregister at its clean shutdown")
 	}
 }
+
+// lateListenDB holds LISTEN back until the test lets it through, as a slow
+// or lost LISTEN connection would.
+type lateListenDB struct {
+	core.Database
+	open chan struct{}
+}
+
+func (l *lateListenDB) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
+	select {
+	case <-l.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return l.Database.Listen(ctx, channels...)
+}
+
+// A job cancelled while its worker was not listening yet (its notification
+// went to nobody) is still cancelled once the worker listens.
+func TestCancelWhileNotListeningReachesTheHandler(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	db := &lateListenDB{Database: b.db, open: make(chan struct{})}
+	started, cause := make(chan struct{}), make(chan error, 1)
+	w, _ := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 1, PollInterval: time.Hour,
+		Tasks: []core.Task{core.RawTask("c", func(ctx context.Context, _ *core.Job) error {
+			close(started)
+			<-ctx.Done()
+			cause <- context.Cause(ctx)
+			return ctx.Err()
+		})}})
+	job := b.add(t, "c", nil, nil)
+	stop := runInBackground(t, w)
+	<-started
+	if _, err := b.utils.CancelJob(b.ctx, job.ID, "changed my mind"); err != nil {
+		t.Fatal(err)
+	}
+	close(db.open)
+	select {
+	case err := <-cause:
+		var ce *core.CancelledError
+		if !errors.As(err, &ce) || ce.Reason != "Cancelled: changed my mind" {
+			t.Fatalf("the handler's context ended with %v, want the cancellation", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler was not cancelled once the worker listened")
+	}
+	testkit.Eventually(t, "the job to be failed for good and unlocked", func() bool {
+		r := b.job(t, job.ID)
+		return r.LockedBy == nil && r.Attempts == r.MaxAttempts && deref(r.LastError) == "Cancelled: changed my mind"
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}

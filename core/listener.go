@@ -53,8 +53,10 @@ func (l *listener) listen(ctx context.Context) {
 		}
 		outage.ok()
 		w.log.Debug("gworker: listening for notifications")
-		// Jobs may have been added while nobody listened.
+		// Jobs may have been added, and jobs of this worker cancelled,
+		// while nobody listened.
 		l.wake.wake(w.opts.Concurrency)
+		l.missedCancels(ctx)
 		l.receive(ctx, n)
 		_ = n.Close(context.WithoutCancel(ctx))
 	}
@@ -74,6 +76,7 @@ func (l *listener) receive(ctx context.Context, n Notifications) {
 		case msg.Reconnected:
 			w.log.Info("gworker: LISTEN connection re-established; polling now")
 			l.wake.wake(w.opts.Concurrency)
+			l.missedCancels(ctx)
 		case msg.Channel == cancelChannel:
 			var c cancelRequest
 			if json.Unmarshal([]byte(msg.Payload), &c) == nil && c.Schema == w.opts.Schema && c.Worker == w.id {
@@ -132,4 +135,36 @@ func insertCount(payload string) int {
 		return 1 << 20
 	}
 	return int(n)
+}
+
+// missedCancels finds the jobs of this worker that CancelJob cancelled
+// while nobody listened (before LISTEN was in place, or while its
+// connection was lost), and hands them to the loop as if their
+// notifications had arrived. A cancelled job that a worker holds is the
+// one CancelJob leaves out of attempts, with its "Cancelled" message, after
+// it was locked (a fetch does not touch updated_at). It reads the jobs
+// table, which has no index on locked_by, so it runs only when LISTEN is
+// (re)established.
+func (l *listener) missedCancels(ctx context.Context) {
+	w := l.w
+	rows, err := w.db.Query(ctx, w.sql.missedCancels, w.id)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("gworker: looking for jobs cancelled while not listening failed; they run to their end", slog.Any("error", err))
+		}
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c cancelRequest
+		if err := rows.Scan(&c.ID, &c.Reason); err != nil {
+			w.log.Warn("gworker: looking for jobs cancelled while not listening failed; they run to their end", slog.Any("error", err))
+			return
+		}
+		c.Schema, c.Worker = w.opts.Schema, w.id
+		l.cancels.add(c)
+	}
+	if err := rows.Err(); err != nil && ctx.Err() == nil {
+		w.log.Warn("gworker: looking for jobs cancelled while not listening failed; they run to their end", slog.Any("error", err))
+	}
 }

@@ -20,6 +20,7 @@ type workerSQL struct {
 	fail          string
 	returnJobs    string
 	lockedJobs    string
+	missedCancels string
 	resetLockedAt string
 }
 
@@ -99,6 +100,12 @@ from back where q.id = back.job_queue_id and q.locked_by = $1`),
 		// reads the table (no index on locked_by), so it runs only after a
 		// failed fetch.
 		lockedJobs: r.render("select j.id, j.job_queue_id from {{schema}}._private_jobs as j where j.locked_by = $1"),
+
+		// The jobs worker $1 holds that CancelJob cancelled: out of
+		// attempts, with its message, after they were locked.
+		missedCancels: r.render(`select j.id, j.last_error from {{schema}}._private_jobs as j
+where j.locked_by = $1 and j.attempts >= j.max_attempts and j.updated_at >= j.locked_at
+  and j.last_error like 'Cancelled%'`),
 
 		// Frees locks a crashed worker left behind, after graphile-worker's
 		// fixed 4 hours.

@@ -604,9 +604,20 @@ func (s *suite) testWake(t *testing.T) {
 	if s.h.NoListen {
 		poll = 50 * time.Millisecond
 	}
-	w := e.worker(core.WorkerOptions{Database: db, Concurrency: 2, PollInterval: poll, Tasks: []core.Task{
-		core.RawTask("conf_wake", func(_ context.Context, j *core.Job) error { ran <- j.ID; return nil }),
-	}})
+	// A worker that requires notifications runs on a driver that listens,
+	// and refuses to run on a poll-only one.
+	w := e.worker(core.WorkerOptions{Database: db, Concurrency: 2, PollInterval: poll, RequireNotifications: !s.h.NoListen,
+		Tasks: []core.Task{core.RawTask("conf_wake", func(_ context.Context, j *core.Job) error { ran <- j.ID; return nil })}})
+	if s.h.NoListen {
+		strict := e.worker(core.WorkerOptions{Database: e.other(), RequireNotifications: true,
+			Tasks: []core.Task{core.RawTask("conf_wake_strict", func(context.Context, *core.Job) error { return nil })}})
+		ctx, cancel := context.WithTimeout(context.Background(), lim(t).wait)
+		err := strict.Run(ctx)
+		cancel()
+		if !errors.Is(err, core.ErrNotificationsUnsupported) {
+			itemListenUnsupported.errorf(t, "Run with RequireNotifications on a poll-only driver returned %v, want an error wrapping core.ErrNotificationsUnsupported", err)
+		}
+	}
 	stop := runInBackground(t, w)
 	if !s.h.NoListen {
 		// Once listening, the worker fetches once (jobs may have come while

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
@@ -40,7 +41,7 @@ func (l *listener) listen(ctx context.Context) {
 	for ctx.Err() == nil {
 		n, err := w.db.Listen(ctx, "jobs:insert", "worker:migrate", cancelChannel)
 		if errors.Is(err, ErrNotificationsUnsupported) {
-			w.log.Info("gworker: driver cannot LISTEN; relying on polling", slog.Duration("poll_interval", w.opts.PollInterval))
+			l.pollOnly(err)
 			return
 		}
 		if err != nil {
@@ -167,4 +168,26 @@ func (l *listener) missedCancels(ctx context.Context) {
 	if err := rows.Err(); err != nil && ctx.Err() == nil {
 		w.log.Warn("gworker: looking for jobs cancelled while not listening failed; they run to their end", slog.Any("error", err))
 	}
+}
+
+// pollOnly says, loudly, that the driver cannot LISTEN: new jobs then wait
+// for the next poll. With RequireNotifications it stops the worker instead.
+func (l *listener) pollOnly(err error) {
+	w := l.w
+	if w.opts.RequireNotifications {
+		err := fmt.Errorf("gworker: WorkerOptions.RequireNotifications is set, but the driver cannot LISTEN (%w); "+
+			"build it with what it needs to listen: pgxdriver.Open or pgxdriver.New(pool), pqdriver.Open(url) or "+
+			"pqdriver.New(db, pqdriver.ListenDSN(url)), bundriver.Open(url) or bundriver.New(db, bundriver.ListenDSN(url))", err)
+		w.log.Error(err.Error())
+		select {
+		case l.fatal <- err:
+		default:
+		}
+		return
+	}
+	w.log.Warn("gworker: poll-only: the driver cannot LISTEN, so a new job waits up to the poll interval to start; "+
+		"build the driver with what it needs to listen (pgxdriver.Open or New(pool); pqdriver.Open(url) or "+
+		"New(db, pqdriver.ListenDSN(url)); bundriver.Open(url) or New(db, bundriver.ListenDSN(url))), "+
+		"or set WorkerOptions.RequireNotifications to make this an error",
+		slog.Duration("poll_interval", w.opts.PollInterval), slog.Any("error", err))
 }

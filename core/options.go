@@ -79,6 +79,11 @@ type WorkerOptions struct {
 	// PollInterval is how often an idle worker polls for jobs when no
 	// notification arrives; 0 means DefaultPollInterval.
 	PollInterval time.Duration
+	// RequireNotifications makes a driver that cannot LISTEN (built
+	// poll-only) an error: Run stops and returns an error wrapping
+	// ErrNotificationsUnsupported. Without it such a worker logs a warning
+	// once and finds jobs by polling alone, up to PollInterval late.
+	RequireNotifications bool
 	// ForbiddenFlags: jobs carrying any of these flags are not fetched.
 	ForbiddenFlags []string
 	// ForbiddenFlagsFunc, if set, is called before each fetch and its flags

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -403,4 +404,45 @@ func TestNoSweepOfLivePeersAfterAnOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// pollOnlyDB is a driver built poll-only: Listen refuses, naming itself.
+type pollOnlyDB struct{ core.Database }
+
+func (pollOnlyDB) Listen(context.Context, ...string) (core.Notifications, error) {
+	return nil, fmt.Errorf("fakedriver: the Driver was made with PollOnly: %w", core.ErrNotificationsUnsupported)
+}
+
+// A driver that cannot LISTEN is loud: a warning at start that names the
+// fix (and the worker still runs jobs by polling), or, with
+// RequireNotifications, an error from Run.
+func TestPollOnlyDriverIsLoud(t *testing.T) {
+	t.Parallel()
+	t.Run("warning", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ran := make(chan struct{})
+		w, sink := b.worker(t, core.WorkerOptions{Database: pollOnlyDB{b.db}, PollInterval: 50 * time.Millisecond,
+			Tasks: []core.Task{core.RawTask("p", func(context.Context, *core.Job) error { close(ran); return nil })}})
+		stop := runInBackground(t, w)
+		b.add(t, "p", nil, nil)
+		<-ran
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if n := countRecs(sink, "WARN gworker: poll-only"); n != 1 || !sink.has("fakedriver: the Driver was made with PollOnly") ||
+			!sink.has("RequireNotifications") {
+			t.Fatalf("want one warning naming the driver and the fix, got %d:\n%s", n, strings.Join(sinkRecs(sink), "\n"))
+		}
+	})
+	t.Run("error", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		w, _ := b.worker(t, core.WorkerOptions{Database: pollOnlyDB{b.db}, RequireNotifications: true,
+			Tasks: []core.Task{core.RawTask("p", func(context.Context, *core.Job) error { return nil })}})
+		err := w.Run(b.ctx)
+		if !errors.Is(err, core.ErrNotificationsUnsupported) || !strings.Contains(err.Error(), "RequireNotifications") {
+			t.Fatalf("Run = %v, want an error wrapping ErrNotificationsUnsupported that names RequireNotifications", err)
+		}
+	})
 }

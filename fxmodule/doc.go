@@ -25,6 +25,9 @@
 // added to those set in Config.Worker. Value groups are unordered, so
 // plugins from the group run after Config.Worker.Plugins, sorted by name;
 // put plugins whose relative order matters into one, or into Config.
+// AsPlugin also provides the plugin as its own type, so the application
+// reaches the very instance the worker runs (fx.Populate, or a constructor
+// taking it).
 //
 // ClientModule provides only a *core.Utils, for processes that add jobs but
 // run none; it uses Config.Worker's Schema and Logger and the plugins group.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"go.uber.org/fx"
 
@@ -86,4 +87,65 @@ func Example() {
 	// Output:
 	// sent the report of 2024-01-02
 	// stopped
+}
+
+// Telemetry is a plugin that the application also uses directly, for
+// instance to serve its counters.
+type Telemetry struct {
+	mu   sync.Mutex
+	done int
+}
+
+func NewTelemetry() *Telemetry { return &Telemetry{} }
+
+func (t *Telemetry) Name() string { return "telemetry" }
+
+func (t *Telemetry) Hooks() core.Hooks {
+	return core.Hooks{OnEvent: func(_ context.Context, e core.Event) {
+		if _, ok := e.(core.JobCompleted); ok {
+			t.mu.Lock()
+			t.done++
+			t.mu.Unlock()
+		}
+	}}
+}
+
+// Completed is what the application serves, say on its metrics endpoint.
+func (t *Telemetry) Completed() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done
+}
+
+// A plugin provided with AsPlugin is in the graph by its own type too, and
+// it is the same instance the worker runs: fx.Populate (or any
+// constructor taking a *Telemetry) reaches the plugin the worker reports to.
+func ExampleAsPlugin() {
+	var (
+		tel     *Telemetry
+		plugins []core.Plugin // what Module's worker gets from the group
+	)
+	app := fx.New(
+		fx.NopLogger,
+		fx.Provide(fxmodule.AsPlugin(NewTelemetry)),
+		fx.Populate(&tel),
+		fx.Populate(fx.Annotate(&plugins, fx.ParamTags(`group:"`+fxmodule.PluginsGroup+`"`))),
+	)
+	if err := app.Err(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(len(plugins), plugins[0] == core.Plugin(tel), tel.Completed())
+
+	// Providing the constructor a second time is a mistake fx reports,
+	// *Telemetry being provided already, rather than a second plugin.
+	err := fx.New(
+		fx.NopLogger,
+		fx.Provide(fxmodule.AsPlugin(NewTelemetry)),
+		fx.Provide(fxmodule.AsPlugin(NewTelemetry)),
+	).Err()
+	fmt.Println(err != nil)
+	// Output:
+	// 1 true 0
+	// true
 }

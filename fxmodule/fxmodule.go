@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 
 	"go.uber.org/fx"
@@ -197,11 +198,61 @@ func Tasks(tasks ...core.Task) fx.Option {
 }
 
 // AsPlugin annotates a constructor of a plugin (any type implementing
-// core.Plugin) so that its result joins the plugins group:
-// fx.Provide(fxmodule.AsPlugin(newTelemetry)).
+// core.Plugin) so that its result joins the plugins group and is also
+// provided as its own type: fx.Provide(fxmodule.AsPlugin(newTelemetry)).
+// The application can then fx.Populate or inject the *Telemetry it
+// configured, and it is the instance the worker runs: fx calls the
+// constructor once for both. Providing the same constructor twice fails
+// the application ("already provided") instead of making two plugins.
+//
+// The constructor returns the plugin, optionally followed by an error. A
+// constructor whose result type is core.Plugin itself joins only the group,
+// so that several of them can coexist.
 func AsPlugin(constructor any) any {
-	return fx.Annotate(constructor, fx.As(new(core.Plugin)), fx.ResultTags(`group:"`+PluginsGroup+`"`))
+	group := fx.ResultTags(`group:"` + PluginsGroup + `"`)
+	fn := reflect.ValueOf(constructor)
+	t := fn.Type()
+	if t.Kind() != reflect.Func || !(t.NumOut() == 1 || t.NumOut() == 2 && t.Out(1) == errorType) ||
+		t.Out(0) == pluginType || !t.Out(0).Implements(pluginType) {
+		// Group only; fx reports a constructor it cannot use, or a result
+		// that is no plugin, when the application starts.
+		return fx.Annotate(constructor, fx.As(new(core.Plugin)), group)
+	}
+	// fx.As(fx.Self()) would put the plugin's own type into the group too
+	// (result tags apply to every type an As provides), so the constructor
+	// is wrapped into one returning the plugin twice: as itself, untagged,
+	// and as core.Plugin, into the group. One call, one instance.
+	in := make([]reflect.Type, t.NumIn())
+	for i := range in {
+		in[i] = t.In(i)
+	}
+	out := []reflect.Type{t.Out(0), pluginType}
+	if t.NumOut() == 2 {
+		out = append(out, errorType)
+	}
+	wrapped := reflect.MakeFunc(reflect.FuncOf(in, out, t.IsVariadic()), func(args []reflect.Value) []reflect.Value {
+		var res []reflect.Value
+		if t.IsVariadic() {
+			res = fn.CallSlice(args)
+		} else {
+			res = fn.Call(args)
+		}
+		p := reflect.New(pluginType).Elem()
+		if len(res) == 2 && !res[1].IsNil() {
+			// fx discards the values when the constructor fails; the error
+			// is all that must get through.
+			return []reflect.Value{reflect.Zero(t.Out(0)), p, res[1]}
+		}
+		p.Set(res[0])
+		return append([]reflect.Value{res[0], p}, res[1:]...)
+	})
+	return fx.Annotate(wrapped.Interface(), fx.ResultTags(``, `group:"`+PluginsGroup+`"`))
 }
+
+var (
+	pluginType = reflect.TypeFor[core.Plugin]()
+	errorType  = reflect.TypeFor[error]()
+)
 
 // Plugins supplies plugins to the plugins group.
 func Plugins(plugins ...core.Plugin) fx.Option {

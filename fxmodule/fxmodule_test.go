@@ -2,6 +2,7 @@ package fxmodule_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -374,5 +375,99 @@ func TestModuleImportsNoDriver(t *testing.T) {
 			strings.Contains(pkg, "lib/pq") || strings.Contains(pkg, "uptrace/bun") {
 			t.Errorf("fxmodule depends on %s", pkg)
 		}
+	}
+}
+
+// telemetry is a plugin the application also uses itself, by its own type.
+type telemetry struct {
+	prefix string
+}
+
+func (t *telemetry) Name() string      { return "telemetry" }
+func (t *telemetry) Hooks() core.Hooks { return core.Hooks{} }
+func (t *telemetry) Counter() string   { return t.prefix + "jobs" }
+
+// pluginsIn fills ps with the plugins group, as NewWorker receives it.
+func pluginsIn(ps *[]core.Plugin) fx.Option {
+	return fx.Populate(fx.Annotate(ps, fx.ParamTags(`group:"gworker.plugins"`)))
+}
+
+func TestAsPluginProvidesThePluginAsItselfToo(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	newTelemetry := func(g *Greeter) (*telemetry, error) {
+		calls++
+		return &telemetry{prefix: g.Prefix}, nil
+	}
+	var (
+		tel     *telemetry
+		plugins []core.Plugin
+	)
+	app := fxtest.New(t, fx.NopLogger,
+		fx.Supply(&Greeter{Prefix: "app."}),
+		fx.Provide(fxmodule.AsPlugin(newTelemetry)),
+		fx.Populate(&tel),
+		pluginsIn(&plugins),
+	)
+	app.RequireStart()
+	defer app.RequireStop()
+	if tel == nil || tel.Counter() != "app.jobs" {
+		t.Fatalf("populated %+v, want the constructor's telemetry", tel)
+	}
+	if len(plugins) != 1 || plugins[0] != core.Plugin(tel) {
+		t.Fatalf("plugins group %v, want exactly the populated %p", plugins, tel)
+	}
+	if calls != 1 {
+		t.Fatalf("constructor called %d times, want once", calls)
+	}
+}
+
+func TestAsPluginTwiceFailsInsteadOfMakingTwoPlugins(t *testing.T) {
+	t.Parallel()
+	newTelemetry := func() *telemetry { return &telemetry{} }
+	err := fx.New(fx.NopLogger,
+		fx.Provide(fxmodule.AsPlugin(newTelemetry)),
+		fx.Provide(fxmodule.AsPlugin(newTelemetry)),
+	).Err()
+	if err == nil || !strings.Contains(err.Error(), "already provided") {
+		t.Fatalf("app error %v, want *telemetry already provided", err)
+	}
+}
+
+func TestAsPluginConstructorError(t *testing.T) {
+	t.Parallel()
+	var tel *telemetry
+	app := fx.New(fx.NopLogger,
+		fx.Provide(fxmodule.AsPlugin(func() (*telemetry, error) { return nil, errors.New("no exporter configured") })),
+		fx.Populate(&tel),
+	)
+	if err := app.Err(); err == nil || !strings.Contains(err.Error(), "no exporter configured") {
+		t.Fatalf("app error %v, want the constructor's", err)
+	}
+}
+
+// Constructors returning core.Plugin and variadic ones join the group too;
+// several core.Plugin constructors do not clash over the interface type.
+func TestAsPluginOtherConstructors(t *testing.T) {
+	t.Parallel()
+	named := func(name string) func() core.Plugin {
+		return func() core.Plugin { return core.NewPlugin(name, core.Hooks{}) }
+	}
+	var plugins []core.Plugin
+	app := fxtest.New(t, fx.NopLogger,
+		fx.Provide(fxmodule.AsPlugin(named("a"))),
+		fx.Provide(fxmodule.AsPlugin(named("b"))),
+		fx.Provide(fxmodule.AsPlugin(func(opts ...string) *observer { return &observer{name: "c"} })),
+		pluginsIn(&plugins),
+	)
+	app.RequireStart()
+	defer app.RequireStop()
+	var names []string
+	for _, p := range plugins {
+		names = append(names, p.Name())
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"a", "b", "c"}) {
+		t.Fatalf("plugins group %v", names)
 	}
 }

@@ -19,6 +19,8 @@
 //		fxmodule.Crontab("0 4 * * * nightly_report"),
 //	)
 //
+// (Example_application runs this application.)
+//
 // Tasks, plugins, cron entries and extensions come from anywhere in the graph,
 // through value groups: AsTask, AsPlugin and AsSchedule annotate
 // constructors; Tasks, Plugins, Crontab and Extension supply values. They are
@@ -43,6 +45,8 @@
 //	fx.Provide(func(pool *pgxpool.Pool) core.Database { return pgxdriver.New(pool) })
 //	fx.Provide(func(db *sql.DB) core.Database { return pqdriver.New(db, pqdriver.ListenDSN(dsn)) })
 //	fx.Provide(func(db *bun.DB) core.Database { return bundriver.New(db) })
+//
+// (Example_existingPool runs a worker with each of them.)
 //
 // pqdriver.New needs the connection string to LISTEN with, since a *sql.DB
 // does not tell; pqdriver.PollOnly() instead makes the worker poll alone,

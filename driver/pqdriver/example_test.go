@@ -2,6 +2,7 @@ package pqdriver_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -123,4 +124,40 @@ func ExampleDriver_Listen() {
 	// Output:
 	// pq_example hello
 	// true
+}
+
+// Over a *sql.DB the application opened itself: New leaves it the
+// application's, and ListenDSN says where to LISTEN, since a *sql.DB does
+// not tell.
+func ExampleNew() {
+	ctx := context.Background()
+	dsn, drop, err := pgtest.Database(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer drop()
+
+	db, err := sql.Open("postgres", dsn)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	d := pqdriver.New(db, pqdriver.ListenDSN(dsn))
+	defer d.Close() // leaves db open: it is yours
+
+	n, err := d.Listen(ctx, "pq_new_example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer n.Close(ctx)
+	if _, err := db.ExecContext(ctx, `select pg_notify('pq_new_example', 'hello')`); err != nil {
+		log.Fatal(err)
+	}
+	msg, err := n.Receive(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(msg.Channel, msg.Payload)
+	// Output:
+	// pq_new_example hello
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"runtime"
 	"slices"
 
 	"go.uber.org/fx"
@@ -207,12 +208,13 @@ func Tasks(tasks ...core.Task) fx.Option {
 //
 // The constructor returns the plugin, optionally followed by an error. A
 // constructor whose result type is core.Plugin itself joins only the group,
-// so that several of them can coexist.
+// so that several of them can coexist. fx's own messages (such as a type
+// provided twice) name AsPlugin's wrapper rather than the constructor; the
+// fx.Provide line they point at is the application's.
 func AsPlugin(constructor any) any {
 	group := fx.ResultTags(`group:"` + PluginsGroup + `"`)
-	fn := reflect.ValueOf(constructor)
-	t := fn.Type()
-	if t.Kind() != reflect.Func || !(t.NumOut() == 1 || t.NumOut() == 2 && t.Out(1) == errorType) ||
+	fn, t := reflect.ValueOf(constructor), reflect.TypeOf(constructor)
+	if t == nil || t.Kind() != reflect.Func || !(t.NumOut() == 1 || t.NumOut() == 2 && t.Out(1) == errorType) ||
 		t.Out(0) == pluginType || !t.Out(0).Implements(pluginType) {
 		// Group only; fx reports a constructor it cannot use, or a result
 		// that is no plugin, when the application starts.
@@ -222,6 +224,10 @@ func AsPlugin(constructor any) any {
 	// (result tags apply to every type an As provides), so the constructor
 	// is wrapped into one returning the plugin twice: as itself, untagged,
 	// and as core.Plugin, into the group. One call, one instance.
+	name := "constructor"
+	if f := runtime.FuncForPC(fn.Pointer()); f != nil {
+		name = f.Name()
+	}
 	in := make([]reflect.Type, t.NumIn())
 	for i := range in {
 		in[i] = t.In(i)
@@ -239,9 +245,10 @@ func AsPlugin(constructor any) any {
 		}
 		p := reflect.New(pluginType).Elem()
 		if len(res) == 2 && !res[1].IsNil() {
-			// fx discards the values when the constructor fails; the error
-			// is all that must get through.
-			return []reflect.Value{reflect.Zero(t.Out(0)), p, res[1]}
+			// fx names the wrapper, not the constructor, so the error does.
+			// fx discards the values of a constructor that failed.
+			err := fmt.Errorf("gworker: fxmodule.AsPlugin(%s): %w", name, res[1].Interface().(error))
+			return []reflect.Value{reflect.Zero(t.Out(0)), p, reflect.ValueOf(&err).Elem()}
 		}
 		p.Set(res[0])
 		return append([]reflect.Value{res[0], p}, res[1:]...)

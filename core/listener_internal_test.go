@@ -46,10 +46,21 @@ type listenDB struct {
 
 func (d listenDB) Listen(context.Context, ...string) (Notifications, error) { return d.n, nil }
 
+// Query answers the listener's look for jobs cancelled while it did not
+// listen: there are none.
+func (listenDB) Query(context.Context, string, ...any) (Rows, error) { return noRows{}, nil }
+
+type noRows struct{}
+
+func (noRows) Next() bool        { return false }
+func (noRows) Scan(...any) error { return nil }
+func (noRows) Err() error        { return nil }
+func (noRows) Close() error      { return nil }
+
 func TestListenerWakesCancelsForThisWorkerOnlyAndStops(t *testing.T) {
 	n := notifications{msgs: make(chan Notification, 10)}
 	w := &Worker{id: "pool-me", db: listenDB{n: n}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		opts: WorkerOptions{Schema: "s", Concurrency: 4}}
+		opts: WorkerOptions{Schema: "s", Concurrency: 4}, sql: newWorkerSQL(newRenderer("s"), false)}
 	wake, cancels, fatal := newWakeups(false), newCancellations(), make(chan error, 1)
 	l := newListener(w, wake, cancels, fatal)
 	if err := l.Start(context.Background()); err != nil {

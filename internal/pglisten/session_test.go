@@ -341,27 +341,42 @@ func TestCloseUnblocksReceive(t *testing.T) {
 	n := listen(t, config(t), nil, uniqueName("c_"))
 	pid := n.PID()
 
-	errc := make(chan error, 1)
-	go func() {
-		_, err := n.Receive(t.Context())
-		errc <- err
-	}()
+	errc := receiveAsync(t, n)
 	eventually(t, "Receive to block", func() bool { return len(n.sem) == 1 })
 	closeNow(t, n)
-	select {
-	case err := <-errc:
-		if !errors.Is(err, core.ErrNotificationsClosed) {
-			t.Errorf("blocked Receive: got %v, want ErrNotificationsClosed", err)
-		}
-	case <-time.After(receiveTimeout):
-		t.Fatal("Close did not unblock Receive")
-	}
+	wantClosed(t, errc, "Close did not unblock Receive")
 
 	if _, err := n.Receive(t.Context()); !errors.Is(err, core.ErrNotificationsClosed) {
 		t.Errorf("Receive after Close: got %v, want ErrNotificationsClosed", err)
 	}
 	closeNow(t, n)
 	waitBackendGone(t, admin, pid)
+}
+
+// receiveAsync calls n.Receive in a goroutine and returns the channel its
+// error comes back on.
+func receiveAsync(t *testing.T, n core.Notifications) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := n.Receive(t.Context())
+		errc <- err
+	}()
+	return errc
+}
+
+// wantClosed waits for the Receive behind errc to return
+// ErrNotificationsClosed, failing the test with stuck if it does not
+// return within receiveTimeout.
+func wantClosed(t *testing.T, errc <-chan error, stuck string) {
+	t.Helper()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, core.ErrNotificationsClosed) {
+			t.Errorf("blocked Receive: got %v, want ErrNotificationsClosed", err)
+		}
+	case <-time.After(receiveTimeout):
+		t.Fatal(stuck)
+	}
 }
 
 // waitBackendGone waits for the backend with pid to exit, which shows the
@@ -384,25 +399,14 @@ func TestCloseWithDoneContext(t *testing.T) {
 	n := listen(t, config(t), nil, uniqueName("c_"))
 	pid := n.PID()
 
-	errc := make(chan error, 1)
-	go func() {
-		_, err := n.Receive(t.Context())
-		errc <- err
-	}()
+	errc := receiveAsync(t, n)
 	eventually(t, "Receive to block", func() bool { return len(n.sem) == 1 })
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if err := n.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("Close: got %v, want nil or context.Canceled", err)
 	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, core.ErrNotificationsClosed) {
-			t.Errorf("blocked Receive: got %v, want ErrNotificationsClosed", err)
-		}
-	case <-time.After(receiveTimeout):
-		t.Fatal("Close did not unblock Receive")
-	}
+	wantClosed(t, errc, "Close did not unblock Receive")
 	waitBackendGone(t, admin, pid)
 }
 
@@ -416,22 +420,11 @@ func TestCloseWhileReconnecting(t *testing.T) {
 
 	refuse.Store(true)
 	terminate(t, admin, n)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := n.Receive(t.Context())
-		errc <- err
-	}()
+	errc := receiveAsync(t, n)
 	// The lost connection and at least one refused attempt.
 	eventually(t, "a failed reconnect", func() bool { return log.len() >= 2 })
 	closeNow(t, n)
-	select {
-	case err := <-errc:
-		if !errors.Is(err, core.ErrNotificationsClosed) {
-			t.Errorf("got %v, want ErrNotificationsClosed", err)
-		}
-	case <-time.After(receiveTimeout):
-		t.Fatal("Close did not stop the reconnect loop")
-	}
+	wantClosed(t, errc, "Close did not stop the reconnect loop")
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -126,6 +126,13 @@ func (c *completer) Stop() {
 func (c *completer) take(now time.Time) []outcome {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.pending) <= maxBatch && !c.anyWaiting(now) {
+		// The usual case: everything goes, with no copy.
+		batch := c.pending
+		c.pending = nil
+		c.busy = len(batch) > 0
+		return batch
+	}
 	var batch, rest []outcome
 	for i, o := range c.pending {
 		if len(batch) == maxBatch {
@@ -146,6 +153,17 @@ func (c *completer) take(now time.Time) []outcome {
 	}
 	c.busy = len(batch) > 0
 	return batch
+}
+
+// anyWaiting reports whether a pending outcome waits for a retry of its
+// own after now. c.mu is held.
+func (c *completer) anyWaiting(now time.Time) bool {
+	for _, o := range c.pending {
+		if o.retryAt.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // putBack returns outcomes that could not be recorded to the front of the
@@ -377,6 +395,7 @@ func (c *completer) flush(batch []outcome) (recorded, retry []outcome, envErr er
 		{"return", returns, c.returnJobs},
 		{"release", releases, c.releaseJobs},
 	}
+	var done [][]outcome // groups recorded whole
 	for _, g := range groups {
 		if len(g.os) == 0 {
 			continue
@@ -389,7 +408,7 @@ func (c *completer) flush(batch []outcome) (recorded, retry []outcome, envErr er
 		err := c.exec(g.stmt, g.os)
 		switch {
 		case err == nil:
-			recorded = append(recorded, g.os...)
+			done = append(done, g.os)
 		case !jobSpecific(err):
 			envErr = err
 			retry = append(retry, g.os...)
@@ -401,6 +420,12 @@ func (c *completer) flush(batch []outcome) (recorded, retry []outcome, envErr er
 			retry = append(retry, again...)
 			envErr = err
 		}
+	}
+	if envErr == nil && len(retry) == 0 && len(recorded) == 0 {
+		return batch, nil, nil // the usual case: all of it, with no copy
+	}
+	for _, os := range done {
+		recorded = append(recorded, os...)
 	}
 	return recorded, retry, envErr
 }

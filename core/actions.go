@@ -181,10 +181,7 @@ func (u *Utils) FailMatching(ctx context.Context, sel JobSelection, reason strin
 // it takes running jobs; it skips jobs already permanently failed (their
 // last_error is kept).
 func (u *Utils) CancelMatching(ctx context.Context, sel JobSelection, reason string) (ActionResult, error) {
-	msg := "Cancelled"
-	if reason != "" {
-		msg += ": " + reason
-	}
+	msg := cancelMessage(reason)
 	return u.runAction(ctx, sel, action{name: "cancel jobs", eligible: "not (j.locked_at is null and j.attempts >= j.max_attempts)",
 		change: func(r renderer, a *sqlArgs) string {
 			return r.render(`update {{schema}}._private_jobs as j

@@ -39,12 +39,20 @@ func (u *Utils) CancelJobByKey(ctx context.Context, key, reason string) (*Job, e
 	return u.cancel(ctx, u.sql.cancelByKey, fmt.Sprintf("with key %q", key), key, reason)
 }
 
-func (u *Utils) cancel(ctx context.Context, sql, which string, target any, reason string) (*Job, error) {
-	msg := "Cancelled"
-	if reason != "" {
-		msg += ": " + reason
+// cancelledPrefix starts the last_error of every cancelled job; a worker
+// that missed a cancellation's notification finds its jobs by it.
+const cancelledPrefix = "Cancelled"
+
+// cancelMessage is the last_error a cancellation with reason leaves.
+func cancelMessage(reason string) string {
+	if reason == "" {
+		return cancelledPrefix
 	}
-	jobs, err := u.jobsQuery(ctx, "cancel job "+which, sql, target, msg, u.schema)
+	return cancelledPrefix + ": " + reason
+}
+
+func (u *Utils) cancel(ctx context.Context, sql, which string, target any, reason string) (*Job, error) {
+	jobs, err := u.jobsQuery(ctx, "cancel job "+which, sql, target, cancelMessage(reason), u.schema)
 	if err != nil {
 		return nil, err
 	}

@@ -148,7 +148,7 @@ func insertCount(payload string) int {
 // (re)established.
 func (l *listener) missedCancels(ctx context.Context) {
 	w := l.w
-	rows, err := w.db.Query(ctx, w.sql.missedCancels, w.id)
+	rows, err := w.db.Query(ctx, w.sql.missedCancels, w.id, cancelledPrefix)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("gworker: looking for jobs cancelled while not listening failed; they run to their end", slog.Any("error", err))

@@ -102,10 +102,11 @@ from back where q.id = back.job_queue_id and q.locked_by = $1`),
 		lockedJobs: r.render("select j.id, j.job_queue_id from {{schema}}._private_jobs as j where j.locked_by = $1"),
 
 		// The jobs worker $1 holds that CancelJob cancelled: out of
-		// attempts, with its message, after they were locked.
+		// attempts, with its message (starting with $2), after they were
+		// locked.
 		missedCancels: r.render(`select j.id, j.last_error from {{schema}}._private_jobs as j
 where j.locked_by = $1 and j.attempts >= j.max_attempts and j.updated_at >= j.locked_at
-  and j.last_error like 'Cancelled%'`),
+  and starts_with(j.last_error, $2::text)`),
 
 		// Frees locks a crashed worker left behind, after graphile-worker's
 		// fixed 4 hours.

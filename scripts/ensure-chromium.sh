@@ -8,6 +8,8 @@
 # browser tests then fail with the same advice (they never skip).
 set -euo pipefail
 
+. "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
+
 if [[ -n "${GWORKER_CHROMIUM:-}" ]]; then
 	if [[ -x "$GWORKER_CHROMIUM" ]]; then
 		exit 0
@@ -28,16 +30,7 @@ if have_chromium; then
 	exit 0
 fi
 
-if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
-	echo "ensure-chromium: no Chromium found; installing the chromium package"
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
-	if ! have_chromium; then
-		echo "ensure-chromium: installed chromium but still found no chromium binary" >&2
-		exit 1
-	fi
-	exit 0
-fi
+apt_install ensure-chromium chromium have_chromium "Chromium"
 
 cat >&2 <<'MSG'
 ensure-chromium: Chromium not found, and it cannot be installed from here (this

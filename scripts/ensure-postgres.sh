@@ -8,6 +8,8 @@
 # tests then fail with pgtest's own explanation.
 set -euo pipefail
 
+. "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
+
 if [[ -n "${GWORKER_TEST_DATABASE_URL:-}" ]]; then
 	echo "ensure-postgres: tests use \$GWORKER_TEST_DATABASE_URL"
 	exit 0
@@ -28,16 +30,7 @@ if have_initdb; then
 	exit 0
 fi
 
-if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
-	echo "ensure-postgres: PostgreSQL server binaries not found; installing the postgresql package"
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
-	if ! have_initdb; then
-		echo "ensure-postgres: installed postgresql but still found no initdb" >&2
-		exit 1
-	fi
-	exit 0
-fi
+apt_install ensure-postgres postgresql have_initdb "PostgreSQL server binaries (initdb)"
 
 cat >&2 <<'MSG'
 ensure-postgres: PostgreSQL server binaries (initdb) not found, and they cannot be

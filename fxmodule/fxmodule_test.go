@@ -302,27 +302,9 @@ func TestModuleRunsOnEveryDriver(t *testing.T) {
 		name string
 		open func(ctx context.Context, url string) (core.Database, func() error, error)
 	}{
-		{"pgxdriver", func(ctx context.Context, url string) (core.Database, func() error, error) {
-			d, err := pgxdriver.Open(ctx, url)
-			if err != nil {
-				return nil, nil, err
-			}
-			return d, d.Close, nil
-		}},
-		{"pqdriver", func(ctx context.Context, url string) (core.Database, func() error, error) {
-			d, err := pqdriver.Open(ctx, url)
-			if err != nil {
-				return nil, nil, err
-			}
-			return d, d.Close, nil
-		}},
-		{"bundriver", func(ctx context.Context, url string) (core.Database, func() error, error) {
-			d, err := bundriver.Open(ctx, url)
-			if err != nil {
-				return nil, nil, err
-			}
-			return d, d.Close, nil
-		}},
+		{"pgxdriver", opener(pgxdriver.Open)},
+		{"pqdriver", opener(pqdriver.Open)},
+		{"bundriver", opener(bundriver.Open)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -359,6 +341,21 @@ func TestModuleRunsOnEveryDriver(t *testing.T) {
 			}
 			app.RequireStop()
 		})
+	}
+}
+
+// opener adapts a driver's Open to the table above: the driver as a
+// core.Database, and its Close.
+func opener[D interface {
+	core.Database
+	Close() error
+}, O any](open func(context.Context, string, ...O) (D, error)) func(context.Context, string) (core.Database, func() error, error) {
+	return func(ctx context.Context, url string) (core.Database, func() error, error) {
+		d, err := open(ctx, url)
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, d.Close, nil
 	}
 }
 

@@ -112,13 +112,8 @@ func ExampleDriver_Listen() {
 	fmt.Println(msg.Channel, msg.Payload)
 
 	// Over a *sql.DB of your own, New needs the connection string to
-	// LISTEN with, or PollOnly to choose polling alone.
-	listening := pqdriver.New(d.DB(), pqdriver.ListenDSN(dbURL))
-	n2, err := listening.Listen(ctx, "pq_example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	n2.Close(ctx)
+	// LISTEN with (ListenDSN, see New's example), or PollOnly to choose
+	// polling alone.
 	_, err = pqdriver.New(d.DB(), pqdriver.PollOnly()).Listen(ctx, "pq_example")
 	fmt.Println(errors.Is(err, core.ErrNotificationsUnsupported))
 	// Output:

@@ -76,11 +76,13 @@ func (c *completer) backlog() int {
 	return len(c.pending)
 }
 
-// blocked reports whether outcomes wait for the database to come back.
-func (c *completer) blocked() bool {
+// mayFetch reports whether the loop may fetch: fewer than limit outcomes
+// wait, none waits for the database to come back and, with settled, every
+// outcome is recorded.
+func (c *completer) mayFetch(limit int, settled bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.failing
+	return len(c.pending) < limit && !c.failing && (!settled || (len(c.pending) == 0 && !c.busy))
 }
 
 // Start runs the completer. Cancelling ctx does not stop it: only Stop

@@ -129,8 +129,7 @@ func (f *fetcher) delayOver() {
 // fetch, it first finds the jobs that fetch may have locked without the
 // loop hearing of it, which needs every outcome recorded.
 func (f *fetcher) next(running, waiting int) int {
-	if f.fetching || f.pending <= 0 || f.delaying || f.completer.backlog() >= f.backlogLimit || f.completer.blocked() ||
-		(f.reconcile && !f.completer.idle()) {
+	if f.fetching || f.pending <= 0 || f.delaying || !f.completer.mayFetch(f.backlogLimit, f.reconcile) {
 		return 0
 	}
 	if f.localQueue {

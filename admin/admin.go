@@ -89,6 +89,14 @@ func NewHandler(u *core.Utils, opts Options) (http.Handler, error) {
 	if prefix != "" && (!strings.HasPrefix(prefix, "/") || strings.ContainsAny(prefix, "?#\"'<> \x00")) {
 		return nil, fmt.Errorf("admin: Options.Prefix %q must be a path starting with /", opts.Prefix)
 	}
+	if opts.StaleThreshold < 0 {
+		// Every workers view and sweep would fail on it; say so once, now.
+		return nil, fmt.Errorf("admin: Options.StaleThreshold %v must not be negative (0 means core.DefaultStaleThreshold)", opts.StaleThreshold)
+	}
+	if opts.RefreshInterval < 0 {
+		// The page would refresh back to back, a query storm per open tab.
+		return nil, fmt.Errorf("admin: Options.RefreshInterval %v must not be negative (0 means DefaultRefreshInterval)", opts.RefreshInterval)
+	}
 	h := &handler{u: u, opts: opts, prefix: prefix, csrf: http.NewCrossOriginProtection(), log: opts.Logger, threshold: opts.StaleThreshold}
 	if h.log == nil {
 		h.log = slog.Default()

@@ -33,6 +33,8 @@ func TestNewHandlerRequiresAnAuthenticator(t *testing.T) {
 		"relative prefix":    {Auth: admin.NoAuth(admin.RoleViewer), Prefix: "admin"},
 		"bad trusted origin": {Auth: admin.NoAuth(admin.RoleViewer), TrustedOrigins: []string{"not an origin"}},
 		"bad crontab":        {Auth: admin.NoAuth(admin.RoleViewer), Crontab: "* * * nope"},
+		"negative threshold": {Auth: admin.NoAuth(admin.RoleViewer), StaleThreshold: -time.Second},
+		"negative refresh":   {Auth: admin.NoAuth(admin.RoleViewer), RefreshInterval: -time.Second},
 	} {
 		if _, err := admin.NewHandler(u, opts); err == nil {
 			t.Errorf("%s: NewHandler accepted %+v", name, opts)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // actionJobs are ten jobs of task "batch" (one running, one with an
@@ -95,12 +96,15 @@ func TestFilterActionsRunInBatchesAndSkipRunningJobs(t *testing.T) {
 	// Retry wakes an idle worker, which runs the jobs at once although
 	// it polls only every hour.
 	var ran atomic.Int32
-	w, _ := b.worker(t, core.WorkerOptions{PollInterval: time.Hour, Tasks: []core.Task{
+	w, sink := b.worker(t, core.WorkerOptions{PollInterval: time.Hour, Tasks: []core.Task{
 		core.RawTask("batch", func(context.Context, *core.Job) error { ran.Add(1); return nil }),
 	}})
 	stop := runInBackground(t, w)
 	eventually(t, "the worker's row", func() bool { return b.workerRows(t, w.ID()) == 1 })
-	time.Sleep(50 * time.Millisecond) // let its first fetch come back empty
+	// Its first fetch came back empty and it listens: only the retry's
+	// notification can make it fetch again within the hour.
+	sink.events.Wait(t, "worker:fetch", 1)
+	sink.events.Wait(t, testkit.Listened, 1)
 	res, err = b.utils.RetryJobs(b.ctx, core.JobSelection{Filter: &core.JobFilter{States: []core.JobState{core.JobStateFailed}}, BatchSize: 4})
 	if err != nil || res.Changed != 9 || res.Skipped != 0 {
 		t.Fatalf("RetryJobs = %+v, %v", res, err)

@@ -345,8 +345,14 @@ func TestSuiteCatchesBrokenDrivers(t *testing.T) {
 	wg.Wait()
 
 	t.Run("intact", func(t *testing.T) {
-		if r := results[len(brokenDrivers)]; r.err != nil {
+		r := results[len(brokenDrivers)]
+		if r.err != nil {
 			t.Fatalf("the contract tests on the intact driver, with the catalogue's harness: %v\n%s", r.err, r.out)
+		}
+		// A run that matched no test passes too: the intact run must
+		// have run the contract tests.
+		if !strings.Contains(r.out, "--- PASS: TestBrokenDriverChild/Contract ") {
+			t.Fatalf("the intact run passed without running the contract tests; output:\n%s", r.out)
 		}
 	})
 	for i, b := range brokenDrivers {
@@ -376,7 +382,11 @@ func TestSuiteCatchesBrokenDrivers(t *testing.T) {
 func runChild(t *testing.T, url, kind, run string) (string, error) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*childBound)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBrokenDriverChild$/"+run, "-test.count=1", "-test.timeout=5m")
+	args := []string{"-test.run=^TestBrokenDriverChild$/" + run, "-test.count=1", "-test.timeout=5m"}
+	if kind == "intact" {
+		args = append(args, "-test.v") // the parent checks that the contract tests ran
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), envBroken+"="+kind, pgtest.EnvURL+"="+url)
 	out, err := cmd.CombinedOutput()
 	// Keep the output readable in the parent's failure messages.

@@ -368,6 +368,40 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	}
 }
 
+func TestCleanupKeepsTheTasksOfLiveWorkers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	kept, gone := b.addJob(t, "kept", nil, nil), b.addJob(t, "gone", nil, nil)
+	if _, err := b.utils.CompleteJobs(b.ctx, []int64{kept.ID, gone.ID}); err != nil {
+		t.Fatal(err)
+	}
+	// A live worker that registered "kept" (and caches its id).
+	if _, err := b.db.Exec(b.ctx, fmt.Sprintf(`insert into %q._private_gworker_workers (worker_id, heartbeat_interval, tasks)
+values ('pool-live', interval '10 seconds', array['kept'])`, b.schema)); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "cleanup", b.do(t, "POST", "/api/v1/maintenance/cleanup", `{"tasks":["GC_TASK_IDENTIFIERS"]}`, asOperator), http.StatusOK)
+	rows, err := b.db.Query(b.ctx, fmt.Sprintf(`select identifier from %q._private_tasks order by identifier`, b.schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var left []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(left, []string{"kept"}) {
+		t.Fatalf("task identifiers after cleanup = %v, want [kept]", left)
+	}
+}
+
 // writes are one request of each kind that changes something.
 func writes(id int64) [][2]string {
 	var out [][2]string

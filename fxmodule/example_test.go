@@ -22,24 +22,9 @@ import (
 	"github.com/gworker/gworker/plugin/logging"
 )
 
-type SendReport struct {
-	Day string `json:"day"`
-}
-
-func (SendReport) TaskIdentifier() string { return "send_report" }
-
-// reports is a feature module of the application: it registers its task
+// mailing is a feature module of the application: it registers its task
 // from its own corner of the graph.
-func reports(done chan<- string) fx.Option {
-	return fx.Module("reports",
-		fx.Provide(fxmodule.AsTask(func() core.Task {
-			return core.NewTask(func(ctx context.Context, job *core.Job, r SendReport) error {
-				done <- "sent the report of " + r.Day
-				return nil
-			})
-		})),
-	)
-}
+var mailing = fx.Module("mailing", fx.Provide(fxmodule.AsTask(newSendEmailTask)))
 
 // An fx application with a worker: the application provides the database
 // (its driver, here pgx) and the configuration, feature modules provide tasks and plugins, and the
@@ -53,10 +38,11 @@ func Example() {
 	}
 	defer drop()
 
-	done := make(chan string, 1)
+	out := make(sent, 1)
 	var utils *core.Utils
 	app := fx.New(
 		fx.NopLogger,
+		fx.Supply(out),
 		// The application chooses the driver; fxmodule imports none.
 		fx.Provide(func(lc fx.Lifecycle) (core.Database, error) {
 			db, err := pgxdriver.Open(ctx, dbURL) // or pqdriver.Open, bundriver.Open
@@ -71,7 +57,7 @@ func Example() {
 			Logger: slog.New(slog.DiscardHandler),
 		}}),
 		fxmodule.Module,
-		reports(done),
+		mailing,
 		fx.Provide(fxmodule.AsPlugin(func() core.Plugin {
 			return logging.New(logging.Options{Logger: slog.New(slog.DiscardHandler)})
 		})),
@@ -81,18 +67,18 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	if _, err := utils.AddJob(ctx, SendReport{Day: "2024-01-02"}, nil); err != nil {
+	if _, err := utils.AddJob(ctx, SendEmail{To: "grace@example.com"}, nil); err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(<-done)
+	fmt.Println(<-out)
 	if err := app.Stop(ctx); err != nil { // graceful shutdown of the worker
 		fmt.Println(err)
 		return
 	}
 	fmt.Println("stopped")
 	// Output:
-	// sent the report of 2024-01-02
+	// mailed grace@example.com
 	// stopped
 }
 

@@ -191,9 +191,7 @@ func (u *Utils) CancelMatching(ctx context.Context, sel JobSelection, reason str
 		},
 		// As CancelJob: the holder of a live lock is told.
 		notify: func(a *sqlArgs) string {
-			return `select pg_notify('` + cancelChannel + `', json_build_object('schema', ` + a.add(u.schema, "text") +
-				`, 'id', c.id, 'worker', c.locked_by, 'reason', c.last_error)::text)
-  from changed c where c.locked_by is not null and c.locked_at > now() - interval '4 hours'`
+			return notifyCancelled("changed", a.add(u.schema, "text"), "c.last_error")
 		},
 	})
 }

@@ -71,9 +71,18 @@ func cancelSQL(r renderer, where string) string {
   where ` + where + `
   returning j.*
 ), notified as (
-  select pg_notify('` + cancelChannel + `', json_build_object('schema', $3::text, 'id', c.id, 'worker', c.locked_by, 'reason', $2::text)::text)
-  from cancelled c
-  where c.locked_by is not null and c.locked_at > now() - interval '4 hours'
+  ` + notifyCancelled("cancelled", "$3::text", "$2::text") + `
 )
 select ` + jobColumns + ` from cancelled j where (select count(*) from notified) >= 0`)
+}
+
+// notifyCancelled is the select that tells the worker holding each
+// cancelled row of from (a lock younger than the 4-hour expiry) to cancel
+// it: a cancelRequest on cancelChannel, with schema and reason as the SQL
+// expressions given. CancelJob and CancelMatching both send it.
+func notifyCancelled(from, schema, reason string) string {
+	return `select pg_notify('` + cancelChannel + `', json_build_object('schema', ` + schema +
+		`, 'id', c.id, 'worker', c.locked_by, 'reason', ` + reason + `)::text)
+  from ` + from + ` c
+  where c.locked_by is not null and c.locked_at > now() - interval '4 hours'`
 }

@@ -142,3 +142,52 @@ func TestRoutineLevelAndDisabledLevels(t *testing.T) {
 		t.Errorf("name %q", p.Name())
 	}
 }
+
+// A handler's RetryAfter is logged as a snooze at the routine level, with
+// the delay it asked for and its reason, not as a failure.
+func TestLogsSnoozeWithItsDelayAndReason(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgxdriver.New(pgtest.Pool(t))
+	schema := pgtest.Schema(t)
+	buf := &testkit.Buffer{}
+	plugin := logging.New(logging.Options{Logger: slog.New(slog.NewJSONHandler(buf, nil))})
+	w, err := core.NewWorker(core.WorkerOptions{Database: db, Schema: schema,
+		Logger:  slog.New(slog.DiscardHandler),
+		Plugins: []core.Plugin{plugin},
+		Tasks: []core.Task{core.RawTask("later", func(context.Context, *core.Job) error {
+			return core.RetryAfter(time.Hour, errors.New("rate limited"))
+		})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Utils().Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	job, err := w.Utils().AddRawJob(ctx, "later", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var snoozed []map[string]any
+	for _, r := range records(t, buf) {
+		if r["event"] == "job:error" || r["event"] == "job:failed" {
+			t.Errorf("a snooze logged as a failure: %v", r)
+		}
+		if r["event"] == "job:snoozed" {
+			snoozed = append(snoozed, r)
+		}
+	}
+	if len(snoozed) != 1 {
+		t.Fatalf("%d job:snoozed records, want 1; all:\n%s", len(snoozed), buf.String())
+	}
+	r := snoozed[0]
+	for k, v := range map[string]any{"level": "INFO", "msg": "gworker: job snoozed; it runs again later",
+		"job_id": float64(job.ID), "task": "later", "delay": float64(time.Hour), "error": "rate limited"} {
+		if r[k] != v {
+			t.Errorf("snooze record: %s = %v, want %v; record %v", k, r[k], v, r)
+		}
+	}
+}

@@ -47,7 +47,7 @@ func (u *Utils) RecordAudit(ctx context.Context, e AuditEntry) (int64, error) {
 		}
 		detail = string(e.Detail)
 	}
-	ids := nonNilIDs(e.JobIDs)
+	ids := nonNil(e.JobIDs)
 	if len(ids) > maxAuditIDs {
 		ids = ids[:maxAuditIDs]
 	}

@@ -695,10 +695,3 @@ func (u *Utils) ListKnownCrontabs(ctx context.Context) ([]CrontabInfo, error) {
 	}
 	return out, nil
 }
-
-func nonNilStrings(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}

@@ -517,7 +517,7 @@ func newRecovery(w *Worker, once bool) *recovery {
 func (r *recovery) register(ctx context.Context) error {
 	w, o := r.w, r.w.opts.Recovery
 	args := []any{w.id, r.host, int32(os.Getpid()), buildVersion(), int32(w.opts.Concurrency), r.once, o.HeartbeatInterval.Seconds()}
-	_, err := w.db.Exec(ctx, r.sql.register, append(args, nonNilStrings(w.taskNames))...)
+	_, err := w.db.Exec(ctx, r.sql.register, append(args, nonNil(w.taskNames))...)
 	if sqlState(err) == "42703" { // no tasks column yet: an older gworker migrated the schema
 		_, err = w.db.Exec(ctx, r.sql.registerNoTasks, args...)
 	}

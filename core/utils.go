@@ -297,7 +297,7 @@ func (u *Utils) RemoveJob(ctx context.Context, jobKey string) (*Job, error) {
 // CompleteJobs deletes the given jobs as if they had succeeded, and returns
 // them. Jobs a worker holds (locked less than 4 hours ago) are skipped.
 func (u *Utils) CompleteJobs(ctx context.Context, ids []int64) ([]*Job, error) {
-	return u.jobsQuery(ctx, "complete jobs", u.sql.completeJobs, nonNilIDs(ids))
+	return u.jobsQuery(ctx, "complete jobs", u.sql.completeJobs, nonNil(ids))
 }
 
 // PermanentlyFailJobs marks the given jobs as failed for good (attempts =
@@ -305,7 +305,7 @@ func (u *Utils) CompleteJobs(ctx context.Context, ids []int64) ([]*Job, error) {
 // "Manually marked as failed"), and returns them. Jobs a worker holds are
 // skipped.
 func (u *Utils) PermanentlyFailJobs(ctx context.Context, ids []int64, reason string) ([]*Job, error) {
-	return u.jobsQuery(ctx, "permanently fail jobs", u.sql.permanentlyFailJobs, nonNilIDs(ids), nullString(reason))
+	return u.jobsQuery(ctx, "permanently fail jobs", u.sql.permanentlyFailJobs, nonNil(ids), nullString(reason))
 }
 
 // RescheduleOptions says what RescheduleJobs changes; nil fields are kept.
@@ -336,7 +336,7 @@ func (u *Utils) RescheduleJobs(ctx context.Context, ids []int64, opts Reschedule
 	if opts.RunAt != nil {
 		runAt = *opts.RunAt
 	}
-	return u.jobsQuery(ctx, "reschedule jobs", u.sql.rescheduleJobs, nonNilIDs(ids), runAt,
+	return u.jobsQuery(ctx, "reschedule jobs", u.sql.rescheduleJobs, nonNil(ids), runAt,
 		optInt32(opts.Priority), optInt32(opts.Attempts), optInt32(opts.MaxAttempts))
 }
 
@@ -592,11 +592,13 @@ func optInt32(p *int) any {
 	return int32(*p)
 }
 
-func nonNilIDs(ids []int64) []int64 {
-	if ids == nil {
-		return []int64{}
+// nonNil returns s, or an empty slice for nil, so that an array argument
+// is sent as '{}' rather than NULL.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
 	}
-	return ids
+	return s
 }
 
 // addJobsFastSQL adds keyless jobs with exactly add_jobs' row effects and

@@ -559,7 +559,7 @@ func (r *recovery) Stop() {
 	w := r.w
 	dctx, dcancel := context.WithTimeout(r.detached, 10*time.Second)
 	defer dcancel()
-	w.writeThroughput(dctx)
+	w.writeThroughput(dctx, r.sql.writeThroughput)
 	n, err := w.db.Exec(dctx, r.sql.deregister, w.id)
 	switch {
 	case err != nil:
@@ -596,7 +596,7 @@ func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(co
 			err = register(bctx)
 		}
 		if err == nil {
-			w.writeThroughput(bctx)
+			w.writeThroughput(bctx, s.writeThroughput)
 		}
 		cancel()
 		switch {

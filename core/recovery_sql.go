@@ -16,6 +16,7 @@ type recoverySQL struct {
 	tryLock, lock                   string
 	findDead, sweep                 string
 	heldJobs                        string
+	writeThroughput                 string
 }
 
 // A worker is stale when its last heartbeat is older than the threshold, or
@@ -83,6 +84,8 @@ for update of w`),
 		sweep: r.render(withHeldParams(sweepSQL, sweepParams)),
 
 		heldJobs: r.render(withHeldParams(heldJobsSQL, heldJobsParams)),
+
+		writeThroughput: r.render(writeThroughputSQL),
 	}
 }
 

@@ -98,8 +98,9 @@ func (c *throughputCounter) putBack(m map[string]*[2]int64) {
 // day. It runs with each heartbeat and at shutdown. Counts that fail to
 // be written are kept for the next call, except on a schema without the
 // table (migrated by an older gworker, run with SkipMigrate), where
-// there is nowhere to put them.
-func (w *Worker) writeThroughput(ctx context.Context) {
+// there is nowhere to put them. sql is writeThroughputSQL, rendered for
+// the schema (recoverySQL's).
+func (w *Worker) writeThroughput(ctx context.Context, sql string) {
 	m := w.throughput.take()
 	if len(m) == 0 {
 		return
@@ -114,7 +115,7 @@ func (w *Worker) writeThroughput(ctx context.Context) {
 	for i, task := range tasks {
 		completed[i], failed[i] = m[task][0], m[task][1]
 	}
-	_, err := w.db.Exec(ctx, newRenderer(w.opts.Schema).render(writeThroughputSQL), w.id, tasks, completed, failed)
+	_, err := w.db.Exec(ctx, sql, w.id, tasks, completed, failed)
 	switch {
 	case err == nil:
 	case isUndefined(err):

@@ -1,0 +1,63 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gworker/gworker/core"
+)
+
+// Heartbeats write what the worker finished, per task, and Throughput
+// reads it back.
+func TestHeartbeatsWriteThroughput(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w, _ := b.worker(t, core.WorkerOptions{
+		Tasks: []core.Task{
+			core.RawTask("ok", func(context.Context, *core.Job) error { return nil }),
+			core.RawTask("bad", func(context.Context, *core.Job) error { return errors.New("boom") }),
+		},
+		Recovery: core.RecoveryOptions{HeartbeatInterval: 20 * time.Millisecond, StaleThreshold: time.Second},
+	})
+	b.add(t, "ok", nil, nil)
+	b.add(t, "ok", nil, nil)
+	b.add(t, "bad", nil, &core.JobSpec{MaxAttempts: 1}) // runs once
+	stop := runInBackground(t, w)
+	totals := func() (map[string][2]int64, error) {
+		tp, err := b.utils.Throughput(b.ctx, 0)
+		if err != nil {
+			return nil, err
+		}
+		m := map[string][2]int64{}
+		for _, p := range tp.Points {
+			if p.WorkerID != w.ID() {
+				return nil, errors.New("a point of another worker: " + p.WorkerID)
+			}
+			n := m[p.Task]
+			n[0] += p.Completed
+			n[1] += p.Failed
+			m[p.Task] = n
+		}
+		return m, nil
+	}
+	// Before the worker stops: written by a heartbeat.
+	eventually(t, "the heartbeat's throughput", func() bool {
+		m, err := totals()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m["ok"] == [2]int64{2, 0} && m["bad"] == [2]int64{0, 1}
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := totals()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 2 || m["ok"] != [2]int64{2, 0} || m["bad"] != [2]int64{0, 1} {
+		t.Fatalf("throughput after stop = %v; want ok 2 completed, bad 1 failed, nothing counted twice", m)
+	}
+}

@@ -444,13 +444,16 @@ type goWorker struct {
 	cancel    context.CancelFunc
 	done      chan error
 	listening chan struct{} // closed once it listens for notifications
+	// listens records testkit.Listened the moment a LISTEN is in place;
+	// listening is closed a little later, by a goroutine.
+	listens *testkit.Events
 }
 
 // newGoWorker builds a worker whose handlers record their runs in rec like
 // the agent's do: one database round trip between start and end.
 func (e *env) newGoWorker(t *testing.T, schema string, cfg goWorkerConfig, rec *recorder) *goWorker {
 	t.Helper()
-	g := &goWorker{done: make(chan error, 1), listening: make(chan struct{})}
+	g := &goWorker{done: make(chan error, 1), listening: make(chan struct{}), listens: &testkit.Events{}}
 	var tasks []core.Task
 	for id, fail := range cfg.tasks {
 		tasks = append(tasks, core.RawTask(id, func(ctx context.Context, job *core.Job) error {
@@ -470,7 +473,7 @@ func (e *env) newGoWorker(t *testing.T, schema string, cfg goWorkerConfig, rec *
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// The wake-up tests must not add a job before the worker's LISTEN is in
 	// place.
-	var listens testkit.Events
+	listens := g.listens
 	go func() {
 		if listens.Await(t.Context(), testkit.Listened, 1) == nil {
 			close(g.listening)
@@ -481,7 +484,7 @@ func (e *env) newGoWorker(t *testing.T, schema string, cfg goWorkerConfig, rec *
 		concurrency = 1
 	}
 	w, err := core.NewWorker(core.WorkerOptions{
-		Database:     testkit.Listening(e.db, &listens),
+		Database:     testkit.Listening(e.db, listens),
 		Schema:       schema,
 		Tasks:        tasks,
 		Concurrency:  concurrency,

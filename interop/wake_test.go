@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // Both wake-up tests poll once a minute, so a job that runs well within that
@@ -36,15 +37,13 @@ func TestNodeAddWakesGworker(t *testing.T) {
 	var g *goWorker
 	g = e.newGoWorker(t, schema, goWorkerConfig{tasks: map[string]string{"wake": ""}, pollInterval: wakePoll,
 		onEvent: func(ev core.Event) {
+			// Listened is recorded before Listen returns, so a fetch that
+			// follows the LISTEN sees it (g.listening may close later).
 			f, ok := ev.(core.JobsFetched)
-			if !ok || len(f.Jobs) > 0 {
+			if !ok || len(f.Jobs) > 0 || !g.listens.Has(testkit.Listened) {
 				return
 			}
-			select {
-			case <-g.listening:
-				once.Do(func() { close(idle) })
-			default:
-			}
+			once.Do(func() { close(idle) })
 		}}, rec)
 	g.start(t, e.ctx)
 	select {

@@ -144,7 +144,10 @@ func TestNamedQueueNotWedgedByOutage(t *testing.T) {
 	spec := s.gworkerRun("run")
 	spec.concurrency, spec.batchDelay = 1, 3*time.Second
 	s.start(spec)
-	time.Sleep(time.Second) // the repro's timing: job 1 runs, its completion waits in the batch
+	// The repro's timing: job 1 ran and its completion waits in the batch
+	// (3 s) when the server stops. A fixed pause could stop it before the
+	// worker ran anything, and prove nothing.
+	s.waitEachRan()
 	w := s.outage(pgtest.ShutdownFast, 8*time.Second, faultOptions{idle: true, expectLog: true})
 	// Three jobs one after the other, each completion held 3 s: 9 s plus
 	// the reconnection; the issue saw nothing move 20 s after the restart.

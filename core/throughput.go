@@ -28,25 +28,9 @@ type throughputCounter struct {
 	counts map[string]*[2]int64 // task identifier → completed, failed
 }
 
-// finished counts a handler's result as Worker.finish decides it: the
-// same order of cases, so a cancelled job counts as failed and an
-// interrupted or skipped one not at all (it runs again).
-func (c *throughputCounter) finished(a *activeJob, err error) {
-	var failed bool
-	switch {
-	case a.cancelled != "":
-		failed = true
-	case isRunSkipped(err):
-		return
-	case err == nil:
-	case a.interrupted:
-		return
-	default:
-		failed = true
-	}
-	c.add(a.job.TaskIdentifier, failed)
-}
-
+// add counts a job of task that completed, or failed (cancelled, or an
+// attempt that counts). Worker.finish calls it where it decides the outcome;
+// an interrupted, skipped or snoozed job is not counted: it runs again.
 func (c *throughputCounter) add(task string, failed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -14,17 +14,25 @@ import (
 func TestHeartbeatsWriteThroughput(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	snoozed := make(chan struct{}, 1)
 	w, _ := b.worker(t, core.WorkerOptions{
 		Tasks: []core.Task{
 			core.RawTask("ok", func(context.Context, *core.Job) error { return nil }),
 			core.RawTask("bad", func(context.Context, *core.Job) error { return errors.New("boom") }),
+			// A snooze neither completes nor fails: the job runs again.
+			core.RawTask("later", func(context.Context, *core.Job) error {
+				snoozed <- struct{}{}
+				return core.RetryAfter(time.Hour, nil)
+			}),
 		},
 		Recovery: core.RecoveryOptions{HeartbeatInterval: 20 * time.Millisecond, StaleThreshold: time.Second},
 	})
 	b.add(t, "ok", nil, nil)
 	b.add(t, "ok", nil, nil)
 	b.add(t, "bad", nil, &core.JobSpec{MaxAttempts: 1}) // runs once
+	later := b.add(t, "later", nil, nil)
 	stop := runInBackground(t, w)
+	<-snoozed
 	totals := func() (map[string][2]int64, error) {
 		tp, err := b.utils.Throughput(b.ctx, 0)
 		if err != nil {
@@ -48,7 +56,7 @@ func TestHeartbeatsWriteThroughput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return m["ok"] == [2]int64{2, 0} && m["bad"] == [2]int64{0, 1}
+		return m["ok"] == [2]int64{2, 0} && m["bad"] == [2]int64{0, 1} && b.job(t, later.ID).LockedBy == nil
 	})
 	if err := stop(); err != nil {
 		t.Fatal(err)
@@ -58,6 +66,6 @@ func TestHeartbeatsWriteThroughput(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(m) != 2 || m["ok"] != [2]int64{2, 0} || m["bad"] != [2]int64{0, 1} {
-		t.Fatalf("throughput after stop = %v; want ok 2 completed, bad 1 failed, nothing counted twice", m)
+		t.Fatalf("throughput after stop = %v; want ok 2 completed, bad 1 failed, the snoozed job not at all, nothing counted twice", m)
 	}
 }

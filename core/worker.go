@@ -497,7 +497,6 @@ func (r *runner) finish(res result) {
 		return // already handed back by shutdown
 	}
 	delete(r.active, a.job.ID)
-	r.w.throughput.finished(a, res.err)
 	// Building the job's logger costs allocations; only when it logs.
 	log := func() *slog.Logger { return r.w.jobLogger(a.job) }
 	switch {
@@ -506,6 +505,7 @@ func (r *runner) finish(res result) {
 		// job's remaining attempts, so failing it is final.
 		log().Warn("gworker: job cancelled", slog.String("reason", a.cancelled), slog.Any("handler_result", res.err))
 		r.completer.add(outcome{job: a.job, kind: outcomeFail, message: a.cancelled})
+		r.w.throughput.add(a.job.TaskIdentifier, true)
 		r.emitOutcome(res, outcomeFail, a.cancelled)
 	case isRunSkipped(res.err):
 		r.skipJob(res)
@@ -514,6 +514,7 @@ func (r *runner) finish(res result) {
 			log().Debug("gworker: job completed", slog.Duration("duration", res.dur))
 		}
 		r.completer.add(outcome{job: a.job, kind: outcomeComplete})
+		r.w.throughput.add(a.job.TaskIdentifier, false)
 		r.emitOutcome(res, outcomeComplete, "")
 	case a.interrupted:
 		log().Warn("gworker: job interrupted by shutdown; returning it to the queue", slog.Any("error", res.err))
@@ -542,6 +543,9 @@ func (r *runner) finish(res result) {
 			o.payload = bf.Payload
 		}
 		r.completer.add(o)
+		if !st.snooze { // a snoozed job neither completed nor failed: it runs again
+			r.w.throughput.add(a.job.TaskIdentifier, true)
+		}
 		r.emitOutcome(res, outcomeFail, msg)
 	}
 }

@@ -79,7 +79,10 @@ func TestDevStartsMigratesIsReusedAndStopsOnInterrupt(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"dev", "--port", port}, &stdout, &stderr, func(k string) string { return environment[k] })
 	}()
-	testkit.EventuallyWithin(t, 2*time.Minute, "the export line", func() bool { return exportedURL(stdout.String()) != "" })
+	// The Ctrl-C hint is written after the export line: wait for both.
+	testkit.EventuallyWithin(t, 2*time.Minute, "the export line and the Ctrl-C hint", func() bool {
+		return exportedURL(stdout.String()) != "" && strings.Contains(stderr.String(), "Ctrl-C")
+	})
 	url := exportedURL(stdout.String())
 	if !strings.Contains(url, "127.0.0.1:"+port+"/") {
 		t.Errorf("URL %q is not on port %s", url, port)
@@ -175,7 +178,11 @@ func TestDevStopsTheServerOfAKilledDev(t *testing.T) {
 		runCLI(context.Background(), environment, "dev", "--stop")
 	})
 
-	testkit.EventuallyWithin(t, 2*time.Minute, "the export line", func() bool { return exportedURL(stdout.String()) != "" })
+	// Standard output and error reach the buffers through separate pipes,
+	// so wait for the last line of each before reading them.
+	testkit.EventuallyWithin(t, 2*time.Minute, "the export line and the Ctrl-C hint", func() bool {
+		return exportedURL(stdout.String()) != "" && strings.Contains(stderr.String(), "press Ctrl-C")
+	})
 	url := exportedURL(stdout.String())
 	if !strings.Contains(stderr.String(), "data in "+dir) {
 		t.Errorf("the data is not in the cache directory %s:\n%s", dir, stderr.String())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +41,13 @@ type completer struct {
 	// never leave the loop waiting for a flush that waits for the delay.
 	flushAt int
 	flushes atomic.Int64
-	outage  *outageLog
+	// riding counts completions a fetch in flight carries (takeRides).
+	riding int
+	// fetchSoon says the loop expects to fetch again soon (its last fetch
+	// came back full): completions that may ride a fetch wait up to
+	// rideWait for it instead of going in a statement of their own.
+	fetchSoon atomic.Bool
+	outage    *outageLog
 	// maxRetryWait caps the wait between attempts while the database is
 	// away, so that outcomes are recorded soon after it is back.
 	maxRetryWait time.Duration
@@ -58,6 +65,10 @@ const (
 	// statementTimeout bounds one recording statement, so that a
 	// connection that hangs is given up and retried.
 	statementTimeout = 30 * time.Second
+	// rideWait is the longest a completion waits for the next fetch to
+	// carry it, while the worker has a backlog. A busy worker fetches far
+	// more often than that; one whose jobs are slow records them alone.
+	rideWait = 10 * time.Millisecond
 )
 
 // newCompleter returns a completer; onFlush is told, after each flush, how
@@ -82,7 +93,72 @@ func (c *completer) backlog() int {
 func (c *completer) mayFetch(limit int, settled bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.pending) < limit && !c.failing && (!settled || (len(c.pending) == 0 && !c.busy))
+	return len(c.pending) < limit && !c.failing && (!settled || (len(c.pending) == 0 && !c.busy && c.riding == 0))
+}
+
+// expectFetch says whether the loop expects to fetch again soon, so that
+// completions may wait for that fetch to carry them.
+func (c *completer) expectFetch(soon bool) {
+	if c.fetchSoon.Swap(soon) && !soon {
+		c.signal() // completions waiting for a fetch go now
+	}
+}
+
+// rides reports whether o may be recorded by a fetch (takeRides).
+func rides(o outcome) bool {
+	return o.kind == outcomeComplete && o.job.jobQueueID == nil && o.tries == 0
+}
+
+// takeRides removes the completions a fetch may record from pending, and
+// returns them: those of jobs without a named queue, not waiting for a
+// retry of their own, unless the database is failing (the completer's
+// retries and outage logs handle those) or CompleteJobBatchDelay asks
+// the completer to gather them. rode must follow.
+func (c *completer) takeRides() []outcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failing || len(c.pending) == 0 || c.w.opts.CompleteJobBatchDelay > 0 {
+		return nil // a batch delay asks the completer to gather them
+	}
+	var taken []outcome
+	if len(c.pending) <= maxBatch && !slices.ContainsFunc(c.pending, func(o outcome) bool { return !rides(o) }) {
+		taken, c.pending = c.pending, nil // the usual case: all of them, with no copy
+	} else {
+		keep := make([]outcome, 0, len(c.pending))
+		for _, o := range c.pending {
+			if len(taken) < maxBatch && rides(o) {
+				taken = append(taken, o)
+			} else {
+				keep = append(keep, o)
+			}
+		}
+		c.pending = keep
+	}
+	c.riding += len(taken)
+	if len(taken) > 0 {
+		c.signal() // it may be gathering for what it no longer has
+	}
+	return taken
+}
+
+// rode takes back the completions a fetch carried: recorded when err is
+// nil, else pending again, for the completer to retry as its own.
+func (c *completer) rode(taken []outcome, err error) {
+	c.mu.Lock()
+	c.riding -= len(taken)
+	if err != nil {
+		if len(c.pending) == 0 {
+			c.first = c.clock.Now()
+		}
+		c.pending = append(taken, c.pending...)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.signal()
+		return
+	}
+	c.flushes.Add(1)
+	c.notify(taken)
 }
 
 // Start runs the completer. Cancelling ctx does not stop it: only Stop
@@ -113,7 +189,7 @@ func (c *completer) signal() {
 func (c *completer) idle() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.pending) == 0 && !c.busy
+	return len(c.pending) == 0 && !c.busy && c.riding == 0
 }
 
 // Stop records what is pending, retrying for at most the grace period, and
@@ -204,6 +280,7 @@ func (c *completer) wait() time.Duration {
 		return 0
 	}
 	delay := time.Duration(-1)
+	ride := c.fetchSoon.Load() && c.w.opts.CompleteJobBatchDelay == 0
 	for _, o := range c.pending {
 		d := time.Duration(0)
 		switch o.kind {
@@ -215,9 +292,13 @@ func (c *completer) wait() time.Duration {
 		if delay < 0 || d < delay {
 			delay = d
 		}
-		if delay == 0 {
+		ride = ride && rides(o)
+		if delay == 0 && !ride {
 			return 0
 		}
+	}
+	if ride {
+		delay = max(delay, rideWait)
 	}
 	return max(0, delay-c.clock.Now().Sub(c.first))
 }
@@ -473,12 +554,19 @@ func (c *completer) exec(stmt func(context.Context, []outcome) error, os []outco
 // job did succeed, and running it again would be a needless duplicate.
 
 func (c *completer) completeJobs(ctx context.Context, os []outcome) error {
-	ids, revisions := make([]int64, len(os)), make([]int64, len(os))
+	ids, revisions := completionArgs(os)
+	_, err := c.w.db.Exec(ctx, c.w.sql.complete, ids, c.w.id, revisions)
+	return err
+}
+
+// completionArgs returns the ids and revisions of completed jobs, as the
+// statements that record completions take them.
+func completionArgs(os []outcome) (ids, revisions []int64) {
+	ids, revisions = make([]int64, len(os)), make([]int64, len(os))
 	for i, o := range os {
 		ids[i], revisions[i] = o.job.ID, int64(o.job.Revision)
 	}
-	_, err := c.w.db.Exec(ctx, c.w.sql.complete, ids, c.w.id, revisions)
-	return err
+	return ids, revisions
 }
 
 func (c *completer) failJobs(ctx context.Context, os []outcome) error {

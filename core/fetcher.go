@@ -12,11 +12,20 @@ import (
 // finishing while it waits on the database. Only the loop calls it.
 //
 // Without a local queue a fetch asks for as many jobs as there are free
-// slots and jobs worth asking for. With one it asks for the full Size once
+// slots and jobs worth asking for. With one it asks for a whole batch once
 // the queue is down to half of it, so that slots need not wait for it: each
 // fetch costs a walk over the index entries a busy queue leaves behind, so
 // fewer, bigger fetches drain faster than more, smaller ones (measured: 500
 // at a time 10-15% faster than 250).
+//
+// An adaptive local queue (LocalQueueOptions.Size 0) sizes the batch to
+// demand; see adapt. At its smallest it has no batch at all and fetches as
+// without a local queue, so a worker whose jobs are slow, or few, locks no
+// job that no slot is free for.
+//
+// A fetch also carries the completions waiting to be recorded (see
+// completer.takeRides), so that a busy worker records and fetches in one
+// round trip.
 //
 // It also keeps the poll timer (fetch at least every PollInterval, or with
 // backoff after a failure) and the refetch delay (after a fetch that found
@@ -31,13 +40,25 @@ type fetcher struct {
 	// emit reports the refetch delay's changes.
 	emit func(LocalQueueEvent)
 
-	conc         int
-	want         int  // jobs one fetch asks for at most
-	localQueue   bool // slots are filled from a local queue
-	lowWater     int  // with a local queue: fetch once it is down to this
-	backlogLimit int  // unrecorded outcomes past which fetching waits
-	pollInterval time.Duration
-	delay        RefetchDelayOptions
+	conc       int
+	want       int  // jobs one fetch asks for at most
+	localQueue bool // slots are filled from a local queue, with a batch
+	lowWater   int  // with a local queue: fetch once it is down to this
+	// adaptive: the batch follows demand (LocalQueueOptions.Size 0), from
+	// none (batch 0) up to maxBatch; see adapt.
+	adaptive bool
+	batch    int
+	maxBatch int
+	// setLocalQueue tells the loop's wake-ups whether slots are filled from
+	// a local queue, as an adaptive one comes and goes.
+	setLocalQueue func(bool)
+	// finishedDuring counts the jobs that finished while the fetch ran, and
+	// starved says a slot waited for it with nothing in the local queue.
+	finishedDuring int
+	starved        bool
+	backlogLimit   int // unrecorded outcomes past which fetching waits
+	pollInterval   time.Duration
+	delay          RefetchDelayOptions
 
 	results chan fetchResult
 	poll    Timer
@@ -56,22 +77,91 @@ type fetcher struct {
 	outage *outageLog
 }
 
-func newFetcher(w *Worker, c *completer, held func() map[int64]bool, emit func(LocalQueueEvent)) *fetcher {
+func newFetcher(w *Worker, c *completer, held func() map[int64]bool, emit func(LocalQueueEvent), setLocalQueue func(bool)) *fetcher {
 	o := w.opts
 	f := &fetcher{
-		w: w, completer: c, clock: o.Clock, held: held, emit: emit,
+		w: w, completer: c, clock: o.Clock, held: held, emit: emit, setLocalQueue: setLocalQueue,
 		conc: o.Concurrency, want: o.Concurrency, pollInterval: o.PollInterval, delay: o.LocalQueue.RefetchDelay,
 		results: make(chan fetchResult, 1),
 		outage:  newOutageLog(w.log, "fetching jobs"),
 	}
-	if o.LocalQueue.Size > 0 {
-		f.localQueue, f.want, f.lowWater = true, o.LocalQueue.Size, o.LocalQueue.Size/2
+	lq := o.LocalQueue
+	switch {
+	case lq.Disabled:
+	case lq.Size > 0:
+		f.setBatch(lq.Size)
+	default:
+		f.adaptive, f.maxBatch = true, lq.maxBatch(f.conc)
 	}
 	// Outcomes waiting to be recorded keep their jobs locked; past this many
 	// the loop stops fetching until the completer catches up.
-	f.backlogLimit = 4 * max(f.conc, f.want)
+	f.backlogLimit = 4 * max(f.conc, f.want, f.maxBatch)
 	f.pending = f.want
 	return f
+}
+
+// setBatch makes one fetch ask for up to n jobs, from a local queue; n 0
+// turns the local queue off.
+func (f *fetcher) setBatch(n int) {
+	f.batch = n
+	f.localQueue, f.want, f.lowWater = n > 0, n, n/2
+	if n == 0 {
+		f.want = f.conc
+	}
+	f.setLocalQueue(f.localQueue)
+}
+
+// adapt sizes an adaptive local queue's batch after a fetch that asked for
+// asked jobs and got got:
+//
+//   - it grows when the fetch came back full and slots could have used
+//     more meanwhile: without a batch, some job finished while the fetch
+//     ran (the free slot waits for the next fetch); with one, a slot waited
+//     with the local queue empty. The first batch is the concurrency, then
+//     it doubles up to maxBatch.
+//   - it shrinks by half, and below the concurrency to none, when the fetch
+//     came back short (the backlog is gone), or when with a batch nothing
+//     finished while the fetch ran (jobs are slow: a smaller batch keeps
+//     every slot busy as well, and locks fewer jobs nobody runs).
+func (f *fetcher) adapt(asked, got int) {
+	if !f.adaptive {
+		return
+	}
+	full := got >= asked
+	switch {
+	case full && f.batch == 0 && f.finishedDuring > 0:
+		f.setBatch(f.conc)
+		f.pending = f.want
+	case full && f.batch > 0 && f.starved:
+		f.setBatch(min(2*f.batch, f.maxBatch))
+	case f.batch > 0 && (!full || f.finishedDuring == 0):
+		if n := f.batch / 2; n >= f.conc {
+			f.setBatch(n)
+		} else {
+			f.setBatch(0)
+		}
+	default:
+		return
+	}
+	if f.w.log.Enabled(context.Background(), slog.LevelDebug) {
+		f.w.log.Debug("gworker: local queue batch adapted", slog.Int("batch", f.batch),
+			slog.Int("asked", asked), slog.Int("got", got), slog.Int("finished_during_fetch", f.finishedDuring))
+	}
+}
+
+// finished counts a job that finished, towards adapt.
+func (f *fetcher) finished() {
+	if f.fetching {
+		f.finishedDuring++
+	}
+}
+
+// slotsIdle notes, while a fetch runs, that a slot is free and the local
+// queue empty.
+func (f *fetcher) slotsIdle() {
+	if f.fetching {
+		f.starved = true
+	}
 }
 
 // startTimers starts the poll timer; the refetch delay's waits until a
@@ -138,6 +228,9 @@ func (f *fetcher) next(running, waiting int) int {
 		}
 		return 0
 	}
+	if waiting > 0 {
+		return 0 // a batch that shrank away is still being taken
+	}
 	return min(f.pending, f.conc-running)
 }
 
@@ -162,13 +255,17 @@ type fetchResult struct {
 // f.results. The fetch is not cancelled by shutdown: once it commits, its
 // rows must be read, or the jobs stay locked by nobody.
 func (f *fetcher) start(ctx context.Context, n int) {
-	f.fetching, f.sinceFetch = true, 0
+	f.fetching, f.sinceFetch, f.finishedDuring, f.starved = true, 0, 0, false
 	res := fetchResult{n: n, settled: f.completer.idle(), flushes: f.completer.flushes.Load()}
 	var known map[int64]bool
+	var rides []outcome
 	if f.reconcile {
 		// The loop holds every job it knows of; the completer is idle, so
 		// no outcome holds one.
 		known = f.held()
+	} else if rides = f.completer.takeRides(); len(rides) > 0 {
+		// The fetch records them, and could not see what they free.
+		res.settled = false
 	}
 	go func() {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -181,8 +278,11 @@ func (f *fetcher) start(ctx context.Context, n int) {
 			}
 			res.reconciled = true
 		}
-		res.jobs, res.ran, res.err = f.w.fetch(fctx, n)
+		res.jobs, res.ran, res.err = f.w.fetch(fctx, n, rides)
 		res.ran = res.ran || res.reconciled
+		if len(rides) > 0 {
+			f.completer.rode(rides, res.err)
+		}
 		f.results <- res
 	}()
 }
@@ -199,6 +299,7 @@ func (f *fetcher) done(res fetchResult) bool {
 			f.reconcile = true
 		}
 		f.w.health.noteLoss()
+		f.completer.expectFetch(false)
 		f.pending = 0
 		f.poll.Reset(backoff(failures, f.pollInterval))
 		return false
@@ -214,16 +315,23 @@ func (f *fetcher) done(res fetchResult) bool {
 // counted updates what is worth asking for once the loop took the jobs of
 // res. It reports whether the fetch found fewer jobs than it asked for.
 func (f *fetcher) counted(res fetchResult) (short bool) {
+	f.adapt(res.n, len(res.jobs))
 	if len(res.jobs) < res.n {
 		// Nothing more was there when the fetch looked; jobs announced
 		// since may be.
 		f.pending = min(f.want, f.sinceFetch)
 		f.poll.Reset(f.pollInterval)
+		f.completer.expectFetch(false)
 		return true
 	}
 	if !f.localQueue {
 		f.pending -= len(res.jobs)
 	}
+	// A full fetch says there is a backlog. The next fetch comes without
+	// waiting for completions to be recorded when a local queue fetches
+	// ahead, or when more jobs are wanted than slots were free: then
+	// completions may wait for it, to ride it.
+	f.completer.expectFetch(f.localQueue || f.pending > 0)
 	return false
 }
 

@@ -13,6 +13,8 @@ type fetcherBundle struct {
 	f         *fetcher
 	completer *completer
 	events    []LocalQueueEvent
+	// localQueue is what the fetcher last told the wake-ups.
+	localQueue bool
 }
 
 // newTestFetcher returns a fetcher whose timers are started and whose
@@ -30,7 +32,7 @@ func newTestFetcher(t *testing.T, o WorkerOptions) *fetcherBundle {
 	b := &fetcherBundle{}
 	b.completer = newCompleter(w, func(int, int, int) {})
 	b.f = newFetcher(w, b.completer, func() map[int64]bool { return map[int64]bool{} },
-		func(e LocalQueueEvent) { b.events = append(b.events, e) })
+		func(e LocalQueueEvent) { b.events = append(b.events, e) }, func(on bool) { b.localQueue = on })
 	b.f.startTimers()
 	t.Cleanup(b.f.stopTimers)
 	return b
@@ -48,7 +50,7 @@ func jobs(n int) []*Job {
 }
 
 func TestFetcherAsksForFreeSlotsWithoutALocalQueue(t *testing.T) {
-	f := newTestFetcher(t, WorkerOptions{Concurrency: 4}).f
+	f := newTestFetcher(t, WorkerOptions{Concurrency: 4, LocalQueue: LocalQueueOptions{Disabled: true}}).f
 	if n := f.next(1, 0); n != 3 {
 		t.Fatalf("with 1 of 4 slots busy it asks for %d, want 3", n)
 	}
@@ -151,5 +153,98 @@ func TestFetcherRefetchDelayHoldsBackUntilEnoughJobsAreAnnounced(t *testing.T) {
 	}
 	if n := f.next(0, 0); n != 4 {
 		t.Fatalf("asks for %d after the delay, want the full size 4", n)
+	}
+}
+
+// fetched plays one fetch that asked for asked jobs and got got, during
+// which finished jobs finished and, with starved, a slot waited with the
+// local queue empty.
+func (b *fetcherBundle) fetched(asked, got, finished int, starved bool) {
+	f := b.f
+	f.fetching, f.finishedDuring, f.starved = true, 0, false
+	for range finished {
+		f.finished()
+	}
+	if starved {
+		f.slotsIdle()
+	}
+	res := fetchResult{n: asked, jobs: jobs(got)}
+	f.done(res)
+	f.counted(res)
+}
+
+func TestAdaptiveLocalQueueGrowsUnderLoadAndShrinksAway(t *testing.T) {
+	b := newTestFetcher(t, WorkerOptions{Concurrency: 4})
+	f := b.f
+	// It starts with no batch: it asks for the free slots only.
+	if n := f.next(1, 0); n != 3 || b.localQueue {
+		t.Fatalf("at first it asks for %d with local queue %v, want 3 for the free slots and no local queue", n, b.localQueue)
+	}
+	// A full fetch while a job finished: a slot waited for it. The batch
+	// starts at the concurrency, and it fetches ahead.
+	b.fetched(3, 3, 1, false)
+	if f.batch != 4 || !b.localQueue {
+		t.Fatalf("after a full fetch during which a job finished: batch %d, local queue %v; want 4, on", f.batch, b.localQueue)
+	}
+	if n := f.next(4, 2); n != 4 {
+		t.Fatalf("with the local queue down to half it asks for %d, want the batch of 4", n)
+	}
+	// Full fetches while slots starved double it, up to the cap.
+	want := []int{8, 16, 32, 64, 128, 256, 512, 1000, 1000}
+	for i, w := range want {
+		b.fetched(f.want, f.want, f.want, true)
+		if f.batch != w {
+			t.Fatalf("after %d starved full fetches: batch %d, want %d", i+1, f.batch, w)
+		}
+	}
+	// A full fetch with no starved slot keeps it.
+	b.fetched(f.want, f.want, 10, false)
+	if f.batch != 1000 {
+		t.Fatalf("a full fetch whose jobs kept slots busy changed the batch to %d", f.batch)
+	}
+	// Short fetches halve it; below the concurrency it goes away, and the
+	// wake-ups count as without a local queue again.
+	for _, w := range []int{500, 250, 125, 62, 31, 15, 7, 0} {
+		b.fetched(f.want, 1, 5, true)
+		if f.batch != w {
+			t.Fatalf("after a short fetch: batch %d, want %d", f.batch, w)
+		}
+	}
+	if b.localQueue || f.localQueue {
+		t.Fatal("the local queue stayed on after its batch shrank away")
+	}
+}
+
+func TestAdaptiveLocalQueueShrinksWhenJobsAreSlow(t *testing.T) {
+	b := newTestFetcher(t, WorkerOptions{Concurrency: 8})
+	f := b.f
+	b.fetched(8, 8, 2, false)
+	b.fetched(8, 8, 8, true)
+	if f.batch != 16 {
+		t.Fatalf("batch %d after growing twice, want 16", f.batch)
+	}
+	// Nothing finished while the fetch ran: slow jobs need no batch.
+	b.fetched(16, 16, 0, false)
+	if f.batch != 8 {
+		t.Fatalf("batch %d after a fetch during which nothing finished, want 8", f.batch)
+	}
+	b.fetched(8, 8, 0, false)
+	if f.batch != 0 || b.localQueue {
+		t.Fatalf("batch %d, local queue %v after another; want none", f.batch, b.localQueue)
+	}
+	// Without a batch, a full fetch during which nothing finished keeps it
+	// so: a worker with slow jobs locks none that no slot is free for.
+	b.fetched(3, 3, 0, false)
+	if f.batch != 0 {
+		t.Fatalf("batch %d after a full fetch for free slots during which nothing finished, want none", f.batch)
+	}
+}
+
+func TestFixedLocalQueueSizeDoesNotAdapt(t *testing.T) {
+	b := newTestFetcher(t, WorkerOptions{Concurrency: 2, LocalQueue: LocalQueueOptions{Size: 10}})
+	b.fetched(10, 10, 10, true)
+	b.fetched(10, 1, 0, false)
+	if b.f.want != 10 || !b.localQueue {
+		t.Fatalf("a fixed local queue of 10 asks for %d (local queue %v) after full and short fetches", b.f.want, b.localQueue)
 	}
 }

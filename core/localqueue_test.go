@@ -298,6 +298,7 @@ func TestBatchFlushesOnSizeDespiteALongDelay(t *testing.T) {
 	b := setup(t)
 	var done atomic.Int32
 	w, sink := b.worker(t, core.WorkerOptions{Concurrency: 2, CompleteJobBatchDelay: time.Hour,
+		LocalQueue: core.LocalQueueOptions{Disabled: true},
 		Tasks: []core.Task{core.RawTask("s", func(context.Context, *core.Job) error { done.Add(1); return nil })}})
 	var jobs []core.NewJob
 	for i := 0; i < 40; i++ {
@@ -407,7 +408,7 @@ type fetchRecorder struct {
 }
 
 func (f *fetchRecorder) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
-	if strings.HasPrefix(sql, "with candidates as") {
+	if isFetch(sql) {
 		f.mu.Lock()
 		f.sql, f.args = sql, args
 		f.mu.Unlock()
@@ -480,7 +481,7 @@ type holdDB struct {
 
 func (d *holdDB) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
 	rows, err := d.Database.Query(ctx, sql, args...)
-	if err == nil && strings.HasPrefix(sql, "with candidates as") && d.armed.CompareAndSwap(true, false) {
+	if err == nil && isFetch(sql) && d.armed.CompareAndSwap(true, false) {
 		close(d.held)
 		<-d.release
 	}

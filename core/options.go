@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"time"
 
 	"github.com/gworker/gworker/cronspec"
@@ -29,19 +28,39 @@ const (
 	// DefaultLocalQueueTTL is how long the local queue holds a job no slot
 	// took before handing it back.
 	DefaultLocalQueueTTL = 5 * time.Minute
+	// DefaultConcurrency is how many jobs a worker runs at once unless told
+	// otherwise. Jobs mostly wait on I/O (HTTP calls, mail, queries), so a
+	// worker runs more of them than it has CPUs; a slot costs a goroutine,
+	// and connections only when the handler uses them.
+	DefaultConcurrency = 16
+	// DefaultLocalQueueMaxSize bounds the batches of an adaptive local
+	// queue (LocalQueueOptions.Size 0). Past a few hundred jobs a bigger
+	// fetch saves little: most of its time is spent per row.
+	DefaultLocalQueueMaxSize = 1000
 )
 
-// LocalQueueOptions configures the local queue: one fetch locks up to Size
+// LocalQueueOptions configures the local queue: one fetch locks a batch of
 // jobs for the whole worker, and slots take them from memory, so a busy
 // worker asks the database for work far less often and the next batch is
-// already there when a slot frees. The zero value (Size 0) turns it off:
-// each fetch then asks for as many jobs as there are free slots.
+// already there when a slot frees.
+//
+// It is on by default, with batches that adapt to demand: the zero value
+// starts at Concurrency jobs per fetch, doubles the batch after a fetch
+// that came back full while slots waited for it, and halves it after one
+// that came back short, within Concurrency and DefaultLocalQueueMaxSize.
+// An idle or lightly loaded worker thus locks no more jobs than it has
+// slots, and a worker with a backlog fetches in batches big enough to
+// keep every slot busy.
 type LocalQueueOptions struct {
-	// Size is how many jobs one fetch may lock. The next fetch starts when
-	// Size/2 jobs are left waiting, so that slots never wait for it: up to
-	// 1.5 × Size jobs may wait locked in memory. It should be at least the
-	// concurrency; graphile-worker suggests concurrency + 1, and bigger
-	// batches help throughput when jobs are short.
+	// Disabled turns the local queue off: each fetch then asks for as many
+	// jobs as there are free slots, and a busy worker fetches once per
+	// handful of jobs.
+	Disabled bool
+	// Size fixes how many jobs one fetch may lock, instead of adapting; 0
+	// adapts. The next fetch starts when half a batch is left waiting, so
+	// that slots never wait for it: up to 1.5 batches may wait locked in
+	// memory. It should be at least the concurrency; bigger batches help
+	// throughput when jobs are short.
 	Size int
 	// TTL is how long a fetched job may wait in the local queue; jobs still
 	// waiting then go back to the database (attempt not counted, run_at
@@ -74,7 +93,7 @@ type WorkerOptions struct {
 	// Tasks are the tasks this worker runs. Jobs of other tasks are never
 	// fetched. Identifiers must be unique and handlers non-nil.
 	Tasks []Task
-	// Concurrency is how many jobs run at once; 0 means runtime.NumCPU().
+	// Concurrency is how many jobs run at once; 0 means DefaultConcurrency.
 	Concurrency int
 	// PollInterval is how often an idle worker polls for jobs when no
 	// notification arrives; 0 means DefaultPollInterval.
@@ -131,7 +150,7 @@ type WorkerOptions struct {
 	// clock; tests use a fake one.
 	Clock Clock
 	// LocalQueue fetches jobs in batches for the whole worker; see
-	// LocalQueueOptions. Off by default.
+	// LocalQueueOptions. On by default, with batches that adapt to demand.
 	LocalQueue LocalQueueOptions
 	// CompleteJobBatchDelay and FailJobBatchDelay: outcomes are always
 	// recorded in batches (whatever accumulates while one statement runs
@@ -171,6 +190,14 @@ type WorkerOptions struct {
 	cron cronspec.Crontab // Crontab and Schedules, checked by normalize
 }
 
+// maxBatch is the most jobs one fetch of the local queue asks for.
+func (lq LocalQueueOptions) maxBatch(concurrency int) int {
+	if lq.Size > 0 {
+		return lq.Size
+	}
+	return max(concurrency, DefaultLocalQueueMaxSize)
+}
+
 // normalize fills in the defaults and checks the options.
 func (o WorkerOptions) normalize() (WorkerOptions, error) {
 	o.setDefaults()
@@ -184,7 +211,7 @@ func (o *WorkerOptions) setDefaults() {
 		o.Schema = DefaultSchema
 	}
 	if o.Concurrency == 0 {
-		o.Concurrency = runtime.NumCPU()
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.PollInterval == 0 {
 		o.PollInterval = DefaultPollInterval
@@ -206,12 +233,12 @@ func (o *WorkerOptions) setDefaults() {
 	}
 	// The local queue's knobs mean something only when it is on; left
 	// zero otherwise, they keep the refetch delay's checks as they were.
-	if lq := &o.LocalQueue; lq.Size > 0 {
+	if lq := &o.LocalQueue; !lq.Disabled {
 		if lq.TTL == 0 {
 			lq.TTL = DefaultLocalQueueTTL
 		}
 		if lq.RefetchDelay.MaxAbortThreshold == 0 {
-			lq.RefetchDelay.MaxAbortThreshold = 5 * lq.Size
+			lq.RefetchDelay.MaxAbortThreshold = 5 * lq.maxBatch(o.Concurrency)
 		}
 	}
 	if o.Clock == nil {
@@ -255,7 +282,7 @@ func (o *WorkerOptions) validate() []error {
 		seen[t.identifier] = i
 	}
 	if o.Concurrency < 0 {
-		bad("Concurrency", o.Concurrency, "must be positive (0 means the number of CPUs)")
+		bad("Concurrency", o.Concurrency, "must be positive (0 means DefaultConcurrency)")
 	}
 	if o.PollInterval < time.Millisecond {
 		bad("PollInterval", o.PollInterval, "must be at least 1ms")
@@ -270,10 +297,11 @@ func (o *WorkerOptions) validate() []error {
 	}
 	lq := o.LocalQueue
 	switch {
+	case lq.Disabled:
 	case lq.Size < 0:
-		bad("LocalQueue.Size", lq.Size, "must not be negative (0 turns the local queue off)")
-	case lq.Size > 0:
-		if lq.Size < o.Concurrency {
+		bad("LocalQueue.Size", lq.Size, "must not be negative (0 adapts the batch to demand; Disabled turns the local queue off)")
+	default:
+		if lq.Size > 0 && lq.Size < o.Concurrency {
 			o.Logger.Warn("gworker: LocalQueue.Size is smaller than Concurrency; some slots will wait for the next fetch",
 				slog.Int("size", lq.Size), slog.Int("concurrency", o.Concurrency))
 		}

@@ -270,7 +270,7 @@ type lostFetchDB struct {
 }
 
 func (l *lostFetchDB) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
-	if l.lost.Load() || !strings.HasPrefix(sql, "with candidates as") {
+	if l.lost.Load() || !isFetch(sql) {
 		return l.Database.Query(ctx, sql, args...)
 	}
 	// The worker fetches one statement at a time: no other fetch runs.
@@ -446,3 +446,7 @@ func TestPollOnlyDriverIsLoud(t *testing.T) {
 		}
 	})
 }
+
+// isFetch tells the worker's fetch statement, which may also record
+// completions that ride it.
+func isFetch(sql string) bool { return strings.Contains(sql, "candidates as (") }

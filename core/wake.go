@@ -6,18 +6,27 @@ import "sync"
 // it last looked (notifications, reconnections, recorded outcomes), and
 // signals it. Many wake-ups between two looks add up to one.
 type wakeups struct {
-	// localQueue: slots are filled from the local queue, not by fetches
-	// (LocalQueue.Size > 0 in Run; RunOnce counts like no local queue).
-	localQueue bool
-	sig        chan struct{}
+	// once: RunOnce, which counts as without a local queue.
+	once bool
+	sig  chan struct{}
 
-	mu       sync.Mutex
-	n        int
-	released int // jobs handed back unstarted since a completion
+	mu sync.Mutex
+	// localQueue: slots are filled from the local queue, not by fetches
+	// (the fetcher says when, as an adaptive local queue comes and goes).
+	localQueue bool
+	n          int
+	released   int // jobs handed back unstarted since a completion
 }
 
-func newWakeups(localQueue bool) *wakeups {
-	return &wakeups{localQueue: localQueue, sig: make(chan struct{}, 1)}
+func newWakeups(once bool) *wakeups {
+	return &wakeups{once: once, sig: make(chan struct{}, 1)}
+}
+
+// setLocalQueue says whether slots are now filled from the local queue.
+func (w *wakeups) setLocalQueue(on bool) {
+	w.mu.Lock()
+	w.localQueue = on && !w.once
+	w.mu.Unlock()
 }
 
 // wake asks the loop to try to fill n more slots.
@@ -51,16 +60,16 @@ func (w *wakeups) poke(n int) {
 // Either way the loop looks again, since a smaller backlog may let it fetch.
 func (w *wakeups) flushed(freed, queued, released int) {
 	n := freed
+	w.mu.Lock()
 	if w.localQueue {
-		w.mu.Lock()
 		w.released += released
 		n = queued
 		if freed > 0 {
 			n += w.released
 			w.released = 0
 		}
-		w.mu.Unlock()
 	}
+	w.mu.Unlock()
 	w.poke(n)
 }
 

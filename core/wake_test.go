@@ -12,7 +12,7 @@ func TestFlushedWakesForFreedSlotsOrQueues(t *testing.T) {
 		once     bool
 		wantWake int
 	}{
-		{"no local queue: every freed slot", 0, false, 3},
+		{"no local queue (or an adaptive one without a batch yet): every freed slot", 0, false, 3},
 		{"local queue: only freed named queues", 10, false, 1},
 		{"local queue, RunOnce: every job, to know when it is done", 10, true, 3},
 	}
@@ -43,7 +43,8 @@ func TestFlushedWakesForFreedSlotsOrQueues(t *testing.T) {
 // With a local queue, jobs the worker handed back unstarted are fetched
 // again at the next completion, not at once.
 func TestFlushedFetchesReleasedJobsAtTheNextCompletion(t *testing.T) {
-	wk := newWakeups(true)
+	wk := newWakeups(false)
+	wk.setLocalQueue(true)
 	wk.flushed(0, 0, 2)
 	if got := wk.take(); got != 0 {
 		t.Fatalf("a release alone woke %d", got)

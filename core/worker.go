@@ -235,7 +235,7 @@ func (w *Worker) lockedJobs(ctx context.Context, known map[int64]bool) ([]*Job, 
 // fetch locks up to n runnable jobs for this worker in one statement. ran
 // says whether the statement was sent, and so on an error may have
 // committed.
-func (w *Worker) fetch(ctx context.Context, n int) (jobs []*Job, ran bool, err error) {
+func (w *Worker) fetch(ctx context.Context, n int, rides []outcome) (jobs []*Job, ran bool, err error) {
 	flags := w.opts.ForbiddenFlags
 	if w.opts.ForbiddenFlagsFunc != nil {
 		more, err := w.opts.ForbiddenFlagsFunc(ctx)
@@ -256,7 +256,13 @@ func (w *Worker) fetch(ctx context.Context, n int) (jobs []*Job, ran bool, err e
 		local = 1
 		args = append(args, w.opts.Clock.Now())
 	}
-	rows, err := w.db.Query(ctx, w.sql.fetchText(hasFlags, local, n), args...)
+	ride := 0
+	if len(rides) > 0 {
+		ride = 1
+		ids, revisions := completionArgs(rides)
+		args = append(args, ids, revisions)
+	}
+	rows, err := w.db.Query(ctx, w.sql.fetchText(hasFlags, local, ride, n), args...)
 	if err != nil {
 		return nil, true, fmt.Errorf("gworker: fetch jobs: %w", err)
 	}
@@ -364,12 +370,12 @@ func newRunner(w *Worker, once bool) *runner {
 		cancelJobs: cancel,
 		done:       make(chan result, w.opts.Concurrency),
 		active:     map[int64]*activeJob{},
-		wake:       newWakeups(w.opts.LocalQueue.Size > 0 && !once),
+		wake:       newWakeups(once),
 		cancels:    newCancellations(),
 		fatal:      make(chan error, 1),
 	}
 	r.completer = newCompleter(w, r.wake.flushed)
-	r.fetcher = newFetcher(w, r.completer, r.held, r.emitLocalQueue)
+	r.fetcher = newFetcher(w, r.completer, r.held, r.emitLocalQueue, r.wake.setLocalQueue)
 	// Below the fetcher's back-pressure limit, so that a long batch delay
 	// can never leave the loop waiting for a flush that waits for the delay.
 	r.completer.flushAt = r.fetcher.backlogLimit / 2
@@ -435,6 +441,9 @@ func (r *runner) fill() {
 	for len(r.active) < r.w.opts.Concurrency && len(r.buffer) > 0 {
 		r.start(r.buffer.pop())
 	}
+	if len(r.active) < r.w.opts.Concurrency {
+		r.fetcher.slotsIdle()
+	}
 }
 
 // received hands the jobs of a fetch to the local queue, or straight to
@@ -451,7 +460,7 @@ func (r *runner) received(ctx context.Context, res fetchResult) (drained bool) {
 		r.w.log.Debug("gworker: fetched jobs", slog.Int("asked", res.n), slog.Int("got", len(res.jobs)),
 			slog.Int("running", len(r.active)), slog.Int("buffered", len(r.buffer)))
 	}
-	if r.w.opts.LocalQueue.Size > 0 {
+	if r.fetcher.localQueue || len(r.buffer) > 0 {
 		r.enqueue(res.jobs)
 	} else {
 		for _, j := range res.jobs {
@@ -497,6 +506,7 @@ func (r *runner) finish(res result) {
 		return // already handed back by shutdown
 	}
 	delete(r.active, a.job.ID)
+	r.fetcher.finished()
 	// Building the job's logger costs allocations; only when it logs.
 	log := func() *slog.Logger { return r.w.jobLogger(a.job) }
 	switch {

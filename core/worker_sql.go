@@ -10,12 +10,13 @@ import (
 // SQL, COMPAT.md §2), rendered for one schema.
 type workerSQL struct {
 	registerTasks, readTaskIDs string
-	// fetch[flags][localTime] locks up to {{limit}} runnable jobs for
-	// worker $1; see fetchText.
-	fetch [2][2]string
+	// fetch[flags][localTime][ride] locks up to {{limit}} runnable jobs
+	// for worker $1, and with ride also records completions; see fetchSQL
+	// and fetchText.
+	fetch [2][2][2]string
 	// fetchTexts caches fetch statements with their limit filled in.
 	fetchMu       sync.Mutex
-	fetchTexts    map[[3]int]string
+	fetchTexts    map[[4]int]string
 	complete      string
 	fail          string
 	returnJobs    string
@@ -121,7 +122,9 @@ where locked_at < now() - interval '4 hours'`),
 	}
 	for flags := 0; flags < 2; flags++ {
 		for local := 0; local < 2; local++ {
-			s.fetch[flags][local] = r.render(fetchSQL(flags == 1, local == 1, durableFetch))
+			for ride := 0; ride < 2; ride++ {
+				s.fetch[flags][local][ride] = r.render(fetchSQL(flags == 1, local == 1, ride == 1, durableFetch))
+			}
 		}
 	}
 	return s
@@ -138,9 +141,21 @@ where locked_at < now() - interval '4 hours'`),
 // other workers hold, then keeps at most one job per named queue so that a
 // queue stays serial even when many jobs are fetched at once. $3 holds the
 // forbidden flags and the next parameter the caller's clock, when those
-// variants are used. Unless durable, the statement's own transaction
-// commits with synchronous_commit off (WorkerOptions.DurableFetch).
-func fetchSQL(withFlags, localTime, durable bool) string {
+// variants are used.
+//
+// With ride, the statement also records completions, as the complete
+// statement does, from the next two parameters (ids and revisions), so
+// that a busy worker records what finished and fetches what comes next in
+// one round trip and one commit. Only jobs without a named queue ride: a
+// queue freed in the statement could not be seen by its own fetch (one
+// snapshot), so their completions go on their own to free the queue at
+// once. A riding job that a sweep freed could also be a candidate; the
+// statement then either deletes it or fetches it again, never loses it.
+//
+// Unless durable, or riding (a completion must be durable), the
+// statement's own transaction commits with synchronous_commit off
+// (WorkerOptions.DurableFetch).
+func fetchSQL(withFlags, localTime, ride, durable bool) string {
 	next := 3
 	flags := ""
 	if withFlags {
@@ -150,8 +165,18 @@ func fetchSQL(withFlags, localTime, durable bool) string {
 	now := "now()"
 	if localTime {
 		now = "$" + strconv.Itoa(next) + "::timestamptz"
+		next++
 	}
-	sql := `with candidates as (
+	done := ""
+	if ride {
+		done = `with done as (
+  delete from {{schema}}._private_jobs as j
+  using unnest($` + strconv.Itoa(next) + `::bigint[], $` + strconv.Itoa(next+1) + `::bigint[]) as c(id, revision)
+  where j.id = c.id
+    and (j.locked_by = $1 or (j.locked_by is null and j.revision = c.revision))
+), `
+	}
+	sql := `WITHcandidates as (
   select candidate.id, candidate.job_queue_id, candidate.priority, candidate.run_at
   from {{schema}}._private_jobs as candidate
   where candidate.is_available = true
@@ -183,9 +208,13 @@ returning ` + jobColumns
 	// set_config(..., true) lasts until the end of the statement's own
 	// transaction, so its commit alone skips waiting for the WAL flush.
 	async := ""
-	if !durable {
+	if !durable && !ride {
 		async = "\n  and (select set_config('synchronous_commit', 'off', true)) is not null"
 	}
+	if done == "" {
+		done = "with "
+	}
+	sql = strings.Replace(sql, "WITH", done, 1)
 	sql = strings.Replace(sql, "NOW", now, 1)
 	sql = strings.Replace(sql, "ASYNC", async, 1)
 	return strings.Replace(sql, "FLAGS", flags, 1)
@@ -194,17 +223,17 @@ returning ` + jobColumns
 // fetchText returns the fetch statement for a limit of n. Workers ask for
 // a handful of distinct sizes, so the cache stays small, and each text is
 // prepared once by drivers that cache statements.
-func (s *workerSQL) fetchText(flags, local, n int) string {
-	key := [3]int{flags, local, n}
+func (s *workerSQL) fetchText(flags, local, ride, n int) string {
+	key := [4]int{flags, local, ride, n}
 	s.fetchMu.Lock()
 	defer s.fetchMu.Unlock()
 	if t, ok := s.fetchTexts[key]; ok {
 		return t
 	}
 	if s.fetchTexts == nil {
-		s.fetchTexts = map[[3]int]string{}
+		s.fetchTexts = map[[4]int]string{}
 	}
-	t := strings.Replace(s.fetch[flags][local], "{{limit}}", strconv.Itoa(n), 1)
+	t := strings.Replace(s.fetch[flags][local][ride], "{{limit}}", strconv.Itoa(n), 1)
 	s.fetchTexts[key] = t
 	return t
 }

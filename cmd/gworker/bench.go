@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -40,7 +39,7 @@ benchmark settings: pass -j, --local-queue and --batch-delay to try others.
 bench/README.md in the repository compares gworker with its peers.`,
 		setup: func(fs *flagSet) action {
 			var o benchOptions
-			fs.flag(&intValue{p: &o.jobs, min: 1, max: 1 << 16}, "N", fmt.Sprintf("how many jobs run at once (default: the number of CPUs, %d)", runtime.NumCPU()), "j", "jobs")
+			fs.flag(&intValue{p: &o.jobs, min: 1, max: 1 << 16}, "N", fmt.Sprintf("how many jobs run at once (default: %d)", core.DefaultConcurrency), "j", "jobs")
 			o.throughput.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
 				switch {
@@ -65,14 +64,14 @@ type benchOptions struct {
 // throughputFlags are the worker's throughput settings, shared by run and
 // bench drain.
 type throughputFlags struct {
-	localQueue   int
+	localQueue   core.LocalQueueOptions
 	refetchDelay time.Duration
 	batchDelay   time.Duration
 	durableFetch bool
 }
 
 func (t *throughputFlags) register(fs *flagSet) {
-	fs.flag(&intValue{p: &t.localQueue, min: 0, max: 1 << 20}, "SIZE", "lock up to SIZE jobs per fetch for the whole worker (default: 0, off)", "local-queue")
+	fs.flag(&localQueueValue{p: &t.localQueue}, "SIZE", "fetch batches of SIZE jobs for the whole worker; auto adapts the batch to demand, off fetches for free slots only (default: auto)", "local-queue")
 	fs.flag(&durationValue{p: &t.refetchDelay}, "DURATION", "with --local-queue, wait about this long after a fetch that found nothing (default: 0)", "refetch-delay")
 	fs.flag(&durationValue{p: &t.batchDelay}, "DURATION", "gather completions and failures this long before recording them (default: 0, record at once)", "batch-delay")
 	fs.flag(&boolValue{p: &t.durableFetch}, "", "wait for each fetch's commit to reach disk (default: fetches commit with synchronous_commit off; "+
@@ -81,7 +80,8 @@ func (t *throughputFlags) register(fs *flagSet) {
 
 // apply sets the throughput fields of o.
 func (t *throughputFlags) apply(o *core.WorkerOptions) {
-	o.LocalQueue = core.LocalQueueOptions{Size: t.localQueue, RefetchDelay: core.RefetchDelayOptions{Duration: t.refetchDelay}}
+	o.LocalQueue = t.localQueue
+	o.LocalQueue.RefetchDelay = core.RefetchDelayOptions{Duration: t.refetchDelay}
 	o.CompleteJobBatchDelay, o.FailJobBatchDelay = t.batchDelay, t.batchDelay
 	o.DurableFetch = t.durableFetch
 }

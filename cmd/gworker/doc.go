@@ -107,8 +107,10 @@
 //	            [--recovery-action ACTION] [--sweep-foreign-locks] [--no-recovery]
 //
 // migrates the schema, then runs jobs until SIGINT or SIGTERM, or with --once
-// until no job is runnable. -j sets how many jobs run at once (default: the
-// number of CPUs). --poll-interval (default 2s) is how often an idle worker
+// until no job is runnable. -j sets how many jobs run at once (default: 16,
+// core.DefaultConcurrency). --local-queue sets how jobs are fetched: auto
+// (the default) fetches batches that grow with the backlog, off fetches for
+// free slots only, and a number fixes the batch. --poll-interval (default 2s) is how often an idle worker
 // looks for jobs when no notification wakes it. --grace-period (default 5s) is how long
 // running jobs may finish after a shutdown signal.
 //

@@ -219,6 +219,37 @@ func (v *intValue) Set(s string) error {
 	return nil
 }
 
+// localQueueValue is --local-queue: "auto" (core's adaptive batches, the
+// default), "off", or a fixed batch size.
+type localQueueValue struct{ p *core.LocalQueueOptions }
+
+func (v *localQueueValue) String() string {
+	switch {
+	case v == nil || v.p == nil || (!v.p.Disabled && v.p.Size == 0):
+		return "auto"
+	case v.p.Disabled:
+		return "off"
+	}
+	return strconv.Itoa(v.p.Size)
+}
+
+func (v *localQueueValue) Set(s string) error {
+	switch s = strings.TrimSpace(s); s {
+	case "auto":
+		v.p.Disabled, v.p.Size = false, 0
+		return nil
+	case "off":
+		v.p.Disabled, v.p.Size = true, 0
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 1<<20 {
+		return fmt.Errorf("want auto, off, or a batch size from 1 to %d", 1<<20)
+	}
+	v.p.Disabled, v.p.Size = false, n
+	return nil
+}
+
 // durationValue is a Go duration (1.5s, 200ms). A bare number is refused
 // rather than read as milliseconds (graphile-worker's --poll-interval takes
 // them): "30" for a sweep threshold is too easily meant as seconds.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -76,7 +75,7 @@ graphile-worker's 4-hour rule.`,
 			o := runOptions{pollInterval: core.DefaultPollInterval, gracePeriod: core.DefaultGracePeriod, tasksDir: defaultTasksDir}
 			fs.flag(&boolValue{p: &o.once}, "", "run until no job is runnable, print a summary and exit (1 when a job failed)", "once")
 			fs.flag(&boolValue{p: &o.quiet}, "", "do not log each completed job", "q", "quiet")
-			fs.flag(&intValue{p: &o.jobs, min: 1, max: 1 << 16}, "N", fmt.Sprintf("how many jobs run at once (default: the number of CPUs, %d)", runtime.NumCPU()), "j", "jobs")
+			fs.flag(&intValue{p: &o.jobs, min: 1, max: 1 << 16}, "N", fmt.Sprintf("how many jobs run at once (default: %d)", core.DefaultConcurrency), "j", "jobs")
 			fs.flag(&durationValue{p: &o.pollInterval, min: time.Millisecond}, "DURATION", fmt.Sprintf("how often to look for jobs when no notification arrives (default: %v)", core.DefaultPollInterval), "poll-interval")
 			fs.flag(&durationValue{p: &o.gracePeriod}, "DURATION", fmt.Sprintf("on shutdown, how long running tasks may finish before SIGTERM; 0 means none (default: %v)", core.DefaultGracePeriod), "grace-period")
 			fs.flag(&stringValue{p: &o.tasksDir}, "DIR", "directory of executable tasks (default: "+defaultTasksDir+")", "tasks")

@@ -299,7 +299,7 @@ func TestBatchFlushesOnSizeDespiteALongDelay(t *testing.T) {
 	var done atomic.Int32
 	w, sink := b.worker(t, core.WorkerOptions{Concurrency: 2, CompleteJobBatchDelay: time.Hour,
 		LocalQueue: core.LocalQueueOptions{Disabled: true},
-		Tasks: []core.Task{core.RawTask("s", func(context.Context, *core.Job) error { done.Add(1); return nil })}})
+		Tasks:      []core.Task{core.RawTask("s", func(context.Context, *core.Job) error { done.Add(1); return nil })}})
 	var jobs []core.NewJob
 	for i := 0; i < 40; i++ {
 		jobs = append(jobs, core.NewJob{Identifier: "s"})

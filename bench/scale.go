@@ -466,7 +466,7 @@ func describeScaleRun(r scaleRun) []string {
 			1000*commits/n, 1000*db["xact_rollback"]/n, 1000*db["blks_hit"]/n, 1000*db["blks_read"]/n,
 			1000*db["tup_deleted"]/n, 1000*db["tup_updated"]/n, 1000*db["tup_inserted"]/n)
 		if r.observerStmt > 0 {
-			line += fmt.Sprintf(" (the sampler's %d statements subtracted from the commits)", r.observerStmt)
+			line += fmt.Sprintf(" (the observer's %d statements subtracted from the commits)", r.observerStmt)
 		}
 		out = append(out, line)
 	}

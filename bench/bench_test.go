@@ -73,7 +73,7 @@ func TestPgbenchScriptTurnsTheFetchIntoACTEAndFeedsTheComplete(t *testing.T) {
 			"update s._private_jobs as j set locked_by = $1 from candidates c where j.id = c.id\nreturning j.id, j.payload",
 		args: []any{"pool-x", []string{"noop"}},
 	}
-	complete := &captured{sql: "with done as (delete from s._private_jobs as j where j.id = any($1::bigint[]) returning j.job_queue_id)\n" +
+	complete := &captured{sql: "with done as (delete from s._private_jobs as j using unnest($1::bigint[], $3::bigint[]) as c(id, revision) where j.id = c.id returning j.job_queue_id)\n" +
 		"update s._private_job_queues as q set locked_by = null from done where q.locked_by = $2"}
 	script, err := pgbenchScript(fetch, complete, 500)
 	if err != nil {
@@ -83,12 +83,12 @@ func TestPgbenchScriptTurnsTheFetchIntoACTEAndFeedsTheComplete(t *testing.T) {
 	if len(lines) != 3 || lines[1] != `\gset` {
 		t.Fatalf("want fetch, \\gset, complete on three lines; got:\n%s", script)
 	}
-	for _, want := range []string{"any(array['noop']::text[])", "limit 500", "fetched as ( update s._private_jobs", "select coalesce(array_agg(id), '{}')::text as ids from fetched", "('pgbench-' || :client_id::text)"} {
+	for _, want := range []string{"any(array['noop']::text[])", "limit 500", "fetched as ( update s._private_jobs", "select coalesce(array_agg(id), '{}')::text as ids, coalesce(array_agg(revision), '{}')::text as revs from fetched", "('pgbench-' || :client_id::text)"} {
 		if !strings.Contains(lines[0], want) {
 			t.Errorf("fetch line lacks %q:\n%s", want, lines[0])
 		}
 	}
-	if !strings.Contains(lines[2], "any(:ids::bigint[])") || !strings.HasSuffix(lines[2], ";") {
+	if !strings.Contains(lines[2], "unnest(:ids::bigint[], :revs::bigint[])") || !strings.HasSuffix(lines[2], ";") {
 		t.Errorf("complete line: %s", lines[2])
 	}
 	if _, err := pgbenchScript(&captured{sql: "select 1", args: fetch.args}, complete, 1); err == nil {

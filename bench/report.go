@@ -24,7 +24,7 @@ func (b *bench) report(ctx context.Context, w io.Writer) {
 		fmt.Fprintf(w, "- %s\n", l)
 	}
 	fmt.Fprintf(w, "\nSettings: %d rounds (contender order rotated each round); drain N=%s; %d latency samples per run; bulk insert N=%d; "+
-		"SQL limit with %v clients, %d jobs per fetch; gworker = core's defaults (-j %d, no local queue, no batch delay); "+
+		"SQL limit with %v clients, %d jobs per fetch; gworker = core's defaults (no tuning flag; %d CPUs here); "+
 		"gworker-tuned = `%s`; node = graphile-worker perfTest settings (concurrency 24, localQueue 500, refetchDelay 10ms, batch delays 0, one process); "+
 		"river = river bench settings (MaxWorkers 2000, FetchCooldown 2ms, FetchPollInterval 20ms); "+
 		"node-default = graphile-worker defaults (latency only).\n\n",

@@ -310,7 +310,7 @@ func TestCountersDiffAndScaleReport(t *testing.T) {
 	}
 	r := scaleRun{who: cTuned, procs: 2, n: 1000, wall: 2, inside: 1.9, perProc: []int{600, 400},
 		count: runCount{runs: 1000, distinct: 1000}, workerCPU: 0.5, counters: &d, samples: 10,
-		waits: map[string]int{"running (on CPU)": 12, "IO:WALSync": 8}, observerStmt: 4}
+		waits: map[string]int{"running (on CPU)": 12, "IO:WALSync": 8, "Lock:tuple": 0, "LWLock:WALInsert": 0}, observerStmt: 4}
 	text := strings.Join(describeScaleRun(r), "\n")
 	for _, want := range []string{
 		"- 500 jobs/s: 2.000 s from the start signal to the last exit (1.900 s inside the processes); jobs per process 600 / 400; 1000 runs, 1000 distinct jobs, 0 duplicates",
@@ -325,6 +325,9 @@ func TestCountersDiffAndScaleReport(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
+	}
+	if strings.Contains(text, "Lock:tuple") || strings.Contains(text, "others") {
+		t.Errorf("states never seen are listed:\n%s", text)
 	}
 	var b strings.Builder
 	(&bench{scale: scaleResults{runs: []scaleRun{r, r}}}).writeScale(&b)

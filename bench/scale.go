@@ -255,6 +255,9 @@ func (b *bench) scaleOut(ctx context.Context, who string, procs, n, round int) (
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
+	// A backend leaves pg_stat_activity in its exit callbacks, next to
+	// the flush of its statistics: leave those a moment.
+	time.Sleep(50 * time.Millisecond)
 	after, err := b.readCounters(ctx, conn)
 	if err != nil {
 		return fail(err)
@@ -505,8 +508,16 @@ func describeScaleRun(r scaleRun) []string {
 			return strings.Compare(a.k, b.k)
 		})
 		var parts []string
+		rest := 0
 		for _, s := range states {
+			if float64(s.v)/float64(r.samples) < 0.01 {
+				rest += s.v
+				continue
+			}
 			parts = append(parts, fmt.Sprintf("%s %.2f", s.k, float64(s.v)/float64(r.samples)))
+		}
+		if rest > 0 {
+			parts = append(parts, fmt.Sprintf("others %.2f", float64(rest)/float64(r.samples)))
 		}
 		out = append(out, fmt.Sprintf("- the workers' backends, sampled every %v (%d samples), on average: %s (of %.2f connections)",
 			sampleInterval, r.samples, strings.Join(parts, ", "), float64(total)/float64(r.samples)))

@@ -12,7 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/driver/pgxdriver"
 )
 
 // defaultTasksDir is where run looks for executable tasks, as graphile-worker
@@ -71,7 +74,14 @@ worker of the schema looks for workers whose heartbeat is older than
 --sweep-threshold (they crashed or lost the database) and hands their jobs
 back to the queue, not before --recovery-delay (see "gworker help sweep").
 --no-recovery turns that off; crashed workers' jobs then wait for
-graphile-worker's 4-hour rule.`,
+graphile-worker's 4-hour rule.
+
+Behind PgBouncer in transaction pooling mode (-c pointing at PgBouncer), give
+the worker a direct connection to PostgreSQL for LISTEN with
+--listen-connection URL (or $DATABASE_LISTEN_URL): PgBouncer cannot keep a
+LISTEN, and without it new jobs wait for the next poll. The worker says so
+at start when it finds its LISTEN would not hold. Its other statements work
+through PgBouncer as they are.`,
 		setup: func(fs *flagSet) action {
 			o := runOptions{pollInterval: core.DefaultPollInterval, gracePeriod: core.DefaultGracePeriod, tasksDir: defaultTasksDir}
 			fs.flag(&boolValue{p: &o.once}, "", "run until no job is runnable, print a summary and exit (1 when a job failed)", "once")
@@ -81,6 +91,8 @@ graphile-worker's 4-hour rule.`,
 			fs.flag(&durationValue{p: &o.gracePeriod}, "DURATION", fmt.Sprintf("on shutdown, how long running tasks may finish before SIGTERM; 0 means none (default: %v)", core.DefaultGracePeriod), "grace-period")
 			fs.flag(&stringValue{p: &o.tasksDir}, "DIR", "directory of executable tasks (default: "+defaultTasksDir+")", "tasks")
 			fs.flag(&stringValue{p: &o.crontab}, "FILE", "crontab to schedule jobs from (default: "+defaultCrontabFile+" when it exists)", "crontab")
+			fs.flag(&stringValue{p: &o.listenURL}, "URL", "direct PostgreSQL connection for LISTEN only, when -c goes through PgBouncer "+
+				"in transaction pooling mode (default: $"+envListenURL+", else the -c connection)", "listen-connection")
 			o.throughput.register(fs)
 			o.recovery.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
@@ -101,12 +113,20 @@ type runOptions struct {
 	gracePeriod  time.Duration
 	tasksDir     string
 	crontab      string
+	listenURL    string
 	throughput   throughputFlags
 	recovery     recoveryFlags
 }
 
 func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) error {
 	log := opts.logger(e, slog.LevelInfo)
+	var dbOpts []pgxdriver.Option
+	if u := cmp.Or(o.listenURL, e.getenv(envListenURL)); u != "" {
+		if _, err := pgx.ParseConfig(u); err != nil {
+			return usagef("--listen-connection (or $%s): %v", envListenURL, err)
+		}
+		dbOpts = append(dbOpts, pgxdriver.ListenDSN(u))
+	}
 	crontab, err := loadCrontab(o.crontab, defaultCrontabFile, o.once, log)
 	if err != nil {
 		return err
@@ -116,7 +136,7 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 		return err
 	}
 	schema := opts.schemaName(e)
-	db, err := opts.open(ctx, e)
+	db, err := opts.open(ctx, e, dbOpts...)
 	if err != nil {
 		return err
 	}

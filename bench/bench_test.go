@@ -270,15 +270,16 @@ func TestProcParsers(t *testing.T) {
 
 func TestWaitStateNamesWhatABackendDoes(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ state, typ, event, want string }{
-		{"active", "", "", "running (on CPU)"},
-		{"active", "IO", "WALSync", "IO:WALSync"},
-		{"idle", "Client", "ClientRead", "idle (waiting for the worker)"},
-		{"idle in transaction", "Client", "ClientRead", "idle in transaction"},
-		{"", "", "", "starting or ending"},
+	for _, tc := range []struct{ state, typ, event, query, want string }{
+		{"active", "", "", "with candidates", "running (on CPU)"},
+		{"active", "IO", "WALSync", "with done as", "IO:WALSync"},
+		{"idle", "Client", "ClientRead", "with done as", "idle (waiting for the worker)"},
+		{"idle", "Client", "ClientRead", ` LISTEN "gwbench`, "idle listener"},
+		{"idle in transaction", "Client", "ClientRead", "", "idle in transaction"},
+		{"", "", "", "", "starting or ending"},
 	} {
-		if got := waitState(tc.state, tc.typ, tc.event); got != tc.want {
-			t.Errorf("waitState(%q, %q, %q) = %q, want %q", tc.state, tc.typ, tc.event, got, tc.want)
+		if got := waitState(tc.state, tc.typ, tc.event, tc.query); got != tc.want {
+			t.Errorf("waitState(%q, %q, %q, %q) = %q, want %q", tc.state, tc.typ, tc.event, tc.query, got, tc.want)
 		}
 	}
 }

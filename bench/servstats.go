@@ -40,27 +40,33 @@ type serverInfo struct {
 const statsDatabase = "gwbench_stats"
 
 // statStatementsAvailable tells whether the server binaries pgtest will use
-// come with pg_stat_statements (PostgreSQL's contrib): the library in the
-// same installation as the postgres binary, found as pgtest finds it
-// (pg_config, else the highest /usr/lib/postgresql/N).
+// come with pg_stat_statements (PostgreSQL's contrib), looking where pgtest
+// looks: the installation of pg_config --bindir if it has a server, else
+// the highest /usr/lib/postgresql/N.
 func statStatementsAvailable() bool {
-	var lib, share string
-	if out, err := exec.Command("pg_config", "--pkglibdir").Output(); err == nil {
-		lib = strings.TrimSpace(string(out))
-		if out, err := exec.Command("pg_config", "--sharedir").Output(); err == nil {
-			share = strings.TrimSpace(string(out))
+	pgConfig := func(arg string) string {
+		out, err := exec.Command("pg_config", arg).Output()
+		if err != nil {
+			return ""
 		}
+		return strings.TrimSpace(string(out))
 	}
-	if lib == "" || !exists(filepath.Join(lib, "pg_stat_statements.so")) {
-		dirs, _ := filepath.Glob("/usr/lib/postgresql/*/lib")
-		slices.SortFunc(dirs, func(a, b string) int { return versionOf(b+"/x") - versionOf(a+"/x") })
-		if len(dirs) == 0 {
-			return false
-		}
-		lib = dirs[0]
-		share = filepath.Join("/usr/share/postgresql", filepath.Base(filepath.Dir(lib)))
+	if bin := pgConfig("--bindir"); bin != "" && exists(filepath.Join(bin, "postgres")) {
+		return hasStatStatements(pgConfig("--pkglibdir"), pgConfig("--sharedir"))
 	}
-	return exists(filepath.Join(lib, "pg_stat_statements.so")) && exists(filepath.Join(share, "extension", "pg_stat_statements.control"))
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(bins) == 0 {
+		return false
+	}
+	// versionOf reads N from /usr/lib/postgresql/N/bin/x.
+	slices.SortFunc(bins, func(a, b string) int { return versionOf(b) - versionOf(a) })
+	home := filepath.Dir(filepath.Dir(bins[0]))
+	return hasStatStatements(filepath.Join(home, "lib"), filepath.Join("/usr/share/postgresql", filepath.Base(home)))
+}
+
+func hasStatStatements(lib, share string) bool {
+	return lib != "" && share != "" &&
+		exists(filepath.Join(lib, "pg_stat_statements.so")) && exists(filepath.Join(share, "extension", "pg_stat_statements.control"))
 }
 
 func exists(path string) bool {
@@ -436,8 +442,9 @@ func parseProcPidStat(s string) (procStat, error) {
 
 // waitSampler reads pg_stat_activity every interval on its own connection
 // and counts what the workers' backends (application_name appName) were
-// doing: running on a CPU, waiting for something (its wait event), or idle
-// waiting for their client.
+// doing: running on a CPU, waiting for something (its wait event), idle
+// waiting for their client, or idle as the connection that listens for
+// new jobs (its last statement was LISTEN).
 type waitSampler struct {
 	mu      sync.Mutex
 	samples int
@@ -447,13 +454,16 @@ type waitSampler struct {
 	done    chan struct{}
 }
 
-// waitState names what a backend was doing in one sample.
-func waitState(state, waitType, waitEvent string) string {
+// waitState names what a backend was doing in one sample; query is the
+// start of its current or last statement.
+func waitState(state, waitType, waitEvent, query string) string {
 	switch {
 	case state == "active" && waitType == "":
 		return "running (on CPU)"
 	case state == "active":
 		return waitType + ":" + waitEvent
+	case state == "idle" && strings.HasPrefix(strings.ToLower(strings.TrimSpace(query)), "listen"):
+		return "idle listener"
 	case state == "idle":
 		return "idle (waiting for the worker)"
 	case state == "":
@@ -462,6 +472,8 @@ func waitState(state, waitType, waitEvent string) string {
 	return state
 }
 
+// startWaitSampler samples every interval from one interval after its
+// start, when the workers have been told to start, until finish.
 func startWaitSampler(ctx context.Context, conn *pgxpool.Conn, appName string, interval time.Duration) *waitSampler {
 	s := &waitSampler{counts: map[string]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
@@ -469,27 +481,6 @@ func startWaitSampler(ctx context.Context, conn *pgxpool.Conn, appName string, i
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			rows, err := conn.Query(ctx, `select coalesce(state, ''), coalesce(wait_event_type, ''), coalesce(wait_event, '')
-  from pg_stat_activity where application_name = $1`, appName)
-			if err == nil {
-				seen := map[string]int{}
-				for rows.Next() {
-					var st, wt, we string
-					if rows.Scan(&st, &wt, &we) == nil {
-						seen[waitState(st, wt, we)]++
-					}
-				}
-				rows.Close()
-				s.mu.Lock()
-				s.queries++
-				if rows.Err() == nil {
-					s.samples++
-					for k, v := range seen {
-						s.counts[k] += v
-					}
-				}
-				s.mu.Unlock()
-			}
 			select {
 			case <-s.stop:
 				return
@@ -497,6 +488,28 @@ func startWaitSampler(ctx context.Context, conn *pgxpool.Conn, appName string, i
 				return
 			case <-t.C:
 			}
+			rows, err := conn.Query(ctx, `select coalesce(state, ''), coalesce(wait_event_type, ''), coalesce(wait_event, ''), left(coalesce(query, ''), 16)
+  from pg_stat_activity where application_name = $1`, appName)
+			if err != nil {
+				continue
+			}
+			seen := map[string]int{}
+			for rows.Next() {
+				var st, wt, we, q string
+				if rows.Scan(&st, &wt, &we, &q) == nil {
+					seen[waitState(st, wt, we, q)]++
+				}
+			}
+			rows.Close()
+			s.mu.Lock()
+			s.queries++
+			if rows.Err() == nil {
+				s.samples++
+				for k, v := range seen {
+					s.counts[k] += v
+				}
+			}
+			s.mu.Unlock()
 		}
 	}()
 	return s

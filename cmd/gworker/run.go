@@ -76,6 +76,12 @@ back to the queue, not before --recovery-delay (see "gworker help sweep").
 --no-recovery turns that off; crashed workers' jobs then wait for
 graphile-worker's 4-hour rule.
 
+When the database does not answer at start (no server listening yet,
+SQLSTATE 57P03 "cannot connect now" while it starts or recovers, 53300 too
+many connections), run waits for it with backoff, saying so once; a bad
+connection string, a failed authentication or a missing database end it
+at once.
+
 Behind PgBouncer in transaction pooling mode (-c pointing at PgBouncer), give
 the worker a direct connection to PostgreSQL for LISTEN with
 --listen-connection URL (or $DATABASE_LISTEN_URL): PgBouncer cannot keep a
@@ -136,7 +142,7 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 		return err
 	}
 	schema := opts.schemaName(e)
-	db, err := opts.open(ctx, e, dbOpts...)
+	db, err := opts.openWaiting(ctx, e, log, dbOpts...)
 	if err != nil {
 		return err
 	}

@@ -13,13 +13,13 @@ GWORKER_CACHE_DIR ?= $(HOME)/.cache/gworker
 GWORKER_NODE_DIR ?= $(GWORKER_CACHE_DIR)/node
 export GWORKER_NODE_DIR
 
-.PHONY: all test postgres node chromium vet build lint demo fuzz
+.PHONY: all test postgres pgbouncer node chromium vet build lint demo fuzz
 
 all: build
 
-## test: install PostgreSQL and the Node side of the interop tests if missing, then vet and run every test with -race
+## test: install PostgreSQL, PgBouncer and the Node side of the interop tests if missing, then vet and run every test with -race
 ## (GWORKER_SKIP_NODE_INTEROP=1 skips the tests against Node graphile-worker, and says so)
-test: postgres node chromium
+test: postgres pgbouncer node chromium
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./cronspec/
@@ -29,6 +29,10 @@ test: postgres node chromium
 ## postgres: make sure the PostgreSQL server binaries the tests need are installed
 postgres:
 	@scripts/ensure-postgres.sh
+
+## pgbouncer: make sure the pgbouncer binary the PgBouncer tests (package pgbouncer) start is installed
+pgbouncer:
+	@scripts/ensure-pgbouncer.sh
 
 ## chromium: make sure a headless Chromium for the admin page's browser tests is installed
 chromium:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,26 +22,51 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
+// latencySample is one job's way from the adding client to its handler,
+// read on one clock (the worker runs in this process).
+type latencySample struct {
+	// add is the add call, from just before it to its return, which comes
+	// right after the server acknowledged the commit: AddRawJob is one
+	// statement in its own transaction, and its row is read by then.
+	add time.Duration
+	// worker runs from that return to the handler's first line: the
+	// worker's own share (notification, fetch, dispatch).
+	worker time.Duration
+}
+
+func (s latencySample) total() time.Duration { return s.add + s.worker }
+
+// startMark is what the handler reports: which job, and the time of its
+// first line.
+type startMark struct {
+	id int
+	at time.Time
+}
+
 // gworkerLatency runs a worker in this process (Run, listening) with opts
-// and measures, samples times, the time from the start of AddRawJob to the
-// start of the job's handler, one job at a time, after 50 warm-up jobs.
-func (b *bench) gworkerLatency(ctx context.Context, opts core.WorkerOptions, samples int) (total, add []float64, err error) {
-	started := make(chan int, 1)
+// and adds samples jobs with AddRawJob, one at a time, each after the
+// previous one's handler started, after 50 warm-up jobs and a 0.5 s pause.
+// With a gap, the worker is left idle between gap and 2 × gap (at random,
+// so that adds do not keep step with any timer of the worker) before each
+// add; without, the next add follows at once.
+func (b *bench) gworkerLatency(ctx context.Context, opts core.WorkerOptions, samples int, gap time.Duration) ([]latencySample, error) {
+	started := make(chan startMark, 1)
 	opts.Database, opts.Schema, opts.SkipMigrate, opts.Logger = b.gw, schemaGworker, true, quietLogger()
 	opts.Tasks = []core.Task{core.RawTask("latency", func(_ context.Context, j *core.Job) error {
+		at := time.Now()
 		var p struct{ ID int }
 		if err := json.Unmarshal(j.Payload, &p); err != nil {
 			return err
 		}
 		select {
-		case started <- p.ID:
+		case started <- startMark{id: p.ID, at: at}:
 		default:
 		}
 		return nil
 	})}
 	w, err := core.NewWorker(opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	wctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -50,43 +76,56 @@ func (b *bench) gworkerLatency(ctx context.Context, opts core.WorkerOptions, sam
 		<-done
 	}()
 	u := w.Utils()
-	// one returns the time from the add to the handler's start, and how
-	// long the add call itself took (its durable commit included).
-	one := func(id int) (time.Duration, time.Duration, error) {
+	one := func(id int) (latencySample, error) {
 		begin := time.Now()
 		if _, err := u.AddRawJob(ctx, "latency", map[string]int{"id": id}, nil); err != nil {
-			return 0, 0, err
+			return latencySample{}, err
 		}
-		added := time.Since(begin)
+		committed := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
-				return 0, 0, ctx.Err()
+				return latencySample{}, ctx.Err()
 			case err := <-done:
-				return 0, 0, fmt.Errorf("worker stopped: %v", err)
+				return latencySample{}, fmt.Errorf("worker stopped: %v", err)
 			case got := <-started:
-				if got == id {
-					return time.Since(begin), added, nil
+				if got.id == id {
+					return latencySample{add: committed.Sub(begin), worker: got.at.Sub(committed)}, nil
 				}
 			}
 		}
 	}
 	for i := 0; i < 50; i++ {
-		if _, _, err := one(-1 - i); err != nil {
-			return nil, nil, err
+		if _, err := one(-1 - i); err != nil {
+			return nil, err
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	total, add = make([]float64, samples), make([]float64, samples)
-	for i := range total {
-		d, a, err := one(i)
-		if err != nil {
-			return nil, nil, err
+	out := make([]latencySample, samples)
+	for i := range out {
+		if gap > 0 {
+			t := time.NewTimer(gap + rand.N(gap))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-t.C:
+			}
 		}
-		total[i] = float64(d.Microseconds()) / 1000
-		add[i] = float64(a.Microseconds()) / 1000
+		if out[i], err = one(i); err != nil {
+			return nil, err
+		}
 	}
-	return total, add, nil
+	return out, nil
+}
+
+// millis converts durations to milliseconds with microsecond precision.
+func millis(samples []latencySample, f func(latencySample) time.Duration) []float64 {
+	out := make([]float64, len(samples))
+	for i, s := range samples {
+		out[i] = float64(f(s).Microseconds()) / 1000
+	}
+	return out
 }
 
 // gworkerInsert times one Utils.AddJobs call of n no-op jobs, or with bulk
@@ -126,14 +165,9 @@ func (b *bench) statements(ctx context.Context, who string, n int) (string, erro
 		return "", err
 	}
 	rec := newRecorder(b.gw)
-	opts := core.WorkerOptions{Database: rec, Schema: schemaGworker, SkipMigrate: true, Logger: quietLogger(),
-		Tasks: []core.Task{core.RawTask("noop", func(context.Context, *core.Job) error { return nil })}}
-	if who == cTuned {
-		t := b.cfg.tuned
-		opts.Concurrency = t.jobs
-		opts.LocalQueue = core.LocalQueueOptions{Size: t.localQueue, RefetchDelay: core.RefetchDelayOptions{Duration: t.refetchDelay}}
-		opts.CompleteJobBatchDelay, opts.FailJobBatchDelay = t.batchDelay, t.batchDelay
-	}
+	opts := b.workerOptions(who)
+	opts.Database, opts.Schema, opts.SkipMigrate, opts.Logger = rec, schemaGworker, true, quietLogger()
+	opts.Tasks = []core.Task{core.RawTask("noop", func(context.Context, *core.Job) error { return nil })}
 	w, err := core.NewWorker(opts)
 	if err != nil {
 		return "", err

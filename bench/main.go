@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,7 +44,28 @@ type config struct {
 	durable        bool
 	out            string
 	quick          bool
+	parts          map[string]bool
+	splitSamples   int
+	splitGap       time.Duration
+	scaleN         []int
+	scaleProcs     []int
 }
+
+// The parts of a run, in the order they run (-parts).
+const (
+	pDrain      = "drain"      // drain N, per contender
+	pLatency    = "latency"    // idle latency, back-to-back adds
+	pInsert     = "insert"     // bulk insert
+	pSQL        = "sql"        // the SQL limit (pgbench)
+	pSplit      = "split"      // idle latency split: commit → handler, spaced adds
+	pScale      = "scale"      // 1, 2, 4 worker processes on one database
+	pStatements = "statements" // statements per job
+	pBig        = "big"        // fetch time 10k vs 1M, peak RSS draining 1M
+)
+
+var allParts = []string{pDrain, pLatency, pInsert, pSQL, pSplit, pScale, pStatements, pBig}
+
+func (c *config) part(name string) bool { return c.parts[name] }
 
 // tuning is gworker's "tuned" configuration.
 type tuning struct {
@@ -89,7 +111,7 @@ func main() {
 func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	c := &config{}
-	var drainN, contenders, clients string
+	var drainN, contenders, clients, parts, scaleN, scaleProcs string
 	fs.IntVar(&c.rounds, "rounds", 3, "alternating rounds of every measurement")
 	fs.StringVar(&drainN, "n", "20000,200000", "drain sizes, comma-separated")
 	fs.IntVar(&c.defaultMaxN, "default-max-n", 20000, "gworker with core's defaults drains only sizes up to this (it is slow on durable commits)")
@@ -111,7 +133,12 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.nodeDir, "node-dir", os.Getenv("GWORKER_BENCH_NODE_DIR"), "directory with Node 22 and graphile-worker (installed there if missing; default ~/.cache/gworker-bench/node)")
 	fs.BoolVar(&c.durable, "durable", true, "local server: fsync, synchronous_commit and full_page_writes on (PostgreSQL's defaults)")
 	fs.StringVar(&c.out, "out", "", "also write the report (markdown) to this file")
-	fs.BoolVar(&c.quick, "quick", false, "a quick look: 2 rounds, N=2000,20000, 100 latency samples, 10k inserts, no -big")
+	fs.BoolVar(&c.quick, "quick", false, "a quick look: 2 rounds, N=2000,20000, 100 latency samples, 10k inserts, 200 split samples, scale-out N=20000, no -big")
+	fs.StringVar(&parts, "parts", strings.Join(allParts, ","), "which parts run, comma-separated: "+strings.Join(allParts, ", "))
+	fs.IntVar(&c.splitSamples, "split-samples", 1000, "split: spaced add→start samples per run")
+	fs.DurationVar(&c.splitGap, "split-gap", 20*time.Millisecond, "split: the worker is left idle between gap and 2×gap (random) after each job starts")
+	fs.StringVar(&scaleN, "scale-n", "20000,200000", "scale: jobs each scale-out run drains, comma-separated")
+	fs.StringVar(&scaleProcs, "scale-procs", "1,2,4", "scale: worker processes per run, comma-separated")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nRuns on $DATABASE_URL if set, else on a throwaway local PostgreSQL.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -136,6 +163,8 @@ func parseFlags(args []string) (*config, error) {
 		def("insert-n", func() { c.insertN = 10000 })
 		def("pgbench-n", func() { c.pgbenchN = 40000 })
 		def("big", func() { c.big = false })
+		def("split-samples", func() { c.splitSamples = 200 })
+		def("scale-n", func() { scaleN = "20000" })
 	}
 	var err error
 	if c.drainN, err = intList(drainN); err != nil {
@@ -143,6 +172,25 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.pgbenchClients, err = intList(clients); err != nil {
 		return nil, fmt.Errorf("-pgbench-clients: %w", err)
+	}
+	if c.scaleN, err = intList(scaleN); err != nil {
+		return nil, fmt.Errorf("-scale-n: %w", err)
+	}
+	if c.scaleProcs, err = intList(scaleProcs); err != nil {
+		return nil, fmt.Errorf("-scale-procs: %w", err)
+	}
+	c.parts = map[string]bool{}
+	for _, p := range strings.Split(parts, ",") {
+		switch p = strings.TrimSpace(p); {
+		case p == "":
+		case slices.Contains(allParts, p):
+			c.parts[p] = true
+		default:
+			return nil, fmt.Errorf("-parts: unknown %q (want %s)", p, strings.Join(allParts, ", "))
+		}
+	}
+	if !c.big {
+		delete(c.parts, pBig)
 	}
 	for _, name := range strings.Split(contenders, ",") {
 		switch name = strings.TrimSpace(name); name {
@@ -156,8 +204,10 @@ func parseFlags(args []string) (*config, error) {
 	switch {
 	case c.rounds < 1:
 		return nil, errors.New("-rounds must be at least 1")
-	case c.latencySamples < 1, c.insertN < 1, c.batch < 1, c.bigN < 1, c.smallN < 1, c.fetchRepeats < 1:
-		return nil, errors.New("-latency-samples, -insert-n, -batch, -big-n, -small-n and -fetch-repeats must be positive")
+	case c.latencySamples < 1, c.insertN < 1, c.batch < 1, c.bigN < 1, c.smallN < 1, c.fetchRepeats < 1, c.splitSamples < 1:
+		return nil, errors.New("-latency-samples, -insert-n, -batch, -big-n, -small-n, -fetch-repeats and -split-samples must be positive")
+	case c.splitGap < 0:
+		return nil, errors.New("-split-gap must not be negative")
 	case c.timeout <= 0:
 		return nil, errors.New("-timeout must be positive")
 	}

@@ -24,14 +24,19 @@ func (b *bench) report(ctx context.Context, w io.Writer) {
 		fmt.Fprintf(w, "- %s\n", l)
 	}
 	fmt.Fprintf(w, "\nSettings: %d rounds (contender order rotated each round); drain N=%s; %d latency samples per run; bulk insert N=%d; "+
-		"SQL limit with %v clients, %d jobs per fetch; gworker = core's defaults (-j %d, no local queue, no batch delay); "+
+		"SQL limit with %v clients, %d jobs per fetch; gworker = core's defaults (no tuning flag; %d CPUs here); "+
 		"gworker-tuned = `%s`; node = graphile-worker perfTest settings (concurrency 24, localQueue 500, refetchDelay 10ms, batch delays 0, one process); "+
 		"river = river bench settings (MaxWorkers 2000, FetchCooldown 2ms, FetchPollInterval 20ms); "+
 		"node-default = graphile-worker defaults (latency only).\n\n",
 		c.rounds, joinInts(c.drainN), c.latencySamples, c.insertN, c.pgbenchClients, c.batch, runtime.NumCPU(), c.tuned)
+	if c.part(pSplit) || c.part(pScale) {
+		fmt.Fprintf(w, "Latency split: %d adds per run, each after the worker was idle %v to %v, worker in this process; "+
+			"scale-out: %s worker processes (bench/drainer) draining N=%s, gworker with no tuning flag (core's defaults), gworker-tuned with `%s`.\n\n",
+			c.splitSamples, c.splitGap, 2*c.splitGap, joinInts(c.scaleProcs), joinInts(c.scaleN), c.tuned)
+	}
 	b.res.write(w)
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Targets (issue 5), from the medians above:")
+	fmt.Fprintln(w, "Targets (issues 5 and 17), from the medians above:")
 	for _, l := range b.targets() {
 		fmt.Fprintf(w, "- %s\n", l)
 	}
@@ -41,6 +46,7 @@ func (b *bench) report(ctx context.Context, w io.Writer) {
 			fmt.Fprintf(w, "- %s\n", n)
 		}
 	}
+	b.writeScale(w)
 	var failures strings.Builder
 	b.res.writeFailures(&failures)
 	if failures.Len() > 0 {
@@ -112,6 +118,20 @@ func (b *bench) targets() []string {
 				who, p50, verdict(p50 <= 1), p99, verdict(p99 <= 2)))
 		}
 	}
+	for _, who := range []string{cGworker, cTuned} {
+		if p50, ok := r.median(metricWorker(50).name, who); ok {
+			p99, _ := r.median(metricWorker(99).name, who)
+			out = append(out, fmt.Sprintf("idle latency, worker's share (commit → handler) %s: p50 %.3f ms (target ≤ 0.3 ms): %s; p99 %.3f ms (target ≤ 1 ms): %s",
+				who, p50, verdict(p50 <= 0.3), p99, verdict(p99 <= 1)))
+		}
+	}
+	if runs := b.scale.runs; len(runs) > 0 {
+		dups := 0
+		for _, sr := range runs {
+			dups += sr.count.duplicates
+		}
+		out = append(out, fmt.Sprintf("scale-out duplicates: %d over %d runs (target 0): %s", dups, len(runs), verdict(dups == 0)))
+	}
 	for _, m := range r.metrics {
 		if !strings.HasPrefix(m.name, "bulk insert") {
 			continue
@@ -163,7 +183,7 @@ func (b *bench) machine(ctx context.Context) []string {
 		gw := firstMatch(filepath.Join(b.cfg.nodeDir, "node_modules", "graphile-worker", "package.json"), `"version"`)
 		out = append(out, fmt.Sprintf("Node %s, graphile-worker %s", strings.TrimSpace(string(v)), strings.Trim(gw, `", `)))
 	}
-	if b.cfg.has(cRiver) {
+	if b.cfg.has(cRiver) && b.cfg.peers() {
 		out = append(out, "River "+strings.TrimSpace(strings.TrimPrefix(firstMatch(filepath.Join(b.root, "bench", "river", "go.mod"), "github.com/riverqueue/river "), "github.com/riverqueue/river"))+" (riverpgxv5)")
 	}
 	return out

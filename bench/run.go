@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,7 @@ type bench struct {
 	root       string // the repository
 	work       string // binaries and scratch files
 	gworkerBin string
+	drainerBin string // bench/drainer, for the scale-out runs
 	riverBin   string
 	nodeBin    string
 	nodeScript string
@@ -39,6 +41,8 @@ type bench struct {
 	sql        *recorder // core's statements, captured once
 	plans      []string  // EXPLAIN output kept for the report
 	stmtNotes  []string  // statements per job, for the report
+	pg         serverInfo
+	scale      scaleResults
 }
 
 func run(ctx context.Context, cfg *config) error {
@@ -73,6 +77,11 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	defer gwPool.Close()
 	b.gw = pgxdriver.New(gwPool)
+	closeStats, err := b.prepareStats(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStats()
 
 	if err := b.install(ctx); err != nil {
 		return err
@@ -114,6 +123,9 @@ func (b *bench) measure(ctx context.Context) {
 	for r := 0; r < c.rounds && ctx.Err() == nil; r++ {
 		b.logf("=== round %d of %d", r+1, c.rounds)
 		for _, n := range c.drainN {
+			if !c.part(pDrain) {
+				break
+			}
 			for _, who := range rotate(drainers, r) {
 				if who == cGworker && n > c.defaultMaxN {
 					if r == 0 {
@@ -126,19 +138,33 @@ func (b *bench) measure(ctx context.Context) {
 				})
 			}
 		}
-		for _, who := range rotate(latencies, r) {
-			b.step(ctx, "latency "+who, func(ctx context.Context) (string, error) { return b.latency(ctx, who) })
+		if c.part(pLatency) {
+			for _, who := range rotate(latencies, r) {
+				b.step(ctx, "latency "+who, func(ctx context.Context) (string, error) { return b.latency(ctx, who) })
+			}
 		}
-		for _, who := range rotate(inserters, r) {
-			b.step(ctx, "bulk insert "+who, func(ctx context.Context) (string, error) { return b.insert(ctx, who) })
+		if c.part(pInsert) {
+			for _, who := range rotate(inserters, r) {
+				b.step(ctx, "bulk insert "+who, func(ctx context.Context) (string, error) { return b.insert(ctx, who) })
+			}
 		}
-		for _, clients := range c.pgbenchClients {
-			b.step(ctx, fmt.Sprintf("SQL limit, %d clients", clients), func(ctx context.Context) (string, error) {
-				return b.pgbench(ctx, clients)
-			})
+		if c.part(pSQL) {
+			for _, clients := range c.pgbenchClients {
+				b.step(ctx, fmt.Sprintf("SQL limit, %d clients", clients), func(ctx context.Context) (string, error) {
+					return b.pgbench(ctx, clients)
+				})
+			}
+		}
+		if c.part(pSplit) {
+			for _, who := range rotate(filter(c.contenders, cGworker, cTuned), r) {
+				b.step(ctx, "latency split "+who, func(ctx context.Context) (string, error) { return b.latencySplit(ctx, who) })
+			}
+		}
+		if c.part(pScale) {
+			b.scaleRound(ctx, r)
 		}
 	}
-	if ctx.Err() == nil {
+	if c.part(pStatements) && ctx.Err() == nil {
 		b.logf("=== statements per job")
 		for _, who := range filter(c.contenders, cGworker, cTuned) {
 			n := 100_000
@@ -148,7 +174,7 @@ func (b *bench) measure(ctx context.Context) {
 			b.step(ctx, "statements "+who, func(ctx context.Context) (string, error) { return b.statements(ctx, who, n) })
 		}
 	}
-	if c.big && ctx.Err() == nil {
+	if c.part(pBig) && ctx.Err() == nil {
 		b.logf("=== fetch time and peak RSS")
 		// The big fetch timing leaves its jobs (its fetches are rolled
 		// back); the tuned worker then drains them for its peak RSS.
@@ -200,7 +226,7 @@ func filter(have []string, want ...string) []string {
 
 // rotate starts round r with a different contender, so that none always
 // runs first (on a cold cache) or right after the same neighbour.
-func rotate(xs []string, r int) []string {
+func rotate[T any](xs []T, r int) []T {
 	if len(xs) == 0 {
 		return nil
 	}
@@ -248,21 +274,31 @@ func findRoot() (string, error) {
 	}
 }
 
-// build compiles gworker and the River program, finds pgbench and makes
-// sure Node and graphile-worker are installed.
+// peers tells whether a part that runs Node or River is on.
+func (c *config) peers() bool { return c.part(pDrain) || c.part(pLatency) || c.part(pInsert) }
+
+// build compiles gworker, bench/drainer and the River program, finds
+// pgbench and makes sure Node and graphile-worker are installed, each only
+// if a part needs it.
 func (b *bench) build(ctx context.Context) error {
 	b.gworkerBin = filepath.Join(b.work, "gworker")
 	b.riverBin = filepath.Join(b.work, "riverbench")
-	b.logf("building gworker and bench/river")
+	b.logf("building gworker, bench/drainer and bench/river")
 	if out, err := b.command(ctx, b.root, "go", "build", "-o", b.gworkerBin, "./cmd/gworker").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/gworker: %v\n%s", err, out)
 	}
-	if b.cfg.has(cRiver) {
+	if b.cfg.part(pScale) {
+		b.drainerBin = filepath.Join(b.work, "drainer")
+		if out, err := b.command(ctx, b.root, "go", "build", "-o", b.drainerBin, "./bench/drainer").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./bench/drainer: %v\n%s", err, out)
+		}
+	}
+	if b.cfg.has(cRiver) && b.cfg.peers() {
 		if out, err := b.command(ctx, filepath.Join(b.root, "bench", "river"), "go", "build", "-o", b.riverBin, ".").CombinedOutput(); err != nil {
 			return fmt.Errorf("go build bench/river: %v\n%s", err, out)
 		}
 	}
-	if b.cfg.has(cNode) || b.cfg.has(cNodeDef) {
+	if (b.cfg.has(cNode) || b.cfg.has(cNodeDef)) && b.cfg.peers() {
 		if err := b.ensureNode(ctx); err != nil {
 			return err
 		}
@@ -340,7 +376,9 @@ var durableSettings = map[string]string{
 	"shared_buffers":     "128MB",
 }
 
-// server connects to $DATABASE_URL, or starts a throwaway local server.
+// server connects to $DATABASE_URL, or starts a throwaway local server,
+// with pg_stat_statements loaded (tracking off) when the scale-out part
+// runs and the local installation has it.
 func (b *bench) server(ctx context.Context) (stop func(), err error) {
 	if u := os.Getenv("DATABASE_URL"); u != "" {
 		b.url = u
@@ -348,14 +386,25 @@ func (b *bench) server(ctx context.Context) (stop func(), err error) {
 		return func() {}, nil
 	}
 	opts := pgtest.Options{Logf: b.logf}
+	settings := map[string]string{}
 	if b.cfg.durable {
-		opts.Settings = durableSettings
+		maps.Copy(settings, durableSettings)
+	}
+	if b.cfg.part(pScale) && statStatementsAvailable() {
+		maps.Copy(settings, statStatementsSettings)
+		b.pg.preloaded = true
+	}
+	if len(settings) > 0 {
+		opts.Settings = settings
 	}
 	srv, err := pgtest.Start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	b.url = srv.URL()
+	b.pg.own = srv.Source() != pgtest.SourceEnv
+	b.pg.preloaded = b.pg.preloaded && b.pg.own
+	b.pg.postmaster = srv.PID()
 	return func() {
 		if err := srv.Stop(); err != nil {
 			b.logf("stop the server: %v", err)
@@ -378,7 +427,7 @@ func (b *bench) install(ctx context.Context) error {
 			return err
 		}
 	}
-	if b.cfg.has(cRiver) {
+	if b.cfg.has(cRiver) && b.cfg.peers() {
 		if _, _, err := b.runRiver(ctx, "-mode", "migrate"); err != nil {
 			return err
 		}
@@ -562,6 +611,21 @@ func (b *bench) drain(ctx context.Context, who string, n int, label string, refi
 	return fmt.Sprintf("%s jobs/s, peak RSS %.0f MiB", groupThousands(int64(rate)), rss), nil
 }
 
+// workerOptions are the in-process worker's options for gworker (none:
+// core's defaults) and gworker-tuned.
+func (b *bench) workerOptions(who string) core.WorkerOptions {
+	if who != cTuned {
+		return core.WorkerOptions{}
+	}
+	t := b.cfg.tuned
+	return core.WorkerOptions{
+		Concurrency:           t.jobs,
+		LocalQueue:            core.LocalQueueOptions{Size: t.localQueue, RefetchDelay: core.RefetchDelayOptions{Duration: t.refetchDelay}},
+		CompleteJobBatchDelay: t.batchDelay,
+		FailJobBatchDelay:     t.batchDelay,
+	}
+}
+
 // latency measures idle add→start latency.
 func (b *bench) latency(ctx context.Context, who string) (string, error) {
 	samples := b.cfg.latencySamples
@@ -569,16 +633,11 @@ func (b *bench) latency(ctx context.Context, who string) (string, error) {
 	err := b.db.emptyJobs(ctx, schemaOf(who))
 	if err == nil {
 		switch who {
-		case cGworker:
-			ms, addMs, err = b.gworkerLatency(ctx, core.WorkerOptions{}, samples)
-		case cTuned:
-			t := b.cfg.tuned
-			ms, addMs, err = b.gworkerLatency(ctx, core.WorkerOptions{
-				Concurrency:           t.jobs,
-				LocalQueue:            core.LocalQueueOptions{Size: t.localQueue, RefetchDelay: core.RefetchDelayOptions{Duration: t.refetchDelay}},
-				CompleteJobBatchDelay: t.batchDelay,
-				FailJobBatchDelay:     t.batchDelay,
-			}, samples)
+		case cGworker, cTuned:
+			var s []latencySample
+			if s, err = b.gworkerLatency(ctx, b.workerOptions(who), samples, 0); err == nil {
+				ms, addMs = millis(s, latencySample.total), millis(s, func(s latencySample) time.Duration { return s.add })
+			}
 		case cNode, cNodeDef:
 			args := []string{"latency", strconv.Itoa(samples)}
 			if who == cNodeDef {
@@ -609,6 +668,54 @@ func (b *bench) latency(ctx context.Context, who string) (string, error) {
 		b.res.add(metricAddP50, who, percentile(addMs, 50))
 	}
 	return fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, max %.2f ms", p50, p99, slices.Max(ms)), nil
+}
+
+// The latency split's metrics: the worker's share (from the add's commit
+// to the handler's first line), the whole way (from before the add call)
+// and the add call alone, over spaced adds to an idle worker.
+var (
+	splitPercentiles = []float64{50, 90, 99}
+	metricWorker     = func(p float64) metric {
+		return metric{name: fmt.Sprintf("idle latency p%.0f, commit → handler (worker's share)", p), unit: "ms"}
+	}
+	metricSpaced = func(p float64) metric {
+		return metric{name: fmt.Sprintf("idle latency p%.0f, add → handler (spaced adds)", p), unit: "ms"}
+	}
+	metricSpacedAdd = func(p float64) metric {
+		return metric{name: fmt.Sprintf("idle latency p%.0f, the add call alone (spaced adds)", p), unit: "ms"}
+	}
+)
+
+// latencySplit measures, for gworker or gworker-tuned in this process, the
+// worker's own share of idle latency over splitSamples spaced adds.
+func (b *bench) latencySplit(ctx context.Context, who string) (string, error) {
+	fail := func(err error) (string, error) {
+		b.res.fail(metricWorker(50), who, err)
+		return "", err
+	}
+	if err := b.db.emptyJobs(ctx, schemaGworker); err != nil {
+		return fail(err)
+	}
+	s, err := b.gworkerLatency(ctx, b.workerOptions(who), b.cfg.splitSamples, b.cfg.splitGap)
+	if err != nil {
+		return fail(err)
+	}
+	worker := millis(s, func(s latencySample) time.Duration { return s.worker })
+	total := millis(s, latencySample.total)
+	add := millis(s, func(s latencySample) time.Duration { return s.add })
+	var parts []string
+	for _, p := range splitPercentiles {
+		b.res.add(metricWorker(p), who, percentile(worker, p))
+		parts = append(parts, fmt.Sprintf("p%.0f %.3f", p, percentile(worker, p)))
+	}
+	for _, p := range splitPercentiles {
+		b.res.add(metricSpaced(p), who, percentile(total, p))
+	}
+	for _, p := range []float64{50, 99} {
+		b.res.add(metricSpacedAdd(p), who, percentile(add, p))
+	}
+	return fmt.Sprintf("worker's share %s ms (min %.3f, max %.3f); add → handler p50 %.3f, p99 %.3f ms; add call p50 %.3f ms",
+		strings.Join(parts, ", "), slices.Min(worker), slices.Max(worker), percentile(total, 50), percentile(total, 99), percentile(add, 50)), nil
 }
 
 // insert times one bulk insert of insertN jobs.

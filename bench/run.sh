@@ -3,10 +3,13 @@
 # PostgreSQL (see bench/README.md).
 #
 #   bench/run.sh [flags of go run ./bench]      e.g. bench/run.sh -quick
+#   bench/run.sh -parts split                   the idle latency split only
+#   bench/run.sh -parts scale                   the scale-out runs only
 #
 # The database is $DATABASE_URL if set (used as it is; the benchmark creates
 # and drops the schemas gwbench_gw, gwbench_node and gwbench_river there),
-# else a throwaway local PostgreSQL with durable commits (internal/pgtest).
+# else a throwaway local PostgreSQL with durable commits (internal/pgtest),
+# with pg_stat_statements loaded for the scale-out counters when installed.
 # Node 22 and graphile-worker come from npm into $GWORKER_BENCH_NODE_DIR
 # (default ~/.cache/gworker-bench/node) when missing; River from the Go
 # module proxy (bench/river is its own module). The report goes to stdout and

@@ -150,7 +150,7 @@ func literal(v any) (string, error) {
 // captured fetch and complete statements: fetch up to batch jobs with the
 // worker's locking statement as worker pgbench-<client>, then record them
 // as done with the worker's complete statement, two round trips as in the
-// worker. The fetch's ids reach the complete through \gset.
+// worker. The fetch's ids and revisions reach the complete through \gset.
 //
 // The fetch must have the shape "with ... <final update ... returning ...>":
 // its final statement becomes one more CTE so that its ids can be gathered.
@@ -182,9 +182,11 @@ func pgbenchScript(fetch, complete *captured, batch int) (string, error) {
 		return "", fmt.Errorf("fetch statement has no final UPDATE: %q", tailString(f, 200))
 	}
 	head, tail := strings.TrimRight(f[:i], " \n"), f[i+1:]
-	fetchIDs := head + ",\nfetched as (\n" + tail + "\n)\nselect coalesce(array_agg(id), '{}')::text as ids from fetched\n\\gset\n"
-	// complete: $1 = ids (bigint[]), $2 = worker id.
-	c, err := bind(complete.sql, map[int]string{1: ":ids", 2: worker})
+	fetchIDs := head + ",\nfetched as (\n" + tail + "\n)\nselect coalesce(array_agg(id), '{}')::text as ids, coalesce(array_agg(revision), '{}')::text as revs from fetched\n\\gset\n"
+	// complete: $1 = ids (bigint[]), $2 = worker id, $3 = the revisions
+	// the fetch returned, in the same order (both aggregates read the rows
+	// in one pass).
+	c, err := bind(complete.sql, map[int]string{1: ":ids", 2: worker, 3: ":revs"})
 	if err != nil {
 		return "", err
 	}

@@ -43,6 +43,11 @@ type brokenDriver struct {
 	kind string
 	run  string // -test.run pattern below TestBrokenDriverChild
 	want []string
+	// fullTimeout runs the suite with the default Harness.Timeout instead
+	// of childTimeout: for a driver that blocks in a call core makes, so
+	// that the suite's watch on each call must catch it, within seconds,
+	// before any wait of the test's would.
+	fullTimeout bool
 }
 
 // brokenDrivers are the mistakes someone porting the contract to a new
@@ -297,6 +302,93 @@ var brokenDrivers = []brokenDriver{
 			"return Notification{Reconnected: true}",
 		},
 	},
+	// Calls that block where only core calls them: each must be reported
+	// within seconds as the call it blocked in, with that call's item.
+	{
+		// A Query that never returns, on a statement only the engine
+		// sends (the worker's fetch, FOR UPDATE SKIP LOCKED): it stands
+		// for a library call that ignores ctx and waits on a lock or a
+		// connection that never comes.
+		kind:        "query-blocks-in-worker",
+		run:         "^Engine$/^WorkerCompletesJobs$",
+		fullTimeout: true,
+		want: []string{
+			"--- FAIL: TestBrokenDriverChild/Engine/WorkerCompletesJobs (blocked in Database.Query)",
+			`contract item "calls return" broke: Database.Query has not returned after `,
+			"._private_jobs as candidate",
+			"the driver call blocked, in a call core made in this engine test",
+			"a Query on the pool also waits for a free connection",
+			"fix in the driver: pass ctx to the library's context-aware calls and wait on nothing else",
+		},
+	},
+	{
+		// Commit waits for the library to confirm the transaction ended,
+		// a confirmation that never comes (here: core.Migrate's first
+		// step, in the test's setup).
+		kind:        "commit-blocks",
+		run:         "^Engine$/^BulkAddJobs$",
+		fullTimeout: true,
+		want: []string{
+			"(blocked in Transaction.Commit)",
+			`contract item "transactions" broke: Transaction.Commit has not returned after `,
+			"in a call core made in this engine test",
+			"they wait for nothing else",
+			"call the library's own Commit and Rollback on it",
+		},
+	},
+	{
+		// Rows streamed through a channel that the reader closes only
+		// after it sent a row: Next on an empty result waits forever. The
+		// contract tests read no empty result; the worker's fetch of an
+		// empty queue does.
+		kind:        "next-blocks-on-empty-result",
+		run:         "^Engine$/^WorkerCompletesJobs$",
+		fullTimeout: true,
+		want: []string{
+			"(blocked in Rows.Next)",
+			`contract item "rows lifecycle" broke: Rows.Next has not returned after `,
+			"Next returns false at the end of every result, an empty one too",
+		},
+	},
+	{
+		// Listen runs the library's serving loop and returns only when
+		// its ctx ends: the worker's Listen never returns.
+		kind:        "listen-serves-until-ctx-ends",
+		run:         "^Engine$/^WorkerWakesUp$",
+		fullTimeout: true,
+		want: []string{
+			"(blocked in Database.Listen)",
+			`contract item "LISTEN delivery" broke: Database.Listen has not returned after `,
+			"it does not wait for a notification",
+		},
+	},
+	{
+		// Receive that, when its ctx ends, waits for the session's reader
+		// goroutine to stop before returning, and only Close stops it:
+		// the shutdown of a worker that listens, which closes the session
+		// once Receive returned, never ends.
+		kind:        "receive-waits-for-reader",
+		run:         "^Engine$/^WorkerWakesUp$",
+		fullTimeout: true,
+		want: []string{
+			"(blocked in Notifications.Receive)",
+			`contract item "Receive and ctx" broke: Notifications.Receive has not returned `,
+			" after its ctx ended: the driver call blocked, in a call core made in this engine test",
+			"interrupt the wait without closing the connection",
+		},
+	},
+	{
+		// Close waits for the session's reader goroutine, which notices
+		// the close only at the next message, and none comes.
+		kind:        "close-waits-for-reader",
+		run:         "^Engine$/^WorkerWakesUp$",
+		fullTimeout: true,
+		want: []string{
+			"(blocked in Notifications.Close)",
+			`contract item "Close" broke: Notifications.Close has not returned after `,
+			"Close must not wait for a Receive in progress",
+		},
+	},
 	// Concurrency.
 	{
 		// Arguments kept in the Database value: concurrent statements
@@ -325,7 +417,7 @@ func TestSuiteCatchesBrokenDrivers(t *testing.T) {
 	results := make([]result, len(brokenDrivers)+1)
 	// The children mostly wait on the server and on timeouts: run several
 	// at once, more than go test's -parallel (GOMAXPROCS) would.
-	sem := make(chan struct{}, 8)
+	sem := make(chan struct{}, 12)
 	var wg sync.WaitGroup
 	for i := range results {
 		kind, run := "intact", "^Contract$"
@@ -404,6 +496,11 @@ func TestBrokenDriverChild(t *testing.T) {
 	// The intact driver proves the harness sound; it must not fail for
 	// being slow on a loaded machine, so it keeps the default timeout.
 	timeout := childTimeout
+	for _, b := range brokenDrivers {
+		if b.kind == kind && b.fullTimeout {
+			timeout = 0
+		}
+	}
 	if kind == "intact" {
 		timeout = 0
 	}
@@ -512,6 +609,18 @@ func breakDriver(kind string, db core.Database) core.Database {
 		return listenMangler{db, func(n core.Notifications) core.Notifications { return ctxlessReceive{n} }}
 	case "never-reports-reconnected":
 		return listenMangler{db, func(n core.Notifications) core.Notifications { return reconnectHider{n} }}
+	case "query-blocks-in-worker":
+		return blockingQuery{db}
+	case "commit-blocks":
+		return txMangler{db, func(tx core.Transaction) core.Transaction { return blockingCommit{tx} }}
+	case "next-blocks-on-empty-result":
+		return rowsMangler{db, func(r core.Rows) core.Rows { return &emptyBlocks{Rows: r} }}
+	case "listen-serves-until-ctx-ends":
+		return servingListen{db}
+	case "receive-waits-for-reader":
+		return listenMangler{db, func(n core.Notifications) core.Notifications { return readerWaiter{n} }}
+	case "close-waits-for-reader":
+		return listenMangler{db, func(n core.Notifications) core.Notifications { return blockingClose{n} }}
 	case "shared-arguments":
 		return &sharedArgs{Database: db}
 	}
@@ -959,4 +1068,77 @@ func (d *sharedArgs) Exec(ctx context.Context, sql string, args ...any) (int64, 
 
 func (d *sharedArgs) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
 	return d.Database.Query(ctx, sql, d.convert(args)...)
+}
+
+// never is a channel nothing sends on or closes: what a call that blocks
+// waits on.
+var never = make(chan struct{})
+
+// blockingQuery's Query never returns on the worker's fetch.
+type blockingQuery struct{ core.Database }
+
+func (d blockingQuery) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	if strings.Contains(strings.ToLower(sql), "skip locked") {
+		<-never
+	}
+	return d.Database.Query(ctx, sql, args...)
+}
+
+// blockingCommit's Commit never returns.
+type blockingCommit struct{ core.Transaction }
+
+func (blockingCommit) Commit(context.Context) error {
+	<-never
+	return nil
+}
+
+// emptyBlocks's Next, at the end of a result that had no row, waits for
+// a row that never comes.
+type emptyBlocks struct {
+	core.Rows
+	seen bool
+}
+
+func (r *emptyBlocks) Next() bool {
+	if r.Rows.Next() {
+		r.seen = true
+		return true
+	}
+	if !r.seen && r.Rows.Err() == nil {
+		<-never
+	}
+	return false
+}
+
+// readerWaiter's Receive, once its ctx ended, waits for a reader that
+// only Close would stop.
+type readerWaiter struct{ core.Notifications }
+
+func (n readerWaiter) Receive(ctx context.Context) (core.Notification, error) {
+	msg, err := n.Notifications.Receive(ctx)
+	if ctx.Err() != nil {
+		<-never
+	}
+	return msg, err
+}
+
+// servingListen's Listen returns only when its ctx ends.
+type servingListen struct{ core.Database }
+
+func (d servingListen) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
+	n, err := d.Database.Listen(ctx, channels...)
+	if err != nil {
+		return nil, err
+	}
+	<-ctx.Done()
+	_ = n.Close(context.WithoutCancel(ctx))
+	return nil, ctx.Err()
+}
+
+// blockingClose's Close waits for a reader that never ends.
+type blockingClose struct{ core.Notifications }
+
+func (blockingClose) Close(context.Context) error {
+	<-never
+	return nil
 }

@@ -76,14 +76,35 @@
 // should happen soon ends after Harness.Timeout (15s unless set), each test's
 // context after eight of those, and the watchdog of each test bounds the
 // test and each step of its cleanup (closing a Notifications session,
-// dropping the schema, the cleanup NewDatabase registered). A driver call
-// that never returns is then reported like any failure, naming the
-// contract item of the test, what it blocked in and where the test
-// goroutine is stuck, followed by the failures reported before; since a
-// blocked goroutine cannot be stopped, the watchdog then ends the test
-// binary with status 1. The usual cause is a connection the driver never
-// gave back (a Rows.Close or a Rollback that does nothing), on which the
-// pool's Close waits forever.
+// dropping the schema, the cleanup NewDatabase registered).
+//
+// The watchdog also watches every call into the driver, whoever makes it:
+// the suite wraps each Database NewDatabase returns and records each call
+// of the contract while it runs (Exec, Query, Begin, Commit, Rollback,
+// CopyFrom, Rows.Next, Scan, Err and Close, Listen, Receive and
+// Notifications.Close). In the engine tests, where the calls are core's, a
+// call that has not returned after a third of Harness.Timeout, and at
+// least 5s (so 5s by default), is blocked; a Receive is blocked only that
+// long after its ctx ended, since waiting is its job. In the contract
+// tests, which bound their own calls and report them under their own item,
+// the bound is a backstop: two Timeouts and 5s. Time in which the test
+// process itself did not run (a machine too loaded to schedule it) does
+// not count. A blocked call fails the test like this:
+//
+//	--- FAIL: TestConformance/Engine/WorkerCompletesJobs (blocked in Transaction.Commit)
+//	    contract item "transactions" broke: Transaction.Commit has not returned after 5.1s: the driver call blocked, in a call core made in this engine test
+//	        contract: ...
+//	        fix in the driver: ...
+//	    the call's goroutine is blocked in: ...
+//
+// followed by the other calls in flight and the failures reported before.
+// A test or cleanup step that outlives its bound is reported the same way,
+// naming the contract item of the test, what it was waiting for and where
+// the test goroutine is stuck. Since a blocked goroutine cannot be
+// stopped, the watchdog then ends the test binary with status 1. A usual
+// cause is a connection the driver never gave back (a Rows.Close or a
+// Rollback that does nothing), for which the pool's Close, or a Query on
+// the emptied pool, waits forever.
 //
 // # Poll-only drivers
 //

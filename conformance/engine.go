@@ -20,6 +20,7 @@ import (
 )
 
 func (s *suite) engine(t *testing.T) {
+	s.enginePrefix = t.Name() + "/"
 	t.Run("Migrate", s.testMigrate)
 	t.Run("MigrateConcurrently", s.testMigrateConcurrently)
 	t.Run("OddSchemaName", s.testOddSchema)
@@ -347,13 +348,14 @@ func (s *suite) testCallerTx(t *testing.T) {
 		if !commit {
 			id = 2
 		}
-		tx, err := s.h.BeginCallerTx(e.ctx, e.db)
+		tx, err := s.h.BeginCallerTx(e.ctx, untracked(e.db))
 		if err != nil {
 			itemCallerTx.fatalf(t, "Harness.BeginCallerTx: %v", err)
 		}
 		if tx.Executor == nil || tx.Commit == nil || tx.Rollback == nil {
 			itemCallerTx.fatalf(t, "Harness.BeginCallerTx returned a CallerTx without Executor, Commit or Rollback")
 		}
+		tx.Executor = trackExecutor(watchOf(t), tx.Executor)
 		// The application's own write and the job, through the wrapper.
 		mustExec(t, e.ctx, tx.Executor, itemCallerTx, `insert into `+e.q+`.orders values ($1)`, id)
 		u := e.utils.WithTx(tx.Executor)

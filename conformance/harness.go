@@ -55,10 +55,12 @@ type Harness struct {
 
 	// Timeout bounds each wait of the suite for something that should
 	// happen soon (a notification, a reconnect, a connection given back)
-	// and, with its multiples, each test and each test's cleanup: a driver
-	// call that blocks becomes a failure naming the contract item it
-	// blocked in instead of a hung test binary. Zero means 15s; a catalogue
-	// of known-broken drivers can set a few seconds to fail fast.
+	// and, with its multiples and fractions, each test, each step of its
+	// cleanup and each driver call: a driver call that blocks becomes a
+	// failure naming the contract item it blocked in instead of a hung
+	// test binary (see "Drivers that block" in the package documentation).
+	// Zero means 15s; a catalogue of known-broken drivers can set a few
+	// seconds to fail fast.
 	Timeout time.Duration
 }
 
@@ -136,6 +138,9 @@ func Run(t *testing.T, h Harness) {
 type suite struct {
 	h   Harness
 	lim limits
+	// enginePrefix is the name of the Engine test plus "/": tests under it
+	// have the engine tests' call bound.
+	enginePrefix string
 }
 
 // env is what one test works with.
@@ -171,7 +176,8 @@ func (s *suite) newDatabase(t testing.TB) core.Database {
 	// Runs just before the cleanup NewDatabase registered (closing the
 	// pool, typically): give that a bound of its own.
 	t.Cleanup(func() { watchOf(t).cleanup("the cleanup Harness.NewDatabase registered, closing the Database") })
-	return db
+	// Each call is watched while it runs (see inflight.go).
+	return track(watchOf(t), db)
 }
 
 // other returns a second Database: another process, from the server's

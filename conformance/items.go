@@ -123,6 +123,13 @@ var (
 		fix: "pass ctx to the library's context-aware calls (ExecContext, QueryContext); if the library ignores cancellation, " +
 			"send PostgreSQL a cancel request for the connection when ctx is done and discard that connection",
 	}
+	itemCalls = item{
+		name: "calls return",
+		contract: "Exec, Query, Begin and CopyFrom return once the server has answered, and promptly with an error once ctx ends; " +
+			"no call waits for something only another call would do",
+		fix: "pass ctx to the library's context-aware calls and wait on nothing else: no channel, lock or condition that only " +
+			"another call releases; a pool waits for a free connection, so every Rows.Close, Commit and Rollback must give theirs back",
+	}
 	itemListenUnsupported = item{
 		name:     "Listen unsupported",
 		contract: "a driver that cannot LISTEN returns from Listen an error wrapping core.ErrNotificationsUnsupported, and the harness says NoListen",

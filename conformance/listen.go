@@ -243,7 +243,7 @@ func (s *suite) testClose(t *testing.T) {
 func (e *env) listenerPIDs(admin core.Database, n core.Notifications) []int32 {
 	e.t.Helper()
 	if e.s.h.ListenerPIDs != nil {
-		pids, err := e.s.h.ListenerPIDs(e.ctx, n)
+		pids, err := e.s.h.ListenerPIDs(e.ctx, untrackedNotifications(n))
 		if err != nil {
 			itemReconnect.fatalf(e.t, "Harness.ListenerPIDs: %v", err)
 		}

@@ -3,7 +3,6 @@ package conformance
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -21,16 +20,24 @@ import (
 // runs past its bound, the watchdog prints which contract item the test
 // checks, what it was waiting for, where the test goroutine is blocked and
 // every failure reported so far, and ends the process with status 1. That
-// is the only way to stop a goroutine blocked in someone else's code.
+// is the only way to stop a goroutine blocked in someone else's code. The
+// watchdog also bounds each driver call of the test, whoever makes it, and
+// reports a blocked one by name; see inflight.go.
 
 type watchdog struct {
-	t     testing.TB
-	it    item
-	gid   string // the test goroutine's id, to find its stack
-	mu    sync.Mutex
-	timer *time.Timer
-	what  string
-	since time.Time
+	t   testing.TB
+	it  item
+	gid string // the test goroutine's id, to find its stack
+	// engine is set for the engine tests, whose driver calls core makes;
+	// callBound bounds each call (see inflight.go).
+	engine    bool
+	callBound time.Duration
+	mu        sync.Mutex
+	timer     *time.Timer
+	what      string
+	since     time.Time
+	calls     map[*call]struct{} // the driver calls in flight
+	stopped   bool
 }
 
 var watchdogs sync.Map // testing.TB -> *watchdog
@@ -39,9 +46,17 @@ var watchdogs sync.Map // testing.TB -> *watchdog
 // timeout plus one wait (the body's own context ends at the former, so a
 // driver that honours contexts fails the test before).
 func (s *suite) watch(t *testing.T) *watchdog {
-	w := &watchdog{t: t, it: itemOf(t), gid: goroutineID(), what: "the test", since: time.Now()}
+	w := &watchdog{t: t, it: itemOf(t), gid: goroutineID(), what: "the test", since: time.Now(),
+		calls: map[*call]struct{}{}}
+	engineBound, contractBound := callBounds(s.lim)
+	w.engine = s.enginePrefix != "" && strings.HasPrefix(t.Name(), s.enginePrefix)
+	w.callBound = contractBound
+	if w.engine {
+		w.callBound = engineBound
+	}
 	w.timer = time.AfterFunc(s.lim.test+s.lim.wait, w.fire)
 	watchdogs.Store(t, w)
+	startChecker()
 	return w
 }
 
@@ -68,6 +83,10 @@ func (w *watchdog) cleanup(what string) {
 
 func (w *watchdog) stop() {
 	w.timer.Stop()
+	w.mu.Lock()
+	w.stopped = true
+	clear(w.calls)
+	w.mu.Unlock()
 	watchdogs.Delete(w.t)
 }
 
@@ -88,15 +107,7 @@ func (w *watchdog) fire() {
 	if st := stackOf(w.gid); st != "" {
 		fmt.Fprintf(&b, "    the test goroutine is blocked in:\n%s\n", indent(st, "        "))
 	}
-	if fs := failuresSoFar(); len(fs) > 0 {
-		b.WriteString("    failures reported before:\n")
-		for _, f := range fs {
-			b.WriteString(indent(f, "        ") + "\n")
-		}
-	}
-	b.WriteString("conformance: ending the test binary, since a blocked goroutine cannot be stopped\n")
-	os.Stderr.WriteString(b.String())
-	os.Exit(1)
+	exitBlocked(&b)
 }
 
 // failures keeps every failure message, for the watchdog's report: when

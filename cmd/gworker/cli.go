@@ -28,6 +28,9 @@ const (
 const (
 	envDatabaseURL = "DATABASE_URL"
 	envSchema      = "GRAPHILE_WORKER_SCHEMA"
+	// envListenURL is gworker run's --listen-connection: a direct
+	// connection for LISTEN when DATABASE_URL goes through PgBouncer.
+	envListenURL = "DATABASE_LISTEN_URL"
 )
 
 // env is everything a command may touch of the outside world, so that tests
@@ -304,12 +307,12 @@ func (c *commonFlags) logger(e *env, base slog.Level) *slog.Logger {
 }
 
 // open connects to the database.
-func (c *commonFlags) open(ctx context.Context, e *env) (*pgxdriver.Driver, error) {
+func (c *commonFlags) open(ctx context.Context, e *env, opts ...pgxdriver.Option) (*pgxdriver.Driver, error) {
 	url, err := c.connString(e)
 	if err != nil {
 		return nil, err
 	}
-	db, err := pgxdriver.Open(ctx, url)
+	db, err := pgxdriver.Open(ctx, url, opts...)
 	if err != nil {
 		return nil, describeConnectError(err)
 	}

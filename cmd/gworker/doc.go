@@ -105,6 +105,7 @@
 //	            [--heartbeat-interval DURATION] [--sweep-interval DURATION]
 //	            [--sweep-threshold DURATION] [--recovery-delay DURATION]
 //	            [--recovery-action ACTION] [--sweep-foreign-locks] [--no-recovery]
+//	            [--listen-connection URL]
 //
 // migrates the schema, then runs jobs until SIGINT or SIGTERM, or with --once
 // until no job is runnable. -j sets how many jobs run at once (default: 16,
@@ -113,6 +114,12 @@
 // free slots only, and a number fixes the batch. --poll-interval (default 2s) is how often an idle worker
 // looks for jobs when no notification wakes it. --grace-period (default 5s) is how long
 // running jobs may finish after a shutdown signal.
+//
+// --listen-connection URL (default: $DATABASE_LISTEN_URL) is a direct
+// connection to PostgreSQL used only for LISTEN, for when -c goes through
+// PgBouncer in transaction pooling mode, which cannot keep a LISTEN; the
+// worker's other statements work through PgBouncer as they are. Without
+// it, a worker that finds its LISTEN would not hold says so and polls.
 //
 // The tasks are the executable files under DIR (default ./tasks), searched
 // recursively: a file's identifier is its path relative to DIR without its

@@ -11,7 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/driver/pgxdriver"
 )
 
 // defaultTasksDir is where run looks for executable tasks, as graphile-worker
@@ -70,7 +73,20 @@ worker of the schema looks for workers whose heartbeat is older than
 --sweep-threshold (they crashed or lost the database) and hands their jobs
 back to the queue, not before --recovery-delay (see "gworker help sweep").
 --no-recovery turns that off; crashed workers' jobs then wait for
-graphile-worker's 4-hour rule.`,
+graphile-worker's 4-hour rule.
+
+When the database does not answer at start (no server listening yet,
+SQLSTATE 57P03 "cannot connect now" while it starts or recovers, 53300 too
+many connections), run waits for it with backoff, saying so once; a bad
+connection string, a failed authentication or a missing database end it
+at once.
+
+Behind PgBouncer in transaction pooling mode (-c pointing at PgBouncer), give
+the worker a direct connection to PostgreSQL for LISTEN with
+--listen-connection URL (or $DATABASE_LISTEN_URL): PgBouncer cannot keep a
+LISTEN, and without it new jobs wait for the next poll. The worker says so
+at start when it finds its LISTEN would not hold. Its other statements work
+through PgBouncer as they are.`,
 		setup: func(fs *flagSet) action {
 			o := runOptions{pollInterval: core.DefaultPollInterval, gracePeriod: core.DefaultGracePeriod, tasksDir: defaultTasksDir}
 			fs.flag(&boolValue{p: &o.once}, "", "run until no job is runnable, print a summary and exit (1 when a job failed)", "once")
@@ -80,6 +96,8 @@ graphile-worker's 4-hour rule.`,
 			fs.flag(&durationValue{p: &o.gracePeriod}, "DURATION", fmt.Sprintf("on shutdown, how long running tasks may finish before SIGTERM; 0 means none (default: %v)", core.DefaultGracePeriod), "grace-period")
 			fs.flag(&stringValue{p: &o.tasksDir}, "DIR", "directory of executable tasks (default: "+defaultTasksDir+")", "tasks")
 			fs.flag(&stringValue{p: &o.crontab}, "FILE", "crontab to schedule jobs from (default: "+defaultCrontabFile+" when it exists)", "crontab")
+			fs.flag(&stringValue{p: &o.listenURL}, "URL", "direct PostgreSQL connection for LISTEN only, when -c goes through PgBouncer "+
+				"in transaction pooling mode (default: $"+envListenURL+", else the -c connection)", "listen-connection")
 			o.throughput.register(fs)
 			o.recovery.register(fs)
 			return func(ctx context.Context, e *env, args []string) error {
@@ -100,12 +118,20 @@ type runOptions struct {
 	gracePeriod  time.Duration
 	tasksDir     string
 	crontab      string
+	listenURL    string
 	throughput   throughputFlags
 	recovery     recoveryFlags
 }
 
 func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) error {
 	log := opts.logger(e, slog.LevelInfo)
+	var dbOpts []pgxdriver.Option
+	if u := cmp.Or(o.listenURL, e.getenv(envListenURL)); u != "" {
+		if _, err := pgx.ParseConfig(u); err != nil {
+			return usagef("--listen-connection (or $%s): %v", envListenURL, err)
+		}
+		dbOpts = append(dbOpts, pgxdriver.ListenDSN(u))
+	}
 	crontab, err := loadCrontab(o.crontab, defaultCrontabFile, o.once, log)
 	if err != nil {
 		return err
@@ -115,7 +141,7 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 		return err
 	}
 	schema := opts.schemaName(e)
-	db, err := opts.open(ctx, e)
+	db, err := opts.openWaiting(ctx, e, log, dbOpts...)
 	if err != nil {
 		return err
 	}

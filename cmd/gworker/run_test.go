@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -257,6 +259,7 @@ func TestRunRejectsBadFlagValues(t *testing.T) {
 		{[]string{"--local-queue", "-5"}, []string{"--local-queue", `"-5"`}},
 		{[]string{"--refetch-delay", "soon"}, []string{"--refetch-delay", `"soon"`}},
 		{[]string{"extra"}, []string{`"extra"`}},
+		{[]string{"--listen-connection", "postgres://localhost:notaport/db"}, []string{"--listen-connection"}},
 	} {
 		r := b.cli(t, append([]string{"run", "--once"}, tt.args...)...)
 		assertOneLineError(t, r, tt.want...)
@@ -342,5 +345,44 @@ func TestRunOnceSummaryAndExitStatus(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "job completed") {
 		t.Errorf("--quiet still logs completions:\n%s", r.stderr)
+	}
+}
+
+// --listen-connection, else $DATABASE_LISTEN_URL, is where the worker
+// LISTENs, apart from -c: pointed at a port where no server answers, the
+// worker warns that its LISTEN fails there.
+func TestRunListensOnTheListenConnection(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.migrate(t)
+	tasks := t.TempDir()
+	writeScript(t, tasks, "t.sh", "exit 0\n")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close() // nothing answers there now
+	nowhere := "postgres://postgres@127.0.0.1:" + port + "/postgres?sslmode=disable"
+	for _, viaEnv := range []bool{false, true} {
+		environment := b.env()
+		args := []string{"run", "--tasks", tasks}
+		if viaEnv {
+			environment[envListenURL] = nowhere
+		} else {
+			args = append(args, "--listen-connection", nowhere)
+		}
+		ctx, cancel := context.WithCancel(b.ctx)
+		var stderr syncBuffer
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, args, io.Discard, &stderr, func(k string) string { return environment[k] }) }()
+		testkit.Eventually(t, "the warning that LISTEN fails on the listen connection", func() bool {
+			s := stderr.String()
+			return strings.Contains(s, "listening for notifications (LISTEN) failed") && strings.Contains(s, "127.0.0.1:"+port)
+		})
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("run (listen connection from the environment: %v): exit %d, stderr:\n%s", viaEnv, code, stderr.String())
+		}
 	}
 }

@@ -63,7 +63,7 @@
 // json.RawMessage is sent as a string (JSON text, never bytea) and slices as
 // array literals; pgx cancels statements itself. To avoid prepared
 // statements behind PgBouncer, open the pool with
-// default_query_exec_mode=simple_protocol in the connection string.
+// default_query_exec_mode=cache_describe (or exec) in the connection string.
 //
 // Rows scan through database/sql, which fills pointers to pointers (nil for
 // NULL) and copies []byte; the adapter adds *[]string, *[]int64 and
@@ -74,7 +74,8 @@
 // Listen opens a dedicated session:
 //
 //   - with ListenDSN, a pgx connection there — for instance past
-//     PgBouncer, which cannot keep a LISTEN;
+//     PgBouncer in transaction pooling mode, which cannot keep a LISTEN:
+//     bundriver.Open(ctx, pgbouncerURL, bundriver.ListenDSN(directURL));
 //   - otherwise, on pgdriver, pgdriver's Listener with the bun.DB's own
 //     connector settings;
 //   - on pgx's stdlib, a pgx connection with the settings of the pool's
@@ -85,6 +86,13 @@
 //
 // PollOnly makes Listen return an error wrapping
 // core.ErrNotificationsUnsupported: workers then poll alone, by choice.
+//
+// A session that finds its connection does not keep its LISTEN (through a
+// transaction pooler: pgdriver's Listener sees none of the pings it sends
+// through the pool within 10s; pgx's sees a pooler's process id and not
+// the notification it sends itself within 3s) fails with an error naming
+// ListenDSN, which wraps core.ErrNotificationsUnsupported: a worker logs it
+// once and polls (or stops, with WorkerOptions.RequireNotifications).
 //
 // Either way Listen returns once every LISTEN is in place, Receive returns
 // notifications in order and, when its context ends, ctx.Err() without

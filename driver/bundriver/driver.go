@@ -29,6 +29,12 @@ type options struct {
 // connects to (past PgBouncer in transaction pooling mode, which cannot
 // keep a LISTEN), or when bun runs on a database/sql driver other than
 // bun's pgdriver or pgx's stdlib, whose settings the adapter cannot take.
+// pgxdriver and pqdriver have an option of the same name, so that
+// switching drivers changes one line.
+//
+// A listener that finds that its connection does not keep its LISTEN
+// fails with an error that says to set this option (wrapping
+// core.ErrNotificationsUnsupported: a worker polls meanwhile).
 func ListenDSN(dsn string) Option {
 	return func(o *options) { o.listenDSN = dsn }
 }

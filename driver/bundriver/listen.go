@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -22,6 +24,14 @@ import (
 )
 
 var errClosed = fmt.Errorf("bundriver: %w", core.ErrNotificationsClosed)
+
+// errPooler is Listen's error (after "bundriver: listen: ") when the
+// pings that confirm a pgdriver listener's LISTEN were sent but none came
+// back.
+var errPooler = fmt.Errorf("LISTEN cannot work on this connection: no notification reached it within %v, "+
+	"as happens when it goes through a connection pooler that does not keep a session between transactions "+
+	"(PgBouncer in transaction pooling mode, say); give the driver a direct connection to PostgreSQL for LISTEN "+
+	"with bundriver.ListenDSN(url) (gworker run: --listen-connection URL): %w", confirmTimeout, core.ErrNotificationsUnsupported)
 
 // Listen opens a dedicated listening session and runs LISTEN on each
 // channel; it returns once the session listens. With ListenDSN it listens
@@ -54,7 +64,8 @@ func (d *Driver) Listen(ctx context.Context, channels ...string) (core.Notificat
 
 // listenPgx listens with pgx on a connection of its own.
 func (d *Driver) listenPgx(ctx context.Context, cfg *pgx.ConnConfig, channels []string) (core.Notifications, error) {
-	n, err := pglisten.Open(ctx, cfg, channels, pglisten.Options{Prefix: "bundriver", OnError: d.opts.onListenError})
+	n, err := pglisten.Open(ctx, cfg, channels, pglisten.Options{Prefix: "bundriver", OnError: d.opts.onListenError,
+		ListenOption: "bundriver.ListenDSN(url)"})
 	if err != nil {
 		return nil, err
 	}
@@ -207,15 +218,26 @@ func (s *pgdSession) connect(ctx context.Context) (*pgdriver.Listener, error) {
 	token := hex.EncodeToString(b)
 	confirmed := make(chan struct{})
 	defer close(confirmed)
-	go s.pingUntil(ctx, token, confirmed)
+	var sent atomic.Int64
+	go s.pingUntil(ctx, token, confirmed, &sent)
 	deadline := time.Now().Add(confirmTimeout)
 	for {
+		// When the server took pings and none came back by the deadline,
+		// the listener's connection does not keep its LISTEN: a pooler
+		// stands between it and PostgreSQL.
 		left := time.Until(deadline)
 		if left <= 0 {
+			if sent.Load() > 0 {
+				return fail(errPooler)
+			}
 			return fail(errors.New("bundriver: the listener's LISTEN was not confirmed in time"))
 		}
 		ch, payload, err := ln.ReceiveTimeout(ctx, left)
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && time.Until(deadline) <= 0 && sent.Load() > 0 {
+				return fail(errPooler)
+			}
 			return fail(err)
 		}
 		if ch == s.ping {
@@ -236,13 +258,17 @@ func (s *pgdSession) connect(ctx context.Context) (*pgdriver.Listener, error) {
 }
 
 // pingUntil notifies the ping channel every pingInterval until done is
-// closed or ctx ends.
-func (s *pgdSession) pingUntil(ctx context.Context, token string, done <-chan struct{}) {
+// closed or ctx ends, counting in sent the notifications the server took.
+func (s *pgdSession) pingUntil(ctx context.Context, token string, done <-chan struct{}, sent *atomic.Int64) {
 	t := time.NewTicker(pingInterval)
 	defer t.Stop()
 	for {
-		if _, err := s.d.Exec(ctx, "select pg_notify($1, $2)", s.ping, token); err != nil && ctx.Err() == nil {
-			s.report(fmt.Errorf("bundriver: ping the listener: %w", err))
+		if _, err := s.d.Exec(ctx, "select pg_notify($1, $2)", s.ping, token); err != nil {
+			if ctx.Err() == nil {
+				s.report(fmt.Errorf("bundriver: ping the listener: %w", err))
+			}
+		} else {
+			sent.Add(1)
 		}
 		select {
 		case <-done:

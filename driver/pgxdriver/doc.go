@@ -5,8 +5,8 @@
 //
 // Open creates a pool from a connection string and owns it: Driver.Close
 // closes it. New wraps a pool you already have; the pool stays yours and
-// Driver.Close leaves it open. Both take the same options (ListenConnConfig,
-// PollOnly, OnListenError). pqdriver and bundriver have the same Open, New,
+// Driver.Close leaves it open. Both take the same options (ListenDSN,
+// ListenConnConfig, PollOnly, OnListenError). pqdriver and bundriver have the same Open, New,
 // Tx and Close, so switching drivers changes one line:
 //
 //	d, err := pgxdriver.Open(ctx, url) // or pqdriver.Open, bundriver.Open
@@ -36,34 +36,42 @@
 //
 // # PgBouncer
 //
-// Under PgBouncer in transaction pooling mode, prepared statements cannot be
-// used. Select pgx's simple protocol on the pool's configuration:
-//
-//	cfg, err := pgxpool.ParseConfig(url)
-//	// handle err
-//	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-//	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-//
-// or add default_query_exec_mode=simple_protocol to the connection string.
+// Open (and a Driver from New, at its first statement) checks whether the
+// pool goes through a connection pooler such as PgBouncer: the process id
+// a pooler announces when a client connects is its own, not the server
+// process's that pg_backend_pid() reports. pgx's default query exec mode
+// prepares each statement under a name once per connection, which
+// PgBouncer in transaction pooling mode (before 1.21, or without
+// max_prepared_statements) breaks, since the next transaction may run on a
+// server connection that never saw it. Behind a pooler the Driver
+// therefore runs gworker's statements in pgx's cache_describe mode, which
+// prepares nothing by name and still takes one round trip per statement
+// (exec when the description cache is turned off), and adds jobs with
+// INSERT rather than COPY. A mode the pool's configuration sets itself
+// (default_query_exec_mode in the connection string) is kept. Your own
+// statements on the pool follow its configuration: behind PgBouncer add
+// default_query_exec_mode=cache_describe (or exec) to the connection
+// string for them.
 //
 // LISTEN, on the other hand, needs a session of its own: a transaction
-// pooler hands each statement to any server connection, so a LISTEN would
-// be lost. Point the listener at PostgreSQL directly (or at a session
-// pooling port) with ListenConnConfig:
+// pooler hands each transaction to any server connection, so a LISTEN
+// would be lost. Point the listener at PostgreSQL directly (or at a
+// session pooling port) with ListenDSN, or ListenConnConfig:
 //
-//	direct, err := pgx.ParseConfig(directURL)
-//	// handle err
-//	d := pgxdriver.New(pool, pgxdriver.ListenConnConfig(direct))
+//	d, err := pgxdriver.Open(ctx, pgbouncerURL, pgxdriver.ListenDSN(directURL))
 //
-// Without it the worker still runs; it then relies on polling when
-// notifications do not arrive. Where no connection can LISTEN at all, say
-// so with PollOnly: Listen then reports core.ErrNotificationsUnsupported
-// and workers poll without trying.
+// Listen checks that its connection keeps its LISTEN when it goes through
+// a pooler (a notification it sends itself must come back within a few
+// seconds). If not, it fails with an error naming ListenDSN, which wraps
+// core.ErrNotificationsUnsupported: a worker logs it once and polls (or
+// stops, with WorkerOptions.RequireNotifications). Where no connection can
+// LISTEN at all, say so with PollOnly: Listen then reports
+// core.ErrNotificationsUnsupported and workers poll without trying.
 //
 // # Notifications
 //
 // Listen opens a connection of its own with pgx.ConnectConfig, from
-// ListenConnConfig or else a copy of the pool's configuration; it is never
+// ListenDSN or ListenConnConfig, or else a copy of the pool's configuration; it is never
 // taken from the pool, so a long-lived listener cannot starve it. Whatever
 // BuildContextWatcherHandler that configuration names, the listener
 // interrupts a wait with a read deadline, which returns at once and keeps

@@ -40,12 +40,25 @@ func Tx(tx pgx.Tx) core.Transaction {
 // query exec mode. That includes json.RawMessage, which pgx (since v5.5.4)
 // sends as JSON text even in the simple protocol, where any other []byte
 // becomes a bytea literal; TestRoundTrip holds it to that in all five modes.
+//
+// A non-zero mode runs every statement in that query exec mode instead of
+// the connection's default (see poolerMode).
 type executor struct {
-	q Querier
+	q    Querier
+	mode pgx.QueryExecMode
+}
+
+// args puts the query exec mode, if any, before the arguments, where pgx
+// takes it as an option.
+func (e executor) args(args []any) []any {
+	if e.mode == 0 {
+		return args
+	}
+	return append([]any{e.mode}, args...)
 }
 
 func (e executor) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	tag, err := e.q.Exec(ctx, sql, args...)
+	tag, err := e.q.Exec(ctx, sql, e.args(args)...)
 	if err != nil {
 		return 0, err
 	}
@@ -53,7 +66,7 @@ func (e executor) Exec(ctx context.Context, sql string, args ...any) (int64, err
 }
 
 func (e executor) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
-	r, err := e.q.Query(ctx, sql, args...)
+	r, err := e.q.Query(ctx, sql, e.args(args)...)
 	if err != nil {
 		return nil, err
 	}
@@ -96,10 +109,13 @@ type copier interface {
 
 // CopyFrom implements core.CopyFromer with pgx's binary COPY, on any
 // Querier that has CopyFrom (all of pgx's do); for others it returns
-// core.ErrCopyUnsupported.
+// core.ErrCopyUnsupported. So it does behind a connection pooler (a
+// non-zero mode): pgx's COPY describes the table in the connection's
+// default mode, which may prepare a statement by name, and core then adds
+// the rows with INSERT.
 func (e executor) CopyFrom(ctx context.Context, schema, table string, columns []string, rows [][]any) (int64, error) {
 	c, ok := e.q.(copier)
-	if !ok {
+	if !ok || e.mode != 0 {
 		return 0, core.ErrCopyUnsupported
 	}
 	return c.CopyFrom(ctx, pgx.Identifier{schema, table}, columns, pgx.CopyFromRows(rows))

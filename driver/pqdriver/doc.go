@@ -50,14 +50,28 @@
 // # PgBouncer
 //
 // lib/pq never keeps prepared statements: a statement without arguments
-// goes in the simple protocol, one with arguments through an unnamed
-// statement, parsed in a first round trip and executed in a second. Behind
-// PgBouncer in transaction pooling mode, add binary_parameters=yes to the
-// connection string: lib/pq then sends each statement and its arguments in
-// one round trip, which a transaction pooler handles, and which is faster
-// anyway. The adapter sends only text values, so this changes nothing else.
-// LISTEN needs a session: point ListenDSN at PostgreSQL itself or at
-// a session pooling port.
+// goes in the simple protocol; one with arguments goes through an unnamed
+// statement, by default parsed in a first round trip and executed in a
+// second, between which PgBouncer in transaction pooling mode may move the
+// connection to another server. With binary_parameters=yes lib/pq sends
+// each statement and its arguments in one round trip instead, which a
+// transaction pooler handles, and which is faster anyway; Open turns it on
+// unless the connection string sets it. The adapter sends only text
+// values, so this changes nothing else. A *sql.DB handed to New needs
+// binary_parameters=yes in its own connection string behind PgBouncer.
+// PgBouncer also refuses the extra_float_digits start-up parameter that
+// lib/pq sends unless its ignore_startup_parameters lists it.
+//
+// LISTEN needs a session: point ListenDSN at PostgreSQL itself or at a
+// session pooling port:
+//
+//	d, err := pqdriver.Open(ctx, pgbouncerURL, pqdriver.ListenDSN(directURL))
+//
+// Listen checks that its connection keeps its LISTEN (a notification it
+// sends through the pool must come back within a few seconds); if not, it
+// fails with an error naming ListenDSN, which wraps
+// core.ErrNotificationsUnsupported: a worker logs it once and polls (or
+// stops, with WorkerOptions.RequireNotifications).
 //
 // # Notifications
 //

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -35,10 +36,14 @@ type options struct {
 // connection that Listen opens with pq.Listener. Open defaults it to its
 // own connection string. New cannot know it (a *sql.DB does not reveal how
 // it connects), so a Driver from New needs ListenDSN or PollOnly to be
-// used by a worker.
+// used by a worker. pgxdriver and bundriver have an option of the same
+// name, so that switching drivers changes one line.
 //
 // Behind PgBouncer in transaction pooling mode, point it at PostgreSQL
-// itself or at a session-pooling port: a LISTEN needs a session.
+// itself or at a session-pooling port: a LISTEN needs a session. Listen
+// checks that the connection keeps its LISTEN, and otherwise fails with an
+// error that says to set this option (wrapping
+// core.ErrNotificationsUnsupported: a worker polls meanwhile).
 func ListenDSN(dsn string) Option {
 	return func(o *options) { o.listenDSN = dsn }
 }
@@ -100,8 +105,23 @@ func New(db *sql.DB, opts ...Option) *Driver {
 // string, as lib/pq accepts), checks that it answers and returns a Driver
 // that owns the *sql.DB (Close closes it) and listens on url unless
 // ListenDSN or PollOnly says otherwise.
+//
+// Unless url sets binary_parameters itself, Open turns it on: lib/pq then
+// sends a statement and its arguments in one round trip (parse, bind and
+// execute together) instead of two, which is faster, and which is what
+// PgBouncer in transaction pooling mode needs: between two round trips it
+// may move the connection to another server, which never saw the unnamed
+// statement of the first. A *sql.DB handed to New needs it in its own
+// connection string for that.
 func Open(ctx context.Context, url string, opts ...Option) (*Driver, error) {
-	connector, err := pq.NewConnector(url)
+	cfg, err := pq.NewConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("pqdriver: %w", err)
+	}
+	if !strings.Contains(url, "binary_parameters") {
+		cfg.BinaryParameters = true
+	}
+	connector, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pqdriver: %w", err)
 	}
@@ -166,7 +186,7 @@ func (d *Driver) Listen(ctx context.Context, channels ...string) (core.Notificat
 	if len(channels) == 0 {
 		return nil, errors.New("pqdriver: Listen needs at least one channel")
 	}
-	return listen(ctx, d.opts, channels)
+	return listen(ctx, d.opts, d.db, channels)
 }
 
 // errNoListenDSN is what Listen returns for a Driver that New made with

@@ -2,9 +2,12 @@ package pqdriver
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -30,7 +33,7 @@ var _ core.Notifications = (*notifications)(nil)
 
 var errClosed = fmt.Errorf("pqdriver: %w", core.ErrNotificationsClosed)
 
-func listen(ctx context.Context, opts options, channels []string) (core.Notifications, error) {
+func listen(ctx context.Context, opts options, db Querier, channels []string) (core.Notifications, error) {
 	n := &notifications{onError: opts.onListenError, closing: make(chan struct{}), first: make(chan error, 1)}
 	n.l = pq.NewListener(opts.listenDSN, opts.minReconnectInterval, opts.maxReconnectInterval, n.event)
 
@@ -51,6 +54,10 @@ func listen(ctx context.Context, opts options, channels []string) (core.Notifica
 	// or blocks while the connection is being re-established.
 	done := make(chan error, 1)
 	go func() {
+		if err := n.probe(ctx, db); err != nil {
+			done <- err
+			return
+		}
 		for _, ch := range channels {
 			if err := n.l.Listen(ch); err != nil && !errors.Is(err, pq.ErrChannelAlreadyOpen) {
 				done <- fmt.Errorf("pqdriver: listen %q: %w", ch, err)
@@ -148,3 +155,65 @@ func (n *notifications) Close(context.Context) error {
 	})
 	return err
 }
+
+// probeTimeout bounds the wait for the probe notification. Through
+// PostgreSQL or a pooler that keeps the session it arrives within
+// milliseconds; through one that does not (PgBouncer in transaction
+// pooling mode) it never does.
+const probeTimeout = 3 * time.Second
+
+// probe checks that the listener's connection keeps a LISTEN, which it
+// does not through a pooler that hands each transaction to any server
+// connection: it listens on a channel of its own, notifies it through db
+// and waits up to probeTimeout for the notification. pq.Listener does not
+// show the connection's process id, which would tell a pooler apart
+// without the wait.
+func (n *notifications) probe(ctx context.Context, db Querier) error {
+	b := make([]byte, 16)
+	_, _ = crand.Read(b)
+	channel := "gworker:probe:" + hex.EncodeToString(b[:8])
+	token := hex.EncodeToString(b[8:])
+	if err := n.l.Listen(channel); err != nil {
+		return fmt.Errorf("pqdriver: listen: %w", err)
+	}
+	// No arguments, so lib/pq sends it in one round trip whatever its
+	// settings; both values are hexadecimal, nothing to escape.
+	notify := "select pg_notify('" + channel + "', '" + token + "')"
+	if _, err := db.ExecContext(ctx, notify); err != nil {
+		return fmt.Errorf("pqdriver: listen: notify the probe channel: %w", err)
+	}
+	t := time.NewTimer(probeTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case m, ok := <-n.l.Notify:
+			if !ok {
+				return errClosed
+			}
+			if m == nil {
+				// Reconnected: the notification may have been lost.
+				if _, err := db.ExecContext(ctx, notify); err != nil {
+					return fmt.Errorf("pqdriver: listen: notify the probe channel: %w", err)
+				}
+				continue
+			}
+			if m.Channel == channel && m.Extra == token {
+				if err := n.l.Unlisten(channel); err != nil {
+					return fmt.Errorf("pqdriver: listen: %w", err)
+				}
+				return nil
+			}
+		case <-t.C:
+			return errPooler
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// errPooler is Listen's error when the listening connection does not keep
+// its LISTEN.
+var errPooler = fmt.Errorf("pqdriver: LISTEN cannot work on this connection: no notification reached it within %v, "+
+	"as happens when it goes through a connection pooler that does not keep a session between transactions "+
+	"(PgBouncer in transaction pooling mode, say); give the driver a direct connection to PostgreSQL for LISTEN "+
+	"with pqdriver.ListenDSN(url) (gworker run: --listen-connection URL): %w", probeTimeout, core.ErrNotificationsUnsupported)

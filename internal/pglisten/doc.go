@@ -10,6 +10,17 @@
 // nothing for an idle session), and it drops any OnNotification handler,
 // which would take the notifications before Receive sees them.
 //
+// Each connection first compares the server process id that
+// pg_backend_pid() reports with the one the connection's start-up
+// announced. They differ when a connection pooler such as PgBouncer
+// answered the start-up itself; the session then checks that the pooler
+// keeps its LISTEN, by notifying a channel of its own from a second
+// connection and waiting up to ProbeTimeout for the notification. Through
+// PgBouncer in transaction pooling mode it never comes, and Open fails
+// with a *PoolerError, which wraps core.ErrNotificationsUnsupported and
+// names the driver's option for a direct connection (Options.ListenOption).
+// BackendPID is the same check for a driver's pool.
+//
 // Receive returns the next notification, in the order PostgreSQL sent them.
 // Receive is meant to be called from one goroutine in a loop; concurrent
 // calls are serialised.

@@ -39,6 +39,12 @@ type Options struct {
 	// to reconnect. It is called from the goroutine that calls Receive and
 	// must not block.
 	OnError func(error)
+
+	// ListenOption names, as a user writes it, the driver's option that
+	// gives a direct connection for LISTEN ("pgxdriver.ListenDSN(url)"):
+	// the fix that the error for a connection through a transaction
+	// pooler suggests.
+	ListenOption string
 }
 
 // Session is a LISTEN session on a dedicated connection. It implements
@@ -53,7 +59,9 @@ type Session struct {
 	listenSQL string
 	prefix    string
 	onError   func(error)
-	errClosed error
+	// listenOption is Options.ListenOption.
+	listenOption string
+	errClosed    error
 
 	// closing is done once Close has been called; Receive watches it so a
 	// blocked Receive returns at once.
@@ -114,14 +122,15 @@ func newSession(cfg *pgx.ConnConfig, listenSQL string, o Options) *Session {
 	}
 	closing, cancel := context.WithCancel(context.Background())
 	return &Session{
-		cfg:       cfg,
-		listenSQL: listenSQL,
-		prefix:    o.Prefix,
-		onError:   o.OnError,
-		errClosed: fmt.Errorf("%s: %w", o.Prefix, core.ErrNotificationsClosed),
-		closing:   closing,
-		close:     cancel,
-		sem:       make(chan struct{}, 1),
+		cfg:          cfg,
+		listenSQL:    listenSQL,
+		prefix:       o.Prefix,
+		onError:      o.OnError,
+		listenOption: o.ListenOption,
+		errClosed:    fmt.Errorf("%s: %w", o.Prefix, core.ErrNotificationsClosed),
+		closing:      closing,
+		close:        cancel,
+		sem:          make(chan struct{}, 1),
 	}
 }
 
@@ -225,15 +234,30 @@ func (n *Session) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, n.listenSQL); err != nil {
+	fail := func(err error) error {
 		closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		conn.Close(closeCtx)
 		cancel()
 		return err
 	}
+	// A pooler between here and PostgreSQL may hand every transaction to
+	// another server connection, and a LISTEN then stays behind on one
+	// of them: make sure this session keeps it before relying on it.
+	pid, pooled, err := BackendPID(ctx, conn.PgConn())
+	if err != nil {
+		return fail(err)
+	}
+	if pooled {
+		if err := n.probe(ctx, conn); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, n.listenSQL); err != nil {
+		return fail(err)
+	}
 	n.conn = conn
 	n.connectedAt = time.Now()
-	n.pid.Store(conn.PgConn().PID())
+	n.pid.Store(pid)
 	return nil
 }
 

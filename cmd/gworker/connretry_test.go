@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
+)
+
+func TestConnectWillClear(t *testing.T) {
+	pg := func(code string) error { return fmt.Errorf("connect: %w", &pgconn.PgError{Code: code}) }
+	for _, tt := range []struct {
+		name  string
+		err   error
+		clear bool
+	}{
+		{"connection refused", fmt.Errorf("dial: %w", syscall.ECONNREFUSED), true},
+		{"no socket file yet", fmt.Errorf("dial unix: %w", os.ErrNotExist), true},
+		{"reset during start-up", fmt.Errorf("read: %w", syscall.ECONNRESET), true},
+		{"closed during start-up", fmt.Errorf("receive message: %w", io.ErrUnexpectedEOF), true},
+		{"timed out", fmt.Errorf("connect: %w", context.DeadlineExceeded), true},
+		{"cannot connect now", pg("57P03"), true},
+		{"too many connections", pg("53300"), true},
+		{"temporary DNS failure", &net.DNSError{Err: "server misbehaving", Name: "db", IsTemporary: true}, true},
+		{"authentication failed", pg("28P01"), false},
+		{"no such role or refused by pg_hba.conf", pg("28000"), false},
+		{"no such database", pg("3D000"), false},
+		{"no such host", &net.DNSError{Err: "no such host", Name: "db", IsNotFound: true}, false},
+		{"something else", errors.New("x509: certificate signed by unknown authority"), false},
+	} {
+		if got := connectWillClear(tt.err); got != tt.clear {
+			t.Errorf("%s (%v): connectWillClear = %v, want %v", tt.name, tt.err, got, tt.clear)
+		}
+	}
+	if _, err := pgx.ParseConfig("postgres://localhost:notaport/db"); err == nil || connectWillClear(err) {
+		t.Errorf("a connection string that does not parse (%v) must not be waited out", err)
+	}
+}
+
+// A server that comes up after gworker run started: run waits for it with
+// one warning, then migrates and runs the job, instead of exiting.
+func TestRunWaitsForALateServer(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := pgtest.StartLocal(ctx, pgtest.Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	environment := map[string]string{envDatabaseURL: srv.URL()}
+	tasks, out := t.TempDir(), t.TempDir()
+	writeScript(t, tasks, "late.sh", reportScript(out))
+	for _, args := range [][]string{{"migrate"}, {"add", "late"}} {
+		if r := runCLI(ctx, environment, args...); r.code != 0 {
+			t.Fatalf("%s: exit %d, stderr: %s", args[0], r.code, r.stderr)
+		}
+	}
+	if err := srv.Shutdown(pgtest.ShutdownFast); err != nil {
+		t.Fatal(err)
+	}
+
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"run", "--once", "--tasks", tasks}, io.Discard, &stderr, func(k string) string { return environment[k] })
+	}()
+	testkit.Eventually(t, "run to say it waits for the database", func() bool {
+		return strings.Contains(stderr.String(), "cannot connect to the database yet")
+	})
+	select {
+	case code := <-done:
+		t.Fatalf("run exited (status %d) while the server was down; stderr:\n%s", code, stderr.String())
+	default:
+	}
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("run --once: exit %d after the server came up; stderr:\n%s", code, stderr.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("run did not finish after the server came up; stderr:\n%s", stderr.String())
+	}
+	s := stderr.String()
+	if n := strings.Count(s, "cannot connect to the database yet"); n != 1 {
+		t.Errorf("run warned %d times about the outage; want once. stderr:\n%s", n, s)
+	}
+	if !strings.Contains(s, "connected to the database") {
+		t.Errorf("run did not say when it got through; stderr:\n%s", s)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil || len(entries) != 1 {
+		t.Errorf("the job ran %d times (%v); want once. stderr:\n%s", len(entries), err, s)
+	}
+}
+
+// Failures that do not clear by themselves end run at once.
+func TestRunFailsFastOnAMissingDatabase(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	u, err := url.Parse(b.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/no_such_database_here"
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	tasks := t.TempDir()
+	writeScript(t, tasks, "t.sh", "exit 0\n")
+	r := runCLI(ctx, map[string]string{envDatabaseURL: u.String()}, "run", "--once", "--tasks", tasks)
+	if ctx.Err() != nil {
+		t.Fatalf("run waited for a database that does not exist; stderr:\n%s", r.stderr)
+	}
+	if r.code != exitError || !strings.Contains(r.stderr, `no such database "no_such_database_here"`) ||
+		strings.Contains(r.stderr, "retrying") {
+		t.Errorf("run: exit %d, stderr:\n%s\nwant exit %d at once, saying the database does not exist", r.code, r.stderr, exitError)
+	}
+}

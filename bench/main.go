@@ -114,7 +114,7 @@ func parseFlags(args []string) (*config, error) {
 	var drainN, contenders, clients, parts, scaleN, scaleProcs string
 	fs.IntVar(&c.rounds, "rounds", 3, "alternating rounds of every measurement")
 	fs.StringVar(&drainN, "n", "20000,200000", "drain sizes, comma-separated")
-	fs.IntVar(&c.defaultMaxN, "default-max-n", 20000, "gworker with core's defaults drains only sizes up to this (it is slow on durable commits)")
+	fs.IntVar(&c.defaultMaxN, "default-max-n", 0, "gworker with core's defaults drains only sizes up to this; 0 means every size")
 	fs.StringVar(&contenders, "contenders", "gworker,gworker-tuned,node,river", "who runs (node-default adds a latency row)")
 	fs.IntVar(&c.latencySamples, "latency-samples", 300, "sequential add→start samples per latency run")
 	fs.IntVar(&c.insertN, "insert-n", 50000, "jobs per bulk insert run")

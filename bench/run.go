@@ -127,7 +127,7 @@ func (b *bench) measure(ctx context.Context) {
 				break
 			}
 			for _, who := range rotate(drainers, r) {
-				if who == cGworker && n > c.defaultMaxN {
+				if who == cGworker && c.defaultMaxN > 0 && n > c.defaultMaxN {
 					if r == 0 {
 						b.res.fail(metric{name: "drain N=" + short(n), unit: "jobs/s"}, who, fmt.Errorf("skipped: N > -default-max-n %d", c.defaultMaxN))
 					}
@@ -168,8 +168,8 @@ func (b *bench) measure(ctx context.Context) {
 		b.logf("=== statements per job")
 		for _, who := range filter(c.contenders, cGworker, cTuned) {
 			n := 100_000
-			if who == cGworker {
-				n = min(5_000, c.defaultMaxN)
+			if who == cGworker && c.defaultMaxN > 0 {
+				n = min(n, c.defaultMaxN)
 			}
 			b.step(ctx, "statements "+who, func(ctx context.Context) (string, error) { return b.statements(ctx, who, n) })
 		}

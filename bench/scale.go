@@ -86,7 +86,7 @@ func (b *bench) scaleRound(ctx context.Context, r int) {
 	}()
 	for _, n := range c.scaleN {
 		for _, cb := range rotate(combos, r) {
-			if cb.who == cGworker && n > c.defaultMaxN {
+			if cb.who == cGworker && c.defaultMaxN > 0 && n > c.defaultMaxN {
 				if r == 0 {
 					b.res.fail(metricScale(n, cb.procs), cb.who, fmt.Errorf("skipped: N > -default-max-n %d", c.defaultMaxN))
 				}

@@ -577,8 +577,8 @@ func (r *recovery) Stop() {
 // sweeper's patience runs out.
 func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(context.Context) error) {
 	o := w.opts.Recovery
-	outage := newOutageLog(w.log, "heartbeat")
-	t := maintenanceClock.NewTimer(o.HeartbeatInterval)
+	outage := newOutageLog(w.log, w.opts.Clock, "heartbeat")
+	t := w.opts.Clock.NewTimer(o.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -603,7 +603,7 @@ func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(co
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			w.health.noteLoss()
+			w.health.noteLoss(w.opts.Clock.Now())
 			failures := outage.failed(err)
 			t.Reset(backoff(failures, min(o.HeartbeatInterval, time.Second)))
 		default:
@@ -616,7 +616,7 @@ func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(co
 // sweepLoop sweeps at once, then every SweepInterval ± 10%.
 func (w *Worker) sweepLoop(ctx context.Context, o SweepOptions) {
 	interval := w.opts.Recovery.SweepInterval
-	t := maintenanceClock.NewTimer(0)
+	t := w.opts.Clock.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
@@ -636,7 +636,7 @@ func (w *Worker) sweepOnce(ctx context.Context, o SweepOptions) {
 	// explains is no evidence of their death. Judge them only after the
 	// database has answered this worker for a whole threshold, long enough
 	// for every live worker to have heartbeat again.
-	if stable := w.health.stableFor(); stable < o.Threshold {
+	if stable := w.health.stableFor(w.opts.Clock.Now()); stable < o.Threshold {
 		w.log.Debug("gworker: not sweeping dead workers yet: this worker lost the database recently",
 			slog.Duration("stable_for", stable), slog.Duration("threshold", o.Threshold))
 		return
@@ -644,7 +644,7 @@ func (w *Worker) sweepOnce(ctx context.Context, o SweepOptions) {
 	res, ran, err := w.utils.sweep(ctx, o, w.id, true)
 	if err != nil {
 		if ctx.Err() == nil {
-			w.health.noteLoss()
+			w.health.noteLoss(w.opts.Clock.Now())
 			w.sweepOutage.failed(err)
 		}
 		return

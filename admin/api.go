@@ -756,7 +756,7 @@ func (h *handler) maintain(ctx context.Context, op string, req maintenanceReques
 		out = map[string]any{"done": err == nil}
 	case "sweep":
 		var sr core.SweepResult
-		sr, err = h.u.SweepStaleWorkers(ctx, core.SweepOptions{Threshold: h.threshold, DryRun: req.DryRun})
+		sr, err = h.u.SweepStaleWorkers(ctx, core.SweepOptions{DryRun: req.DryRun, SweepPolicy: core.SweepPolicy{StaleThreshold: h.threshold}})
 		res = core.ActionResult{Matched: int64(sr.Jobs), Changed: int64(sr.Jobs), IDs: sr.JobIDs}
 		if req.DryRun {
 			res.Changed = 0

@@ -343,8 +343,8 @@ func TestJobsOfALostFetchAreReturned(t *testing.T) {
 func TestNoSweepOfLivePeersAfterAnOutage(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	recovery := core.RecoveryOptions{HeartbeatInterval: 50 * time.Millisecond, StaleThreshold: time.Second,
-		SweepInterval: 20 * time.Millisecond, Delay: -1}
+	recovery := core.RecoveryOptions{HeartbeatInterval: 50 * time.Millisecond, SweepInterval: 20 * time.Millisecond,
+		SweepPolicy: core.SweepPolicy{StaleThreshold: time.Second, Delay: -1}}
 	dbA, dbB := newSwitchDB(b.db), newSwitchDB(b.db)
 	started, release := make(chan int64, 1), make(chan struct{})
 	var runs atomic.Int32

@@ -25,7 +25,7 @@ func TestHeartbeatsWriteThroughput(t *testing.T) {
 				return core.RetryAfter(time.Hour, nil)
 			}),
 		},
-		Recovery: core.RecoveryOptions{HeartbeatInterval: 20 * time.Millisecond, StaleThreshold: time.Second},
+		Recovery: core.RecoveryOptions{HeartbeatInterval: 20 * time.Millisecond, SweepPolicy: core.SweepPolicy{StaleThreshold: time.Second}},
 	})
 	b.add(t, "ok", nil, nil)
 	b.add(t, "ok", nil, nil)

@@ -13,6 +13,7 @@ import (
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/cronspec"
 	"github.com/gworker/gworker/internal/clocktest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // cronEvents records a runner's events.
@@ -103,7 +104,7 @@ func cronTimers(ts []clocktest.PendingTimer) []time.Time {
 // one timer at a time, and the one that fired is no longer pending.
 func (r *cronRig) settle(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(r.ctx, testkit.DefaultWait)
 	defer cancel()
 	err := r.clock.WaitUntil(ctx, func(ts []clocktest.PendingTimer) bool { return len(cronTimers(ts)) >= r.workers })
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/clocktest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // errUnreachable stands for a connection the server cannot be reached on:
@@ -95,7 +97,8 @@ func TestOutcomeWaitsForTheDatabaseThroughAnOutage(t *testing.T) {
 	db := newSwitchDB(b.db)
 	var ran sync.Map // job id -> runs
 	var runs atomic.Int32
-	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 1, PollInterval: 50 * time.Millisecond,
+	clock := clocktest.New(time.Now())
+	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 1, PollInterval: 50 * time.Millisecond, Clock: clock,
 		Tasks: []core.Task{core.RawTask("q", func(_ context.Context, j *core.Job) error {
 			n, _ := ran.LoadOrStore(j.ID, new(atomic.Int32))
 			n.(*atomic.Int32).Add(1)
@@ -108,8 +111,31 @@ func TestOutcomeWaitsForTheDatabaseThroughAnOutage(t *testing.T) {
 	second := b.add(t, "q", nil, &core.JobSpec{QueueName: "serial"})
 	stop := runInBackground(t, w)
 
+	// retry moves the clock on to the completer's next try, once it waits
+	// for one: a try that fails waits on its backoff.
+	retry := func() {
+		t.Helper()
+		var at time.Time
+		ctx, cancel := context.WithTimeout(b.ctx, testkit.DefaultWait)
+		defer cancel()
+		err := clock.WaitUntil(ctx, func(ts []clocktest.PendingTimer) bool {
+			for _, p := range ts {
+				if p.ArmedIn("core.(*completer)") {
+					at = p.At
+					return true
+				}
+			}
+			return false
+		})
+		if err != nil {
+			t.Fatalf("the completer does not wait to try again (%d refused): %v", db.refusals("with done as"), err)
+		}
+		clock.AdvanceTo(at)
+	}
 	// The worker used to give up after 5 tries; twice that proves it does not.
-	eventually(t, "ten refused completions", func() bool { return db.refusals("with done as") >= 10 })
+	for db.refusals("with done as") < 10 {
+		retry()
+	}
 	if got := b.job(t, first.ID); got.LockedBy == nil || *got.LockedBy != w.ID() {
 		t.Fatalf("job %d: locked by %v during the outage, want this worker %s", first.ID, deref(got.LockedBy), w.ID())
 	}
@@ -117,7 +143,12 @@ func TestOutcomeWaitsForTheDatabaseThroughAnOutage(t *testing.T) {
 		t.Fatalf("%d runs during the outage, want 1: the second job of a serial queue must wait", n)
 	}
 	db.down.Store(false)
-	eventually(t, "both jobs to be recorded", func() bool { return len(b.jobs(t)) == 0 })
+	retry()
+	// Polls and backoffs go on while the jobs are recorded.
+	eventually(t, "both jobs to be recorded", func() bool {
+		clock.Advance(50 * time.Millisecond)
+		return len(b.jobs(t)) == 0
+	})
 	for _, id := range []int64{first.ID, second.ID} {
 		v, ok := ran.Load(id)
 		if !ok || v.(*atomic.Int32).Load() != 1 {

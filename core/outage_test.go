@@ -13,7 +13,6 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/internal/clocktest"
-	"github.com/gworker/gworker/internal/testkit"
 )
 
 // errUnreachable stands for a connection the server cannot be reached on:
@@ -111,30 +110,11 @@ func TestOutcomeWaitsForTheDatabaseThroughAnOutage(t *testing.T) {
 	second := b.add(t, "q", nil, &core.JobSpec{QueueName: "serial"})
 	stop := runInBackground(t, w)
 
-	// retry moves the clock on to the completer's next try, once it waits
-	// for one: a try that fails waits on its backoff.
-	retry := func() {
-		t.Helper()
-		var at time.Time
-		ctx, cancel := context.WithTimeout(b.ctx, testkit.DefaultWait)
-		defer cancel()
-		err := clock.WaitUntil(ctx, func(ts []clocktest.PendingTimer) bool {
-			for _, p := range ts {
-				if p.ArmedIn("core.(*completer)") {
-					at = p.At
-					return true
-				}
-			}
-			return false
-		})
-		if err != nil {
-			t.Fatalf("the completer does not wait to try again (%d refused): %v", db.refusals("with done as"), err)
-		}
-		clock.AdvanceTo(at)
-	}
-	// The worker used to give up after 5 tries; twice that proves it does not.
+	// The worker used to give up after 5 tries; twice that proves it does
+	// not. A try that fails waits on its backoff; the clock moves on to
+	// each next try.
 	for db.refusals("with done as") < 10 {
-		retry()
+		fireNext(t, clock, "core.(*completer)")
 	}
 	if got := b.job(t, first.ID); got.LockedBy == nil || *got.LockedBy != w.ID() {
 		t.Fatalf("job %d: locked by %v during the outage, want this worker %s", first.ID, deref(got.LockedBy), w.ID())
@@ -143,7 +123,7 @@ func TestOutcomeWaitsForTheDatabaseThroughAnOutage(t *testing.T) {
 		t.Fatalf("%d runs during the outage, want 1: the second job of a serial queue must wait", n)
 	}
 	db.down.Store(false)
-	retry()
+	fireNext(t, clock, "core.(*completer)")
 	// Polls and backoffs go on while the jobs are recorded.
 	eventually(t, "both jobs to be recorded", func() bool {
 		clock.Advance(50 * time.Millisecond)

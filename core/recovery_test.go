@@ -18,6 +18,7 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
+	"github.com/gworker/gworker/internal/clocktest"
 	"github.com/gworker/gworker/internal/pgtest"
 )
 
@@ -145,12 +146,15 @@ func TestMigrateKeepsGworkerObjectsOutOfNodesLedger(t *testing.T) {
 func TestWorkerRegistersHeartbeatsAndDeregisters(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	clock := clocktest.New(time.Now())
 	w, sink := b.worker(t, core.WorkerOptions{
-		Tasks:    []core.Task{core.RawTask("noop", func(context.Context, *core.Job) error { return nil })},
-		Recovery: core.RecoveryOptions{HeartbeatInterval: 20 * time.Millisecond, SweepPolicy: core.SweepPolicy{StaleThreshold: time.Second}},
+		Tasks: []core.Task{core.RawTask("noop", func(context.Context, *core.Job) error { return nil })},
+		Clock: clock,
 	})
 	stop := runInBackground(t, w)
 	eventually(t, "the worker's row", func() bool { return b.workerRows(t, w.ID()) == 1 })
+	// The first heartbeat is due an interval after the start.
+	fireNext(t, clock, "core.(*Worker).heartbeat")
 	eventually(t, "a heartbeat", func() bool {
 		return b.queryInt(t, "select count(*) from S._private_gworker_workers where worker_id = $1 and last_heartbeat_at > started_at", w.ID()) == 1
 	})
@@ -160,13 +164,14 @@ func TestWorkerRegistersHeartbeatsAndDeregisters(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	if len(infos) != 1 || infos[0].ID != w.ID() || infos[0].Stale || infos[0].PID != os.Getpid() || infos[0].Hostname != host ||
-		infos[0].HeartbeatInterval != 20*time.Millisecond || infos[0].HeartbeatAge > time.Second || infos[0].RunOnce {
+		infos[0].HeartbeatInterval != core.DefaultHeartbeatInterval || infos[0].HeartbeatAge > time.Second || infos[0].RunOnce {
 		t.Fatalf("ListActiveWorkers = %+v", infos)
 	}
 
 	// A sweep that took the worker for dead removed its row: the next
 	// heartbeat notices, says so and registers again.
 	b.exec(t, "delete from S._private_gworker_workers where worker_id = $1", w.ID())
+	fireNext(t, clock, "core.(*Worker).heartbeat")
 	eventually(t, "registration again", func() bool { return b.workerRows(t, w.ID()) == 1 })
 	if !sink.has("taken for dead") {
 		t.Fatal("no error logged about the lost registration")

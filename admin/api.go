@@ -734,19 +734,7 @@ func (h *handler) maintain(ctx context.Context, op string, req maintenanceReques
 		for _, t := range req.Tasks {
 			o.Tasks = append(o.Tasks, core.CleanupTask(t))
 		}
-		// Live gworker workers cache their tasks' ids: keep those
-		// identifiers, as gworker cleanup does, or their new jobs would
-		// get ids those workers never fetch.
-		var live []core.TaskInfo
-		if live, err = h.u.ListTasks(ctx); err != nil {
-			return nil, err
-		}
-		for _, t := range live {
-			if len(t.Workers) > 0 {
-				o.TaskIdentifiersToKeep = append(o.TaskIdentifiersToKeep, t.Identifier)
-			}
-		}
-		err = h.u.Cleanup(ctx, o)
+		err = h.u.Cleanup(ctx, o) // it keeps the tasks of live workers
 		out = map[string]any{"done": err == nil}
 	case "force-unlock":
 		if len(req.WorkerIDs) == 0 {
@@ -756,7 +744,7 @@ func (h *handler) maintain(ctx context.Context, op string, req maintenanceReques
 		out = map[string]any{"done": err == nil}
 	case "sweep":
 		var sr core.SweepResult
-		sr, err = h.u.SweepStaleWorkers(ctx, core.SweepOptions{Threshold: h.threshold, DryRun: req.DryRun})
+		sr, err = h.u.SweepStaleWorkers(ctx, core.SweepOptions{DryRun: req.DryRun, SweepPolicy: core.SweepPolicy{StaleThreshold: h.threshold}})
 		res = core.ActionResult{Matched: int64(sr.Jobs), Changed: int64(sr.Jobs), IDs: sr.JobIDs}
 		if req.DryRun {
 			res.Changed = 0

@@ -736,7 +736,7 @@ func (s *suite) testDeadWorkerRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatalf("core.NewUtils: %v", err)
 	}
-	res, err := u.SweepStaleWorkers(e.ctx, core.SweepOptions{Delay: -1})
+	res, err := u.SweepStaleWorkers(e.ctx, core.SweepOptions{SweepPolicy: core.SweepPolicy{Delay: -1}})
 	if err != nil {
 		itemRecoverySweep.fatalf(t, "SweepStaleWorkers: %v", err)
 	}

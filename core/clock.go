@@ -5,33 +5,33 @@ import (
 	"time"
 )
 
-// Clock is a worker's source of time for what it schedules. It drives,
-// and only these:
+// Clock is a worker's source of time: everything the worker schedules
+// waits on its timers and reads its Now. That is:
 //
-//   - the cron runner: the minutes it schedules, its timers (including the
-//     wait before a failed runner restarts) and CronEvent.Now;
-//   - the time fetches compare run_at with under UseLocalTime;
+//   - fetching: the poll interval, the backoff after a failed fetch, and
+//     the time fetches compare run_at with under UseLocalTime;
 //   - the local queue: when each job was fetched, its TTL, and the refetch
 //     delay;
+//   - LISTEN's reconnection backoff;
 //   - outcome recording: CompleteJobBatchDelay and FailJobBatchDelay, the
-//     wait before an outcome that failed on its own data is tried again,
-//     and how long shutdown keeps trying to record outcomes;
+//     retries while the database is away or refuses an outcome, and how
+//     long shutdown keeps trying to record outcomes;
+//   - dead-worker recovery: heartbeats and their retries, sweeps, and how
+//     long ago the worker last lost the database (which holds sweeps back);
+//   - the stale-lock reset;
+//   - the cron runner: the minutes it schedules, its timers (including the
+//     wait before a failed runner restarts) and CronEvent.Now;
 //   - shutdown: GracePeriod, and the second after it that handlers get to
 //     return once their contexts are cancelled;
-//   - how long each job ran, as job events (Duration) and logs report it.
+//   - how long jobs ran and outages lasted, as events and logs report them.
 //
 // The zero WorkerOptions.Clock is the system clock; tests put a fake one
-// there to move that time on deterministically instead of waiting.
+// there to move time on deterministically instead of waiting.
 //
-// Everything else keeps to the system clock: the timers pending all the
-// while a worker runs (the poll interval and the backoff of failed
-// fetches, LISTEN's reconnection backoff, heartbeats and their retries,
-// sweeps of dead workers, the stale-lock reset), how long ago the worker
-// last lost the database (which holds sweeps back) and the outage
-// durations logs report, Migrate's wait for another migrator, and the
-// deadlines that bound single statements. Nor does a Clock replace the
+// Only three things keep to the system clock: the context deadlines that
+// bound single statements, Migrate's wait for another migrator, and the
 // database's now(), which run_at is compared with unless UseLocalTime is
-// set.
+// set and which judges heartbeats stale.
 //
 // A Clock's timers measure elapsed time, as the system's do (they use the
 // monotonic clock): when the wall clock is set back or forward, a pending
@@ -59,17 +59,6 @@ type Timer interface {
 	// received is discarded. It reports whether the timer was pending.
 	Reset(d time.Duration) bool
 }
-
-// maintenanceClock runs the timers that are pending all the while a worker
-// runs: the poll interval (and the backoff of failed fetches), LISTEN's
-// reconnection backoff, heartbeats, sweeps of dead workers and the
-// stale-lock reset; they all go through it, so that there is one place to
-// change should they move to WorkerOptions.Clock. They keep to the system
-// clock, so that a fake Clock
-// carries only timers that wait for something a test drives (a cron
-// minute, a TTL, a batch delay, a retry) and tests can step it from one to
-// the next.
-var maintenanceClock Clock = systemClock{}
 
 // systemClock is the Clock of time.Now and time.NewTimer.
 type systemClock struct{}

@@ -77,7 +77,7 @@ const (
 // the loop may then find more jobs.
 func newCompleter(w *Worker, onFlush func(freed, queued, released int)) *completer {
 	return &completer{w: w, clock: w.opts.Clock, sig: make(chan struct{}, 1), stopCh: make(chan struct{}), doneCh: make(chan struct{}),
-		onFlush: onFlush, flushAt: maxBatch, outage: newOutageLog(w.log, "recording job outcomes"), maxRetryWait: completerRetryMax}
+		onFlush: onFlush, flushAt: maxBatch, outage: newOutageLog(w.log, w.opts.Clock, "recording job outcomes"), maxRetryWait: completerRetryMax}
 }
 
 // backlog is how many outcomes wait to be recorded.
@@ -366,7 +366,7 @@ func (c *completer) run() {
 				c.failing = true
 				c.mu.Unlock()
 				c.outage.failed(envErr, slog.Int("waiting", c.backlog()))
-				c.w.health.noteLoss()
+				c.w.health.noteLoss(c.clock.Now())
 			} else {
 				if failures > 0 {
 					c.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/cronspec"
 	"github.com/gworker/gworker/internal/clocktest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // cronEvents records a runner's events.
@@ -56,7 +57,7 @@ func (r *cronEvents) fired() int {
 type cronRig struct {
 	*bundle
 	clock   *clocktest.Clock
-	workers int // running workers; each waits on one timer between minutes
+	workers int // running workers; each cron runner waits on one timer between minutes
 }
 
 func newCronRig(t *testing.T, start time.Time) *cronRig {
@@ -85,12 +86,41 @@ func (r *cronRig) start(t *testing.T, crontab string, opts core.WorkerOptions) (
 	return ev, func() error { r.workers--; return stop() }
 }
 
-// settle waits until every running worker's cron runner waits on its timer.
+// cronTimers returns when the cron runners' pending timers fire, earliest
+// first. The fake clock carries the workers' other timers too (polls,
+// heartbeats, sweeps), which tell nothing about cron.
+func cronTimers(ts []clocktest.PendingTimer) []time.Time {
+	var out []time.Time
+	for _, p := range ts {
+		if p.ArmedIn("core.(*cronRunner)") {
+			out = append(out, p.At)
+		}
+	}
+	return out
+}
+
+// settle waits until every running worker's cron runner waits on its
+// timer: it is done with whatever the clock has reached. A runner waits on
+// one timer at a time, and the one that fired is no longer pending.
 func (r *cronRig) settle(t *testing.T) {
 	t.Helper()
-	if err := r.clock.WaitForTimers(r.ctx, r.workers); err != nil {
-		t.Fatalf("cron runners did not come to wait on their timers: %v", err)
+	ctx, cancel := context.WithTimeout(r.ctx, testkit.DefaultWait)
+	defer cancel()
+	err := r.clock.WaitUntil(ctx, func(ts []clocktest.PendingTimer) bool { return len(cronTimers(ts)) >= r.workers })
+	if err != nil {
+		t.Fatalf("%d cron runners did not come to wait on their timers (pending: %v): %v", r.workers, cronTimers(r.clock.Timers()), err)
 	}
+}
+
+// next returns when the earliest cron timer fires; the runners are
+// settled.
+func (r *cronRig) next(t *testing.T) time.Time {
+	t.Helper()
+	ts := cronTimers(r.clock.Timers())
+	if len(ts) == 0 {
+		t.Fatal("no cron runner waits on a timer")
+	}
+	return ts[0]
 }
 
 // to moves the clock on to t, and waits until the runners are done with
@@ -216,7 +246,7 @@ func TestCronFiresOnTimeWithCronPayloadAndJobOptions(t *testing.T) {
 	if jobs := r.jobs(t); len(jobs) != 0 {
 		t.Fatalf("%d jobs before the first minute, want none: %+v", len(jobs), jobs)
 	}
-	if next, _ := r.clock.NextTimer(); !next.Equal(utc("2024-01-02T03:04:00Z")) {
+	if next := r.next(t); !next.Equal(utc("2024-01-02T03:04:00Z")) {
 		t.Fatalf("the runner waits until %v, want the next whole minute 03:04", next)
 	}
 
@@ -443,8 +473,10 @@ func TestCronClockJumpForwardCatchesUpEveryMissedMinute(t *testing.T) {
 	// The wall clock jumps 3 hours ahead while the runner waits for 03:05;
 	// its timer fires on time (elapsed time), and it finds itself late.
 	r.clock.Set(utc("2024-01-02T06:04:15Z"))
-	r.clock.AdvanceToNextTimer() // wall clock 06:05:15
-	r.settle(t)
+	if next := r.next(t); !next.Equal(utc("2024-01-02T06:05:15Z")) {
+		t.Fatalf("after the jump the runner's timer fires at %v, want a minute after 03:04, at 06:05:15", next)
+	}
+	r.to(t, utc("2024-01-02T06:05:15Z"))
 
 	want := minutes(utc("2024-01-02T03:04:00Z"), utc("2024-01-02T06:05:00Z"), time.Minute)
 	if got := runAts(t, r.cronJobs(t, "every_minute"), false); !slices.Equal(got, want) {
@@ -458,7 +490,7 @@ func TestCronClockJumpForwardCatchesUpEveryMissedMinute(t *testing.T) {
 	if len(over) != 1 || !over[0].Minute.Equal(utc("2024-01-02T03:05:00Z")) {
 		t.Errorf("overdue events %+v, want one for 03:05", over)
 	}
-	if next, _ := r.clock.NextTimer(); !next.Equal(utc("2024-01-02T06:06:00Z")) {
+	if next := r.next(t); !next.Equal(utc("2024-01-02T06:06:00Z")) {
 		t.Errorf("after catching up the runner waits until %v, want 06:06", next)
 	}
 }
@@ -474,8 +506,7 @@ func TestCronClockSetBackWaitsWithoutDuplicates(t *testing.T) {
 	// Its timer fires after the minute it was set for, when the clock reads
 	// 02:06: too early. It waits again, until the clock reads 03:06.
 	r.clock.Set(utc("2024-01-02T02:05:00Z"))
-	r.clock.AdvanceToNextTimer()
-	r.settle(t)
+	r.to(t, r.next(t))
 	if got := len(r.cronJobs(t, "every_minute")); got != 2 {
 		t.Errorf("%d jobs after the clock went back, want the 2 from before", got)
 	}
@@ -483,11 +514,10 @@ func TestCronClockSetBackWaitsWithoutDuplicates(t *testing.T) {
 	if len(pre) != 1 || !pre[0].Minute.Equal(utc("2024-01-02T03:06:00Z")) || !pre[0].Now.Equal(utc("2024-01-02T02:06:00Z")) {
 		t.Errorf("premature timer events %+v, want one for 03:06 at 02:06", pre)
 	}
-	if next, _ := r.clock.NextTimer(); !next.Equal(utc("2024-01-02T03:06:00Z")) {
+	if next := r.next(t); !next.Equal(utc("2024-01-02T03:06:00Z")) {
 		t.Errorf("the runner waits until %v, want 03:06", next)
 	}
-	r.clock.AdvanceToNextTimer()
-	r.settle(t)
+	r.to(t, utc("2024-01-02T03:06:00Z"))
 	want := minutes(utc("2024-01-02T03:04:00Z"), utc("2024-01-02T03:06:00Z"), time.Minute)
 	if got := runAts(t, r.cronJobs(t, "every_minute"), false); !slices.Equal(got, want) {
 		t.Errorf("every_minute fired at %v, want %v", got, want)
@@ -560,9 +590,11 @@ func TestCronRestartsAfterErrorsAndBackfills(t *testing.T) {
 		errs[0].Delay <= 0 || errs[0].Delay > time.Second {
 		t.Fatalf("cron:error events %+v, want one for 03:05 with a delay of at most 1s", errs)
 	}
+	if next := r.next(t); !next.Equal(errs[0].Now.Add(errs[0].Delay)) {
+		t.Fatalf("the runner waits until %v, want the end of the first delay, %v", next, errs[0].Now.Add(errs[0].Delay))
+	}
 	// The next attempt fails too, and waits longer.
-	r.clock.AdvanceToNextTimer()
-	r.settle(t)
+	r.to(t, r.next(t))
 	if errs = ev.of(core.CronError); len(errs) != 2 || errs[1].Delay <= time.Second || errs[1].Delay > 2*time.Second {
 		t.Fatalf("cron:error events %+v, want a second one with a delay in (1s, 2s]", errs)
 	}
@@ -570,8 +602,7 @@ func TestCronRestartsAfterErrorsAndBackfills(t *testing.T) {
 	// Back: the restart back-fills 03:05 for the entry with a fill period;
 	// the other one, like graphile-worker's, loses that minute.
 	r.exec(t, "alter table S.known_crontabs_away rename to _private_known_crontabs")
-	r.clock.AdvanceToNextTimer()
-	r.settle(t)
+	r.to(t, r.next(t))
 	if n := len(ev.of(core.CronStarted)); n != 2 {
 		t.Errorf("%d cron:started events, want 2", n)
 	}

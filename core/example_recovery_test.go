@@ -30,9 +30,11 @@ func ExampleRecoveryOptions() {
 		Logger:   slog.New(slog.DiscardHandler),
 		Recovery: core.RecoveryOptions{
 			HeartbeatInterval: 10 * time.Second,
-			StaleThreshold:    time.Minute,         // at least twice the heartbeat interval
-			Delay:             5 * time.Second,     // before a returned job may run again
-			Action:            core.RecoveryReturn, // the attempt does not count
+			SweepPolicy: core.SweepPolicy{
+				StaleThreshold: time.Minute,         // at least twice the heartbeat interval
+				Delay:          5 * time.Second,     // before a returned job may run again
+				Action:         core.RecoveryReturn, // the attempt does not count
+			},
 		},
 		Tasks: []core.Task{core.RawTask("transcode", func(ctx context.Context, job *core.Job) error {
 			workers, err := utils.ListActiveWorkers(ctx, core.ListWorkersOptions{})

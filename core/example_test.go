@@ -89,15 +89,17 @@ func ExampleUtils_BulkAddJobs() {
 	// Output: added 10000
 }
 
-// exampleSetup starts a throwaway PostgreSQL (your application would
-// connect to its own) and returns a driver and a client on a migrated
-// schema, and a function that stops it all.
+// exampleSetup returns a driver and a client on a migrated schema of a
+// database of the example's own (your application would connect to its
+// database), and a function that closes and drops it all. The package's
+// examples and tests share one throwaway server: starting one per example
+// took longer than the examples themselves.
 func exampleSetup(ctx context.Context, schema string) (*pgxdriver.Driver, *core.Utils, func()) {
-	srv, err := pgtest.Start(ctx, pgtest.Options{})
+	url, drop, err := pgtest.Database(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
-	db, err := pgxdriver.Open(ctx, srv.URL())
+	db, err := pgxdriver.Open(ctx, url)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -108,5 +110,5 @@ func exampleSetup(ctx context.Context, schema string) (*pgxdriver.Driver, *core.
 	if err := utils.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	return db, utils, func() { db.Close(); _ = srv.Stop() }
+	return db, utils, func() { db.Close(); drop() }
 }

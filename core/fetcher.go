@@ -83,7 +83,7 @@ func newFetcher(w *Worker, c *completer, held func() map[int64]bool, emit func(L
 		w: w, completer: c, clock: o.Clock, held: held, emit: emit, setLocalQueue: setLocalQueue,
 		conc: o.Concurrency, want: o.Concurrency, pollInterval: o.PollInterval, delay: o.LocalQueue.RefetchDelay,
 		results: make(chan fetchResult, 1),
-		outage:  newOutageLog(w.log, "fetching jobs"),
+		outage:  newOutageLog(w.log, o.Clock, "fetching jobs"),
 	}
 	lq := o.LocalQueue
 	switch {
@@ -167,7 +167,7 @@ func (f *fetcher) slotsIdle() {
 // startTimers starts the poll timer; the refetch delay's waits until a
 // delay starts.
 func (f *fetcher) startTimers() {
-	f.poll = maintenanceClock.NewTimer(f.pollInterval)
+	f.poll = f.clock.NewTimer(f.pollInterval)
 	f.refetch = stoppedTimer(f.clock)
 }
 
@@ -298,7 +298,7 @@ func (f *fetcher) done(res fetchResult) bool {
 			// answer was lost.
 			f.reconcile = true
 		}
-		f.w.health.noteLoss()
+		f.w.health.noteLoss(f.clock.Now())
 		f.completer.expectFetch(false)
 		f.pending = 0
 		f.poll.Reset(backoff(failures, f.pollInterval))

@@ -74,7 +74,7 @@ func helperWorker(raw string) int {
 		Concurrency:  c.Jobs,
 		PollInterval: 50 * time.Millisecond,
 		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Recovery:     core.RecoveryOptions{HeartbeatInterval: 100 * time.Millisecond, StaleThreshold: time.Second},
+		Recovery:     core.RecoveryOptions{HeartbeatInterval: 100 * time.Millisecond, SweepPolicy: core.SweepPolicy{StaleThreshold: time.Second}},
 		Tasks: []core.Task{core.RawTask("long", func(ctx context.Context, job *core.Job) error {
 			if _, err := db.Exec(ctx, "insert into "+table("runs")+" (job_id, attempts, worker) values ($1, $2, $3)",
 				job.ID, int32(job.Attempts), job.LockedBy); err != nil {

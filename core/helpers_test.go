@@ -14,7 +14,9 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
+	"github.com/gworker/gworker/internal/clocktest"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -160,4 +162,29 @@ func deref[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// fireNext waits until a timer armed in a function whose name contains
+// armedIn (say "(*completer)") is pending on clock, moves the clock on to
+// it, and returns when that was. It fails the test when no such timer
+// comes.
+func fireNext(t *testing.T, clock *clocktest.Clock, armedIn string) time.Time {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testkit.DefaultWait)
+	defer cancel()
+	var at time.Time
+	err := clock.WaitUntil(ctx, func(ts []clocktest.PendingTimer) bool {
+		for _, p := range ts {
+			if p.ArmedIn(armedIn) {
+				at = p.At
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatalf("no timer of %s came to be pending: %v", armedIn, err)
+	}
+	clock.AdvanceTo(at)
+	return at
 }

@@ -25,7 +25,7 @@ type listener struct {
 }
 
 func newListener(w *Worker, wake *wakeups, cancels *cancellations, fatal chan<- error) *listener {
-	return &listener{w: w, clock: maintenanceClock, wake: wake, cancels: cancels, fatal: fatal}
+	return &listener{w: w, clock: w.opts.Clock, wake: wake, cancels: cancels, fatal: fatal}
 }
 
 func (l *listener) Start(ctx context.Context) error {
@@ -37,7 +37,7 @@ func (l *listener) Stop() { l.stop() }
 
 func (l *listener) listen(ctx context.Context) {
 	w := l.w
-	outage := newOutageLog(w.log, "listening for notifications (LISTEN)")
+	outage := newOutageLog(w.log, l.clock, "listening for notifications (LISTEN)")
 	for ctx.Err() == nil {
 		n, err := w.db.Listen(ctx, "jobs:insert", "worker:migrate", cancelChannel)
 		if errors.Is(err, ErrNotificationsUnsupported) {

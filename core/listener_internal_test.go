@@ -60,7 +60,7 @@ func (noRows) Close() error      { return nil }
 func TestListenerWakesCancelsForThisWorkerOnlyAndStops(t *testing.T) {
 	n := notifications{msgs: make(chan Notification, 10)}
 	w := &Worker{id: "pool-me", db: listenDB{n: n}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		opts: WorkerOptions{Schema: "s", Concurrency: 4}, sql: newWorkerSQL(newRenderer("s"), false)}
+		opts: WorkerOptions{Schema: "s", Concurrency: 4, Clock: systemClock{}}, sql: newWorkerSQL(newRenderer("s"), false)}
 	wake, cancels, fatal := newWakeups(false), newCancellations(), make(chan error, 1)
 	l := newListener(w, wake, cancels, fatal)
 	if err := l.Start(context.Background()); err != nil {

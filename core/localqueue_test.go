@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/clocktest"
 	"github.com/gworker/gworker/internal/testkit"
 )
 
@@ -297,7 +298,8 @@ func TestBatchFlushesOnSizeDespiteALongDelay(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	var done atomic.Int32
-	w, sink := b.worker(t, core.WorkerOptions{Concurrency: 2, CompleteJobBatchDelay: time.Hour,
+	clock := clocktest.New(time.Now())
+	w, sink := b.worker(t, core.WorkerOptions{Concurrency: 2, CompleteJobBatchDelay: time.Hour, Clock: clock,
 		LocalQueue: core.LocalQueueOptions{Disabled: true},
 		Tasks:      []core.Task{core.RawTask("s", func(context.Context, *core.Job) error { done.Add(1); return nil })}})
 	var jobs []core.NewJob
@@ -309,8 +311,22 @@ func TestBatchFlushesOnSizeDespiteALongDelay(t *testing.T) {
 	}
 	stop := runInBackground(t, w)
 	// Back-pressure stops fetching at 4 x 2 = 8 waiting outcomes; flushes
-	// happen at 4, so all 40 jobs run well within the hour's delay.
-	eventually(t, "every job to run", func() bool { return done.Load() == 40 })
+	// happen at 4, so all 40 jobs run well within the hour's delay. A full
+	// fetch that no flush follows leaves the worker waiting for its next
+	// poll: the clock moves on a poll interval at a time, each time once
+	// the last move led to a fetch.
+	var moved time.Duration
+	for done.Load() < 40 {
+		if moved > 10*time.Minute {
+			t.Fatalf("%d of 40 jobs ran in %v of polls", done.Load(), moved)
+		}
+		fetches := sink.events.Count("worker:fetch")
+		clock.Advance(core.DefaultPollInterval)
+		moved += core.DefaultPollInterval
+		eventually(t, "a fetch after the poll", func() bool {
+			return sink.events.Count("worker:fetch") > fetches || done.Load() == 40
+		})
+	}
 	if !sink.has("complete=4 ") {
 		t.Fatalf("no size-triggered flush of 4:\n%s", strings.Join(sinkRecs(sink), "\n"))
 	}

@@ -141,13 +141,14 @@ type WorkerOptions struct {
 	// at a random moment within min(1 minute, MaxResetLockedInterval).
 	MinResetLockedInterval time.Duration
 	MaxResetLockedInterval time.Duration
-	// Clock is the worker's source of time for what it schedules: cron,
-	// run_at under UseLocalTime, the local queue's TTL and refetch delay,
-	// outcome recording's batch delays and retries, the shutdown grace
-	// period, and job durations. The poll interval, LISTEN's backoff,
-	// heartbeats, sweeps and the stale-lock reset keep to the system
-	// clock; Clock's doc lists exactly what it drives. nil means the system
-	// clock; tests use a fake one.
+	// Clock is the worker's source of time for everything it schedules:
+	// polls and fetch backoff, run_at under UseLocalTime, the local queue,
+	// LISTEN's backoff, outcome recording, heartbeats, sweeps, the
+	// stale-lock reset, cron, the shutdown grace period, and job and outage
+	// durations. Only the deadlines of single statements, Migrate's wait
+	// for another migrator and the database's now() keep to the system
+	// clock; Clock's doc lists it all. nil means the system clock; tests
+	// use a fake one.
 	Clock Clock
 	// LocalQueue fetches jobs in batches for the whole worker; see
 	// LocalQueueOptions. On by default, with batches that adapt to demand.

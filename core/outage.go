@@ -57,8 +57,9 @@ func jobSpecific(err error) bool {
 
 // outageLog logs the start and the end of one part's outage, once each.
 type outageLog struct {
-	log  *slog.Logger
-	what string // "fetching jobs", "recording job outcomes", ...
+	log   *slog.Logger
+	clock Clock
+	what  string // "fetching jobs", "recording job outcomes", ...
 
 	mu       sync.Mutex
 	since    time.Time // zero while the database answers
@@ -66,8 +67,8 @@ type outageLog struct {
 	failures int
 }
 
-func newOutageLog(log *slog.Logger, what string) *outageLog {
-	return &outageLog{log: log, what: what}
+func newOutageLog(log *slog.Logger, clock Clock, what string) *outageLog {
+	return &outageLog{log: log, clock: clock, what: what}
 }
 
 // failed notes a failure and logs it if it starts an outage, or if the
@@ -80,7 +81,7 @@ func (o *outageLog) failed(err error, attrs ...any) int {
 	problem := dbProblem(err)
 	if o.since.IsZero() || problem != o.problem {
 		if o.since.IsZero() {
-			o.since = time.Now()
+			o.since = o.clock.Now()
 		}
 		o.problem = problem
 		o.log.Warn(fmt.Sprintf("gworker: %s failed: %s; retrying with backoff until it works", o.what, problem),
@@ -100,7 +101,7 @@ func (o *outageLog) ok(attrs ...any) {
 		return
 	}
 	o.log.Info(fmt.Sprintf("gworker: %s works again", o.what),
-		append([]any{slog.Duration("after", time.Since(o.since).Round(time.Millisecond)), slog.Int("failures", o.failures)}, attrs...)...)
+		append([]any{slog.Duration("after", o.clock.Now().Sub(o.since).Round(time.Millisecond)), slog.Int("failures", o.failures)}, attrs...)...)
 	o.since, o.problem, o.failures = time.Time{}, "", 0
 }
 
@@ -108,26 +109,27 @@ func (o *outageLog) ok(attrs ...any) {
 // sweep does not take a gap in other workers' heartbeats for death when
 // this worker's own loss of the database explains it: they could not reach
 // the database either.
+// Both methods take the time from the worker's clock.
 type dbHealth struct {
 	mu   sync.Mutex
 	lost time.Time // zero: never, since the worker started
 }
 
-func (h *dbHealth) noteLoss() {
+func (h *dbHealth) noteLoss(now time.Time) {
 	h.mu.Lock()
-	h.lost = time.Now()
+	h.lost = now
 	h.mu.Unlock()
 }
 
-// stableFor reports how long the database has answered this worker without
-// a failure; forever (a huge duration) if it never failed.
-func (h *dbHealth) stableFor() time.Duration {
+// stableFor reports how long, at now, the database has answered this
+// worker without a failure; forever (a huge duration) if it never failed.
+func (h *dbHealth) stableFor(now time.Time) time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.lost.IsZero() {
 		return time.Duration(1<<63 - 1)
 	}
-	return time.Since(h.lost)
+	return now.Sub(h.lost)
 }
 
 // backoff grows from 100ms to max, with jitter.

@@ -73,30 +73,14 @@ func (a RecoveryAction) valid() bool {
 	return a == RecoveryReturn || a == RecoveryFailWithBackoff || a == RecoverySkip
 }
 
-// RecoveryOptions configures a worker's part in dead-worker recovery. The
-// zero value turns it on with the defaults.
-//
-// While Run or RunOnce runs, the worker has a row in the schema's
-// _private_gworker_workers table (its ID, host, pid, version, start and last
-// heartbeat), refreshed every HeartbeatInterval and deleted at a clean
-// shutdown. Run also sweeps every SweepInterval: if no other worker of the
-// schema is sweeping, it takes the workers whose heartbeat is older than
-// StaleThreshold and applies Action to the jobs and named queues they hold,
-// all in one transaction. RunOnce sweeps once, at start.
-type RecoveryOptions struct {
-	// Disabled turns recovery off: no row, no heartbeat, no sweep. Jobs of
-	// crashed workers then wait for graphile-worker's 4-hour rule.
-	Disabled bool
-	// HeartbeatInterval is how often the worker refreshes its heartbeat; 0
-	// means DefaultHeartbeatInterval.
-	HeartbeatInterval time.Duration
-	// SweepInterval is how often Run looks for dead workers (jittered by
-	// ±10%); 0 means DefaultSweepInterval.
-	SweepInterval time.Duration
+// SweepPolicy is what a sweep of dead workers does: which workers count as
+// dead, and what happens to their jobs. A worker's periodic sweeps take it
+// from RecoveryOptions, a manual sweep from SweepOptions; its zero value
+// means the defaults.
+type SweepPolicy struct {
 	// StaleThreshold is how old a heartbeat must be for its worker to count
-	// as dead; 0 means DefaultStaleThreshold. It must be at least twice
-	// HeartbeatInterval, and a worker is never judged dead before twice its
-	// own heartbeat interval, whatever the sweeper's threshold.
+	// as dead; 0 means DefaultStaleThreshold. A worker is never judged dead
+	// before twice its own heartbeat interval, whatever the threshold.
 	StaleThreshold time.Duration
 	// Delay is how long a returned job waits before it may run again; 0
 	// means DefaultRecoveryDelay, negative means it may run at once.
@@ -105,8 +89,8 @@ type RecoveryOptions struct {
 	// ResilientFlag; 0 means DefaultResilientMultiplier.
 	ResilientMultiplier int
 	// Action is what happens to a dead worker's jobs; "" means
-	// RecoveryReturn. A BeforeRecover hook (Hooks) may decide otherwise
-	// for each job.
+	// RecoveryReturn. BeforeRecover hooks (Hooks) may decide otherwise for
+	// each job.
 	Action RecoveryAction
 	// SweepForeignLocks also frees locks held by ids the registry does not
 	// know (graphile-worker workers, or gworker workers with recovery
@@ -117,16 +101,70 @@ type RecoveryOptions struct {
 	SweepForeignLocks bool
 }
 
-// sweepOptions returns the sweep a worker with these options runs: the
-// knobs RecoveryOptions shares with SweepOptions.
-func (r RecoveryOptions) sweepOptions() SweepOptions {
-	return SweepOptions{Threshold: r.StaleThreshold, Delay: r.Delay, ResilientMultiplier: r.ResilientMultiplier,
-		Action: r.Action, SweepForeignLocks: r.SweepForeignLocks}
+// setDefaults fills in the defaults; a negative Delay becomes 0 (none).
+func (p *SweepPolicy) setDefaults() {
+	if p.StaleThreshold == 0 {
+		p.StaleThreshold = DefaultStaleThreshold
+	}
+	switch {
+	case p.Delay == 0:
+		p.Delay = DefaultRecoveryDelay
+	case p.Delay < 0:
+		p.Delay = 0
+	}
+	if p.ResilientMultiplier == 0 {
+		p.ResilientMultiplier = DefaultResilientMultiplier
+	}
+	if p.Action == "" {
+		p.Action = DefaultRecoveryAction
+	}
 }
 
-// setDefaults fills in the defaults: its own, and those of the knobs it
-// shares with SweepOptions, from SweepOptions.setDefaults. A negative Delay
-// becomes 0 (none).
+// validate checks a policy whose defaults are filled in; field names start
+// with prefix.
+func (p SweepPolicy) validate(prefix string) []error {
+	var errs []error
+	bad := func(field string, value any, reason string) {
+		errs = append(errs, &ValidationError{Field: prefix + field, Value: value, Reason: reason})
+	}
+	if p.StaleThreshold < 0 {
+		bad("StaleThreshold", p.StaleThreshold, "must not be negative")
+	}
+	if p.ResilientMultiplier < 1 {
+		bad("ResilientMultiplier", p.ResilientMultiplier, "must be at least 1")
+	}
+	if !p.Action.valid() {
+		bad("Action", string(p.Action), `must be "return", "fail_with_backoff" or "skip"`)
+	}
+	return errs
+}
+
+// RecoveryOptions configures a worker's part in dead-worker recovery. The
+// zero value turns it on with the defaults.
+//
+// While Run or RunOnce runs, the worker has a row in the schema's
+// _private_gworker_workers table (its ID, host, pid, version, start and last
+// heartbeat), refreshed every HeartbeatInterval and deleted at a clean
+// shutdown. Run also sweeps every SweepInterval: if no other worker of the
+// schema is sweeping, it takes the workers whose heartbeat is older than
+// StaleThreshold and applies the SweepPolicy to the jobs and named queues
+// they hold, all in one transaction. RunOnce sweeps once, at start.
+type RecoveryOptions struct {
+	// Disabled turns recovery off: no row, no heartbeat, no sweep. Jobs of
+	// crashed workers then wait for graphile-worker's 4-hour rule.
+	Disabled bool
+	// HeartbeatInterval is how often the worker refreshes its heartbeat; 0
+	// means DefaultHeartbeatInterval. StaleThreshold must be at least twice
+	// as long.
+	HeartbeatInterval time.Duration
+	// SweepInterval is how often Run looks for dead workers (jittered by
+	// ±10%); 0 means DefaultSweepInterval.
+	SweepInterval time.Duration
+	// SweepPolicy is what the worker's sweeps do.
+	SweepPolicy
+}
+
+// setDefaults fills in the defaults, the policy's included.
 func (r *RecoveryOptions) setDefaults() {
 	if r.HeartbeatInterval == 0 {
 		r.HeartbeatInterval = DefaultHeartbeatInterval
@@ -134,17 +172,16 @@ func (r *RecoveryOptions) setDefaults() {
 	if r.SweepInterval == 0 {
 		r.SweepInterval = DefaultSweepInterval
 	}
-	s := r.sweepOptions()
-	s.setDefaults()
-	r.StaleThreshold, r.Delay, r.ResilientMultiplier, r.Action = s.Threshold, s.Delay, s.ResilientMultiplier, s.Action
+	r.SweepPolicy.setDefaults()
 }
 
 // validate checks options whose defaults are filled in; WorkerOptions
 // skips it when recovery is disabled.
 func (r RecoveryOptions) validate() []error {
+	const prefix = "WorkerOptions.Recovery."
 	var errs []error
 	bad := func(field string, value any, reason string) {
-		errs = append(errs, &ValidationError{Field: "WorkerOptions.Recovery." + field, Value: value, Reason: reason})
+		errs = append(errs, &ValidationError{Field: prefix + field, Value: value, Reason: reason})
 	}
 	if r.HeartbeatInterval < time.Millisecond {
 		bad("HeartbeatInterval", r.HeartbeatInterval, "must be at least 1ms")
@@ -152,10 +189,10 @@ func (r RecoveryOptions) validate() []error {
 	if r.SweepInterval < time.Millisecond {
 		bad("SweepInterval", r.SweepInterval, "must be at least 1ms")
 	}
-	if r.StaleThreshold < 2*r.HeartbeatInterval {
+	if r.StaleThreshold >= 0 && r.StaleThreshold < 2*r.HeartbeatInterval {
 		bad("StaleThreshold", r.StaleThreshold, fmt.Sprintf("must be at least twice HeartbeatInterval (%v), or one late heartbeat would make a live worker look dead", r.HeartbeatInterval))
 	}
-	return append(errs, r.sweepOptions().validateShared("WorkerOptions.Recovery.")...)
+	return append(errs, r.SweepPolicy.validate(prefix)...)
 }
 
 // WorkerInfo is a registered gworker worker, as ListActiveWorkers reports
@@ -239,69 +276,17 @@ func (u *Utils) ListActiveWorkers(ctx context.Context, opts ListWorkersOptions) 
 // SweepOptions configures SweepStaleWorkers. The zero value sweeps as a
 // worker with default RecoveryOptions does.
 type SweepOptions struct {
-	// Threshold is how old a heartbeat must be for its worker to count as
-	// dead; 0 means DefaultStaleThreshold. A worker is never judged dead
-	// before twice its own heartbeat interval.
-	Threshold time.Duration
-	// Delay is how long a returned job waits before it may run again; 0
-	// means DefaultRecoveryDelay, negative means it may run at once.
-	Delay time.Duration
-	// ResilientMultiplier multiplies Threshold for jobs carrying
-	// ResilientFlag; 0 means DefaultResilientMultiplier.
-	ResilientMultiplier int
-	// Action is what happens to the jobs; "" means RecoveryReturn. The
-	// client's BeforeRecover hooks (UtilsOptions) may decide otherwise for
-	// each job.
-	Action RecoveryAction
-	// SweepForeignLocks also frees locks of unregistered ids older than
-	// Threshold; see RecoveryOptions.SweepForeignLocks.
-	SweepForeignLocks bool
+	// SweepPolicy is what the sweep does. BeforeRecover hooks come from the
+	// client's UtilsOptions.
+	SweepPolicy
 	// DryRun changes nothing: the sweep runs in a transaction that is rolled
 	// back, and the result says what it would have done.
 	DryRun bool
 }
 
-// setDefaults fills in the defaults of the knobs; a negative Delay becomes
-// 0 (none). RecoveryOptions shares it.
-func (o *SweepOptions) setDefaults() {
-	if o.Threshold == 0 {
-		o.Threshold = DefaultStaleThreshold
-	}
-	switch {
-	case o.Delay == 0:
-		o.Delay = DefaultRecoveryDelay
-	case o.Delay < 0:
-		o.Delay = 0
-	}
-	if o.ResilientMultiplier == 0 {
-		o.ResilientMultiplier = DefaultResilientMultiplier
-	}
-	if o.Action == "" {
-		o.Action = DefaultRecoveryAction
-	}
-}
-
-// validateShared checks the knobs RecoveryOptions shares, whose defaults
-// are filled in; field names start with prefix.
-func (o SweepOptions) validateShared(prefix string) []error {
-	var errs []error
-	if o.ResilientMultiplier < 1 {
-		errs = append(errs, &ValidationError{Field: prefix + "ResilientMultiplier", Value: o.ResilientMultiplier, Reason: "must be at least 1"})
-	}
-	if !o.Action.valid() {
-		errs = append(errs, &ValidationError{Field: prefix + "Action", Value: string(o.Action), Reason: `must be "return", "fail_with_backoff" or "skip"`})
-	}
-	return errs
-}
-
 func (o SweepOptions) normalize() (SweepOptions, error) {
-	o.setDefaults()
-	var errs []error
-	if o.Threshold < 0 {
-		errs = append(errs, &ValidationError{Field: "SweepOptions.Threshold", Value: o.Threshold, Reason: "must not be negative"})
-	}
-	errs = append(errs, o.validateShared("SweepOptions.")...)
-	return o, errors.Join(errs...)
+	o.SweepPolicy.setDefaults()
+	return o, errors.Join(o.SweepPolicy.validate("SweepOptions.")...)
 }
 
 // SweepResult is what a sweep did (or, for a dry run, would have done).
@@ -360,7 +345,7 @@ func (u *Utils) sweep(ctx context.Context, o SweepOptions, self string, try bool
 		if self != "" {
 			selfID = self
 		}
-		rows, err := ex.Query(ctx, s.findDead, o.Threshold.Seconds(), float64(o.ResilientMultiplier), selfID)
+		rows, err := ex.Query(ctx, s.findDead, o.StaleThreshold.Seconds(), float64(o.ResilientMultiplier), selfID)
 		if err != nil {
 			return fmt.Errorf("find dead workers: %w", err)
 		}
@@ -394,7 +379,7 @@ func (u *Utils) sweep(ctx context.Context, o SweepOptions, self string, try bool
 			res.SkippedJobIDs = d.skipped
 		}
 		rows, err = ex.Query(ctx, s.sweep, dead, expired, o.Delay.Seconds(), o.SweepForeignLocks,
-			o.Threshold.Seconds(), float64(o.ResilientMultiplier), ResilientFlag, string(o.Action),
+			o.StaleThreshold.Seconds(), float64(o.ResilientMultiplier), ResilientFlag, string(o.Action),
 			d.ids, d.actions, d.runAt, hooked)
 		if err != nil {
 			return fmt.Errorf("free dead workers' locks: %w", err)
@@ -540,7 +525,7 @@ func (r *recovery) Start(ctx context.Context) error {
 	}
 	r.registered = true
 	r.detached = context.WithoutCancel(ctx)
-	sweepOpts := o.sweepOptions()
+	sweepOpts := SweepOptions{SweepPolicy: o.SweepPolicy}
 	r.heartbeats.start(r.detached, func(ctx context.Context) { w.heartbeat(ctx, r.sql, r.register) })
 	if r.once {
 		w.sweepOnce(ctx, sweepOpts)
@@ -577,8 +562,8 @@ func (r *recovery) Stop() {
 // sweeper's patience runs out.
 func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(context.Context) error) {
 	o := w.opts.Recovery
-	outage := newOutageLog(w.log, "heartbeat")
-	t := maintenanceClock.NewTimer(o.HeartbeatInterval)
+	outage := newOutageLog(w.log, w.opts.Clock, "heartbeat")
+	t := w.opts.Clock.NewTimer(o.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -603,7 +588,7 @@ func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(co
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			w.health.noteLoss()
+			w.health.noteLoss(w.opts.Clock.Now())
 			failures := outage.failed(err)
 			t.Reset(backoff(failures, min(o.HeartbeatInterval, time.Second)))
 		default:
@@ -616,7 +601,7 @@ func (w *Worker) heartbeat(ctx context.Context, s *recoverySQL, register func(co
 // sweepLoop sweeps at once, then every SweepInterval ± 10%.
 func (w *Worker) sweepLoop(ctx context.Context, o SweepOptions) {
 	interval := w.opts.Recovery.SweepInterval
-	t := maintenanceClock.NewTimer(0)
+	t := w.opts.Clock.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
@@ -636,15 +621,15 @@ func (w *Worker) sweepOnce(ctx context.Context, o SweepOptions) {
 	// explains is no evidence of their death. Judge them only after the
 	// database has answered this worker for a whole threshold, long enough
 	// for every live worker to have heartbeat again.
-	if stable := w.health.stableFor(); stable < o.Threshold {
+	if stable := w.health.stableFor(w.opts.Clock.Now()); stable < o.StaleThreshold {
 		w.log.Debug("gworker: not sweeping dead workers yet: this worker lost the database recently",
-			slog.Duration("stable_for", stable), slog.Duration("threshold", o.Threshold))
+			slog.Duration("stable_for", stable), slog.Duration("threshold", o.StaleThreshold))
 		return
 	}
 	res, ran, err := w.utils.sweep(ctx, o, w.id, true)
 	if err != nil {
 		if ctx.Err() == nil {
-			w.health.noteLoss()
+			w.health.noteLoss(w.opts.Clock.Now())
 			w.sweepOutage.failed(err)
 		}
 		return

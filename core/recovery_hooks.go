@@ -109,7 +109,7 @@ func noRecoveryDecisions() recoveryDecisions {
 // sweep frees exactly the jobs the hooks were asked about.
 func (u *Utils) askRecoveryHooks(ctx context.Context, ex Executor, s *recoverySQL, o SweepOptions, dead, expired []string) (recoveryDecisions, error) {
 	d := noRecoveryDecisions()
-	rows, err := ex.Query(ctx, s.heldJobs, dead, expired, o.SweepForeignLocks, o.Threshold.Seconds(),
+	rows, err := ex.Query(ctx, s.heldJobs, dead, expired, o.SweepForeignLocks, o.StaleThreshold.Seconds(),
 		float64(o.ResilientMultiplier), ResilientFlag)
 	if err != nil {
 		return d, err

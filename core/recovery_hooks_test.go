@@ -85,11 +85,11 @@ func TestBeforeRecoverDecidesPerJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := core.SweepOptions{Delay: -1, SweepForeignLocks: true, Threshold: time.Minute}
+	opts := core.SweepOptions{SweepPolicy: core.SweepPolicy{Delay: -1, SweepForeignLocks: true, StaleThreshold: time.Minute}}
 
 	// A dry run asks the hooks, says what they chose, and changes nothing.
 	before := b.snapshot(t)
-	res, err := u.SweepStaleWorkers(b.ctx, core.SweepOptions{Delay: -1, SweepForeignLocks: true, Threshold: time.Minute, DryRun: true})
+	res, err := u.SweepStaleWorkers(b.ctx, core.SweepOptions{DryRun: true, SweepPolicy: core.SweepPolicy{Delay: -1, SweepForeignLocks: true, StaleThreshold: time.Minute}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestBeforeRecoverOverridesTheSweepsAction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := u.SweepStaleWorkers(b.ctx, core.SweepOptions{Action: core.RecoverySkip})
+	res, err := u.SweepStaleWorkers(b.ctx, core.SweepOptions{SweepPolicy: core.SweepPolicy{Action: core.RecoverySkip}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +234,7 @@ func TestWorkerSweepAsksBeforeRecover(t *testing.T) {
 	w, _ := b.worker(t, core.WorkerOptions{
 		Tasks:        []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })},
 		PollInterval: 100 * time.Millisecond,
-		Recovery:     core.RecoveryOptions{Action: core.RecoverySkip, SweepInterval: 100 * time.Millisecond},
+		Recovery:     core.RecoveryOptions{SweepInterval: 100 * time.Millisecond, SweepPolicy: core.SweepPolicy{Action: core.RecoverySkip}},
 		Hooks:        core.Hooks{BeforeRecover: rec.hook},
 	})
 	stop := runInBackground(t, w)

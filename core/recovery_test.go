@@ -18,6 +18,7 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
+	"github.com/gworker/gworker/internal/clocktest"
 	"github.com/gworker/gworker/internal/pgtest"
 )
 
@@ -145,12 +146,15 @@ func TestMigrateKeepsGworkerObjectsOutOfNodesLedger(t *testing.T) {
 func TestWorkerRegistersHeartbeatsAndDeregisters(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
+	clock := clocktest.New(time.Now())
 	w, sink := b.worker(t, core.WorkerOptions{
-		Tasks:    []core.Task{core.RawTask("noop", func(context.Context, *core.Job) error { return nil })},
-		Recovery: core.RecoveryOptions{HeartbeatInterval: 20 * time.Millisecond, StaleThreshold: time.Second},
+		Tasks: []core.Task{core.RawTask("noop", func(context.Context, *core.Job) error { return nil })},
+		Clock: clock,
 	})
 	stop := runInBackground(t, w)
 	eventually(t, "the worker's row", func() bool { return b.workerRows(t, w.ID()) == 1 })
+	// The first heartbeat is due an interval after the start.
+	fireNext(t, clock, "core.(*Worker).heartbeat")
 	eventually(t, "a heartbeat", func() bool {
 		return b.queryInt(t, "select count(*) from S._private_gworker_workers where worker_id = $1 and last_heartbeat_at > started_at", w.ID()) == 1
 	})
@@ -160,13 +164,14 @@ func TestWorkerRegistersHeartbeatsAndDeregisters(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	if len(infos) != 1 || infos[0].ID != w.ID() || infos[0].Stale || infos[0].PID != os.Getpid() || infos[0].Hostname != host ||
-		infos[0].HeartbeatInterval != 20*time.Millisecond || infos[0].HeartbeatAge > time.Second || infos[0].RunOnce {
+		infos[0].HeartbeatInterval != core.DefaultHeartbeatInterval || infos[0].HeartbeatAge > time.Second || infos[0].RunOnce {
 		t.Fatalf("ListActiveWorkers = %+v", infos)
 	}
 
 	// A sweep that took the worker for dead removed its row: the next
 	// heartbeat notices, says so and registers again.
 	b.exec(t, "delete from S._private_gworker_workers where worker_id = $1", w.ID())
+	fireNext(t, clock, "core.(*Worker).heartbeat")
 	eventually(t, "registration again", func() bool { return b.workerRows(t, w.ID()) == 1 })
 	if !sink.has("taken for dead") {
 		t.Fatal("no error logged about the lost registration")
@@ -242,7 +247,7 @@ func TestKilledWorkerProcessJobsRunAgainOnAnotherWorker(t *testing.T) {
 		Concurrency:  jobs,
 		PollInterval: 100 * time.Millisecond,
 		Recovery: core.RecoveryOptions{HeartbeatInterval: 50 * time.Millisecond, SweepInterval: sweepEvery,
-			StaleThreshold: threshold, Delay: -1},
+			SweepPolicy: core.SweepPolicy{StaleThreshold: threshold, Delay: -1}},
 		Tasks: []core.Task{core.RawTask("long", func(ctx context.Context, job *core.Job) error {
 			_, err := b.pool.Exec(ctx, b.sql("insert into S.runs (job_id, attempts, worker) values ($1, $2, $3)"),
 				job.ID, job.Attempts, job.LockedBy)
@@ -343,7 +348,7 @@ func TestConcurrentSweepsRecoverEachJobOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			results[i], errs[i] = u.SweepStaleWorkers(b.ctx, core.SweepOptions{Delay: -1})
+			results[i], errs[i] = u.SweepStaleWorkers(b.ctx, core.SweepOptions{SweepPolicy: core.SweepPolicy{Delay: -1}})
 		}()
 	}
 	close(start)
@@ -408,7 +413,7 @@ func TestResilientJobsWaitForTheLongerThreshold(t *testing.T) {
 	b.lockJob(t, resilient.ID, "pool-busy", time.Hour)
 	const threshold = 10 * time.Second // × 3 for the resilient job
 	b.deadWorker(t, "pool-busy", 20*time.Second)
-	opts := core.SweepOptions{Threshold: threshold, Delay: -1}
+	opts := core.SweepOptions{SweepPolicy: core.SweepPolicy{StaleThreshold: threshold, Delay: -1}}
 
 	res, err := b.utils.SweepStaleWorkers(b.ctx, opts)
 	if err != nil {
@@ -449,7 +454,7 @@ func TestForeignLocksAreLeftToNodesRuleUnlessOptedIn(t *testing.T) {
 	b.deadWorker(t, "pool-dead", time.Hour)
 	foreignBefore, freshBefore := b.jobText(t, foreign.ID), b.jobText(t, fresh.ID)
 
-	res, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{Delay: -1})
+	res, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{SweepPolicy: core.SweepPolicy{Delay: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +468,7 @@ func TestForeignLocksAreLeftToNodesRuleUnlessOptedIn(t *testing.T) {
 		t.Fatal("foreign queue lock touched")
 	}
 
-	res, err = b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{Threshold: 10 * time.Minute, Delay: -1, SweepForeignLocks: true})
+	res, err = b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{SweepPolicy: core.SweepPolicy{StaleThreshold: 10 * time.Minute, Delay: -1, SweepForeignLocks: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +499,7 @@ func TestSweepDryRunChangesNothing(t *testing.T) {
 	b.deadWorker(t, "pool-dead", time.Hour)
 	before := b.snapshot(t)
 	for _, action := range []core.RecoveryAction{core.RecoveryReturn, core.RecoveryFailWithBackoff} {
-		res, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{DryRun: true, Delay: -1, Action: action})
+		res, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{DryRun: true, SweepPolicy: core.SweepPolicy{Delay: -1, Action: action}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -517,7 +522,7 @@ func TestRecoveryActions(t *testing.T) {
 		b.lockJob(t, job.ID, "pool-dead", time.Hour)
 		b.deadWorker(t, "pool-dead", time.Hour)
 		before := b.dbNow(t)
-		if _, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{Action: core.RecoveryFailWithBackoff}); err != nil {
+		if _, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{SweepPolicy: core.SweepPolicy{Action: core.RecoveryFailWithBackoff}}); err != nil {
 			t.Fatal(err)
 		}
 		j := b.job(t, job.ID)
@@ -535,7 +540,7 @@ func TestRecoveryActions(t *testing.T) {
 		b.deadWorker(t, "pool-dead", time.Hour)
 		b.deadWorker(t, "pool-idle", time.Hour)
 		before := b.jobText(t, job.ID)
-		res, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{Action: core.RecoverySkip})
+		res, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{SweepPolicy: core.SweepPolicy{Action: core.RecoverySkip}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -561,7 +566,7 @@ func TestSweepNeverTakesALiveWorkerForDead(t *testing.T) {
 	stop := runInBackground(t, w)
 	job := b.add(t, "hold", nil, nil)
 	eventually(t, "the job to start", func() bool { return deref(b.job(t, job.ID).LockedBy) == w.ID() })
-	res, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{Threshold: time.Millisecond, Delay: -1})
+	res, err := b.utils.SweepStaleWorkers(b.ctx, core.SweepOptions{SweepPolicy: core.SweepPolicy{StaleThreshold: time.Millisecond, Delay: -1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,7 +596,7 @@ func TestRecoveryInRunOnceAndDisabledRecovery(t *testing.T) {
 			var registered []int
 			var ran []int64
 			w, _ := b.worker(t, core.WorkerOptions{
-				Recovery: core.RecoveryOptions{Disabled: disabled, Delay: -1},
+				Recovery: core.RecoveryOptions{Disabled: disabled, SweepPolicy: core.SweepPolicy{Delay: -1}},
 				Tasks: []core.Task{core.RawTask("t", func(ctx context.Context, j *core.Job) error {
 					n := -1 // not t.Fatal: this is not the test's goroutine
 					_ = b.pool.QueryRow(ctx, b.sql("select count(*) from S._private_gworker_workers where worker_id = $1"), j.LockedBy).Scan(&n)
@@ -651,9 +656,9 @@ func TestRecoveryOptionsAreValidated(t *testing.T) {
 		opts  core.RecoveryOptions
 		field string
 	}{
-		{core.RecoveryOptions{HeartbeatInterval: time.Minute, StaleThreshold: time.Minute}, "Recovery.StaleThreshold"},
-		{core.RecoveryOptions{ResilientMultiplier: -1}, "Recovery.ResilientMultiplier"},
-		{core.RecoveryOptions{Action: "retry"}, "Recovery.Action"},
+		{core.RecoveryOptions{HeartbeatInterval: time.Minute, SweepPolicy: core.SweepPolicy{StaleThreshold: time.Minute}}, "Recovery.StaleThreshold"},
+		{core.RecoveryOptions{SweepPolicy: core.SweepPolicy{ResilientMultiplier: -1}}, "Recovery.ResilientMultiplier"},
+		{core.RecoveryOptions{SweepPolicy: core.SweepPolicy{Action: "retry"}}, "Recovery.Action"},
 		{core.RecoveryOptions{SweepInterval: -time.Second}, "Recovery.SweepInterval"},
 	} {
 		_, err := core.NewWorker(core.WorkerOptions{Database: db, Tasks: []core.Task{task}, Recovery: c.opts})
@@ -663,14 +668,14 @@ func TestRecoveryOptionsAreValidated(t *testing.T) {
 	}
 	// Disabled recovery's other settings do not matter.
 	if _, err := core.NewWorker(core.WorkerOptions{Database: db, Tasks: []core.Task{task},
-		Recovery: core.RecoveryOptions{Disabled: true, Action: "retry"}}); err != nil {
+		Recovery: core.RecoveryOptions{Disabled: true, SweepPolicy: core.SweepPolicy{Action: "retry"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := core.NewUtils(db, core.UtilsOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	u, _ := core.NewUtils(db, core.UtilsOptions{})
-	if _, err := u.SweepStaleWorkers(context.Background(), core.SweepOptions{Action: "retry"}); !errors.Is(err, core.ErrInvalidInput) {
+	if _, err := u.SweepStaleWorkers(context.Background(), core.SweepOptions{SweepPolicy: core.SweepPolicy{Action: "retry"}}); !errors.Is(err, core.ErrInvalidInput) {
 		t.Fatalf("SweepStaleWorkers with a bad action: %v", err)
 	}
 }

@@ -18,7 +18,7 @@ type staleLockReset struct {
 }
 
 func newStaleLockReset(w *Worker) *staleLockReset {
-	return &staleLockReset{w: w, clock: maintenanceClock}
+	return &staleLockReset{w: w, clock: w.opts.Clock}
 }
 
 func (s *staleLockReset) Start(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/clocktest"
 )
 
 // Heartbeats write what the worker finished, per task, and Throughput
@@ -15,7 +16,9 @@ func TestHeartbeatsWriteThroughput(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	snoozed := make(chan struct{}, 1)
+	clock := clocktest.New(time.Now())
 	w, _ := b.worker(t, core.WorkerOptions{
+		Clock: clock,
 		Tasks: []core.Task{
 			core.RawTask("ok", func(context.Context, *core.Job) error { return nil }),
 			core.RawTask("bad", func(context.Context, *core.Job) error { return errors.New("boom") }),
@@ -25,7 +28,6 @@ func TestHeartbeatsWriteThroughput(t *testing.T) {
 				return core.RetryAfter(time.Hour, nil)
 			}),
 		},
-		Recovery: core.RecoveryOptions{HeartbeatInterval: 20 * time.Millisecond, StaleThreshold: time.Second},
 	})
 	b.add(t, "ok", nil, nil)
 	b.add(t, "ok", nil, nil)
@@ -50,8 +52,10 @@ func TestHeartbeatsWriteThroughput(t *testing.T) {
 		}
 		return m, nil
 	}
-	// Before the worker stops: written by a heartbeat.
+	// Before the worker stops: written by a heartbeat, once the outcomes
+	// are recorded; each check lets the next heartbeat run.
 	eventually(t, "the heartbeat's throughput", func() bool {
+		fireNext(t, clock, "core.(*Worker).heartbeat")
 		m, err := totals()
 		if err != nil {
 			t.Fatal(err)

@@ -91,7 +91,7 @@ func NewWorker(opts WorkerOptions) (*Worker, error) {
 		sql:   newWorkerSQL(newRenderer(o.Schema), o.DurableFetch),
 		tasks: make(map[string]Task, len(o.Tasks)),
 	}
-	w.sweepOutage = newOutageLog(w.log, "sweeping dead workers")
+	w.sweepOutage = newOutageLog(w.log, o.Clock, "sweeping dead workers")
 	for _, t := range o.Tasks {
 		w.tasks[t.identifier] = t
 		w.taskNames = append(w.taskNames, t.identifier)

@@ -162,8 +162,8 @@ func TestNamedQueueNotWedgedByOutage(t *testing.T) {
 func TestOutageLongerThanStaleThreshold(t *testing.T) {
 	t.Parallel()
 	s := newScenario(t, "8 s outage, stale threshold 5 s")
-	short := core.RecoveryOptions{HeartbeatInterval: time.Second, StaleThreshold: 5 * time.Second,
-		SweepInterval: time.Second, Delay: time.Second}
+	short := core.RecoveryOptions{HeartbeatInterval: time.Second, SweepInterval: time.Second,
+		SweepPolicy: core.SweepPolicy{StaleThreshold: 5 * time.Second, Delay: time.Second}}
 	s.start(s.libWorkers(func(p *procSpec) { p.recovery = short })...)
 	s.cycles(func(int) *window {
 		return s.outage(pgtest.ShutdownFast, 8*time.Second, faultOptions{idle: true, expectLog: true})
@@ -195,8 +195,8 @@ func TestBackendsTerminatedEverySecond(t *testing.T) {
 
 // recoverFast is the recovery of the SIGKILL scenarios: a dead worker's
 // jobs come back within seconds.
-var recoverFast = core.RecoveryOptions{HeartbeatInterval: time.Second, StaleThreshold: 4 * time.Second,
-	SweepInterval: time.Second, Delay: -1}
+var recoverFast = core.RecoveryOptions{HeartbeatInterval: time.Second, SweepInterval: time.Second,
+	SweepPolicy: core.SweepPolicy{StaleThreshold: 4 * time.Second, Delay: -1}}
 
 func TestLibraryWorkerSIGKILLed(t *testing.T) {
 	t.Parallel()

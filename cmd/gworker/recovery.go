@@ -14,30 +14,16 @@ import (
 
 // recoveryFlags are run's dead-worker recovery flags.
 type recoveryFlags struct {
-	disabled          bool
-	heartbeatInterval time.Duration
-	sweepInterval     time.Duration
-	threshold         time.Duration
-	delay             time.Duration
-	action            core.RecoveryAction
-	foreign           bool
+	disabled bool
+	opts     core.RecoveryOptions
 }
 
 func (r *recoveryFlags) register(fs *flagSet) {
-	*r = recoveryFlags{
-		heartbeatInterval: core.DefaultHeartbeatInterval,
-		sweepInterval:     core.DefaultSweepInterval,
-		threshold:         core.DefaultStaleThreshold,
-		delay:             core.DefaultRecoveryDelay,
-		action:            core.DefaultRecoveryAction,
-	}
+	r.opts = core.RecoveryOptions{HeartbeatInterval: core.DefaultHeartbeatInterval, SweepInterval: core.DefaultSweepInterval}
 	fs.flag(&boolValue{p: &r.disabled}, "", "turn dead-worker recovery off: no heartbeat, no sweep; crashed workers' jobs wait 4 hours", "no-recovery")
-	fs.flag(&durationValue{p: &r.heartbeatInterval, min: time.Millisecond}, "DURATION", fmt.Sprintf("how often this worker records that it is alive (default: %v)", core.DefaultHeartbeatInterval), "heartbeat-interval")
-	fs.flag(&durationValue{p: &r.sweepInterval, min: time.Millisecond}, "DURATION", fmt.Sprintf("how often to look for dead workers (default: %v)", core.DefaultSweepInterval), "sweep-interval")
-	fs.flag(&durationValue{p: &r.threshold, min: time.Millisecond}, "DURATION", fmt.Sprintf("a worker whose last heartbeat is older is dead; its jobs are recovered (default: %v)", core.DefaultStaleThreshold), "sweep-threshold")
-	fs.flag(&durationValue{p: &r.delay}, "DURATION", fmt.Sprintf("how long a recovered job waits before it runs again; 0 means none (default: %v)", core.DefaultRecoveryDelay), "recovery-delay")
-	fs.flag(&actionValue{p: &r.action}, "ACTION", fmt.Sprintf("what recovery does with a dead worker's jobs: return (attempt not counted), fail_with_backoff or skip (default: %s)", core.DefaultRecoveryAction), "recovery-action")
-	fs.flag(&boolValue{p: &r.foreign}, "", "also free locks of workers that do not heartbeat (graphile-worker's) once older than the threshold", "sweep-foreign-locks")
+	fs.flag(&durationValue{p: &r.opts.HeartbeatInterval, min: time.Millisecond}, "DURATION", fmt.Sprintf("how often this worker records that it is alive (default: %v)", core.DefaultHeartbeatInterval), "heartbeat-interval")
+	fs.flag(&durationValue{p: &r.opts.SweepInterval, min: time.Millisecond}, "DURATION", fmt.Sprintf("how often to look for dead workers (default: %v)", core.DefaultSweepInterval), "sweep-interval")
+	registerPolicy(fs, &r.opts.SweepPolicy, policyFlags{threshold: "sweep-threshold", delay: "recovery-delay", action: "recovery-action", foreign: "sweep-foreign-locks"})
 }
 
 // options returns the worker's RecoveryOptions, or a usage error.
@@ -45,21 +31,35 @@ func (r *recoveryFlags) options() (core.RecoveryOptions, error) {
 	if r.disabled {
 		return core.RecoveryOptions{Disabled: true}, nil
 	}
-	if r.threshold < 2*r.heartbeatInterval {
-		return core.RecoveryOptions{}, usagef("--sweep-threshold (%v) must be at least twice --heartbeat-interval (%v)", r.threshold, r.heartbeatInterval)
+	o := r.opts
+	// Checked here too, to name the flags rather than core's fields.
+	if o.StaleThreshold < 2*o.HeartbeatInterval {
+		return core.RecoveryOptions{}, usagef("--sweep-threshold (%v) must be at least twice --heartbeat-interval (%v)", o.StaleThreshold, o.HeartbeatInterval)
 	}
-	delay := r.delay
-	if delay == 0 {
-		delay = -1 // core: negative means none, 0 the default
+	o.SweepPolicy = corePolicy(o.SweepPolicy)
+	return o, nil
+}
+
+// policyFlags names the flags of a core.SweepPolicy; run's and sweep's
+// differ.
+type policyFlags struct{ threshold, delay, action, foreign string }
+
+// registerPolicy sets p to core's defaults and binds its flags.
+func registerPolicy(fs *flagSet, p *core.SweepPolicy, names policyFlags) {
+	*p = core.SweepPolicy{StaleThreshold: core.DefaultStaleThreshold, Delay: core.DefaultRecoveryDelay, Action: core.DefaultRecoveryAction}
+	fs.flag(&durationValue{p: &p.StaleThreshold, min: time.Millisecond}, "DURATION", fmt.Sprintf("a worker whose last heartbeat is older is dead; its jobs are recovered (default: %v)", core.DefaultStaleThreshold), names.threshold)
+	fs.flag(&durationValue{p: &p.Delay}, "DURATION", fmt.Sprintf("how long a recovered job waits before it runs again; 0 means none (default: %v)", core.DefaultRecoveryDelay), names.delay)
+	fs.flag(&actionValue{p: &p.Action}, "ACTION", fmt.Sprintf("what happens to a dead worker's jobs: return (attempt not counted), fail_with_backoff or skip (default: %s)", core.DefaultRecoveryAction), names.action)
+	fs.flag(&boolValue{p: &p.SweepForeignLocks}, "", "also free locks of workers that do not heartbeat (graphile-worker's) once older than the threshold", names.foreign)
+}
+
+// corePolicy returns the policy the flags set as core takes it: a delay of
+// 0 means none on the command line, but the default in core.
+func corePolicy(p core.SweepPolicy) core.SweepPolicy {
+	if p.Delay == 0 {
+		p.Delay = -1
 	}
-	return core.RecoveryOptions{
-		HeartbeatInterval: r.heartbeatInterval,
-		SweepInterval:     r.sweepInterval,
-		StaleThreshold:    r.threshold,
-		Delay:             delay,
-		Action:            r.action,
-		SweepForeignLocks: r.foreign,
-	}, nil
+	return p
 }
 
 // actionValue is a recovery action.
@@ -194,21 +194,16 @@ the dead workers, the jobs freed and the queues unlocked; with --json one
 JSON object with the keys dry_run, worker_ids, removed_worker_ids,
 foreign_worker_ids, job_ids, jobs and queues.`,
 		setup: func(fs *flagSet) action {
-			o := core.SweepOptions{Threshold: core.DefaultStaleThreshold, Delay: core.DefaultRecoveryDelay, Action: core.DefaultRecoveryAction}
+			var o core.SweepOptions
 			asJSON := false
 			fs.flag(&boolValue{p: &o.DryRun}, "", "change nothing; print what a sweep would do", "dry-run")
-			fs.flag(&durationValue{p: &o.Threshold, min: time.Millisecond}, "DURATION", fmt.Sprintf("workers whose last heartbeat is older are dead (default: %v)", core.DefaultStaleThreshold), "threshold")
-			fs.flag(&durationValue{p: &o.Delay}, "DURATION", fmt.Sprintf("how long freed jobs wait before they run again; 0 means none (default: %v)", core.DefaultRecoveryDelay), "delay")
-			fs.flag(&actionValue{p: &o.Action}, "ACTION", fmt.Sprintf("return (attempt not counted), fail_with_backoff or skip (default: %s)", core.DefaultRecoveryAction), "action")
-			fs.flag(&boolValue{p: &o.SweepForeignLocks}, "", "also free locks of unregistered workers older than the threshold", "foreign")
+			registerPolicy(fs, &o.SweepPolicy, policyFlags{threshold: "threshold", delay: "delay", action: "action", foreign: "foreign"})
 			fs.flag(&boolValue{p: &asJSON}, "", "print JSON", "json")
 			return func(ctx context.Context, e *env, args []string) error {
 				if len(args) > 0 {
 					return usagef("sweep takes no arguments, got %q", args[0])
 				}
-				if o.Delay == 0 {
-					o.Delay = -1 // core: negative means none, 0 the default
-				}
+				o.SweepPolicy = corePolicy(o.SweepPolicy)
 				return sweep(ctx, e, fs.opts, o, asJSON)
 			}
 		},

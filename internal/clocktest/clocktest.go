@@ -1,6 +1,7 @@
 // Package clocktest provides a fake core.Clock whose time moves only when a
 // test says so, for testing what a worker schedules (cron minutes, the
-// local queue's TTL, batch delays, retries) without sleeping.
+// local queue's TTL, batch delays, retries, polls, heartbeats and sweeps)
+// without sleeping.
 //
 // Like the system clock it keeps two times: the wall clock, which Now
 // returns and Set may step backwards or forwards (as NTP or an operator
@@ -8,20 +9,28 @@
 // moves on. Advance moves both together and fires every timer it reaches,
 // in order.
 //
-// Tests synchronise with the code under test through its timers: after
-// Advance has fired the timer a goroutine waited on, WaitForTimers returns
-// once that goroutine has done its work and waits again.
+// Tests synchronise with the code under test through its timers. A worker
+// keeps several pending at once (the poll, the heartbeat, the sweep, ...),
+// so counting them says little: Timers reports each pending timer with the
+// code that armed it, and WaitUntil waits until the timers a test cares
+// about are there. After Advance has fired the timer a goroutine waited
+// on, that goroutine has done its work once it waits on a new one.
 //
 //	clock := clocktest.New(time.Date(2024, 1, 2, 3, 4, 30, 0, time.UTC))
 //	// ... start a worker with WorkerOptions.Clock = clock ...
-//	clock.WaitForTimers(ctx, 1)               // the runner waits for 03:05
+//	cron := func(ts []clocktest.PendingTimer) bool {
+//		return slices.ContainsFunc(ts, func(t clocktest.PendingTimer) bool { return t.ArmedIn("(*cronRunner)") })
+//	}
+//	clock.WaitUntil(ctx, cron) // the runner waits for 03:05
 //	clock.AdvanceTo(time.Date(2024, 1, 2, 3, 5, 0, 0, time.UTC))
-//	clock.WaitForTimers(ctx, 1)               // 03:05 is done; it waits for 03:06
+//	clock.WaitUntil(ctx, cron) // 03:05 is done; it waits for 03:06
 package clocktest
 
 import (
 	"context"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,8 +66,15 @@ func (c *Clock) NewTimer(d time.Duration) core.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &timer{c: c, ch: make(chan time.Time, 1)}
+	t.armedBy = callers()
 	c.schedule(t, d)
 	return t
+}
+
+// callers returns the stack of the code that called NewTimer or Reset.
+func callers() []uintptr {
+	pc := make([]uintptr, 32)
+	return pc[:runtime.Callers(3, pc)]
 }
 
 // schedule makes t fire d from now; c.mu is held and t is not pending.
@@ -112,58 +128,67 @@ func (c *Clock) AdvanceTo(t time.Time) {
 	}
 }
 
-// AdvanceToNextTimer advances to the deadline of the earliest pending timer
-// and fires it. It reports false, and does nothing, when no timer is
-// pending.
-func (c *Clock) AdvanceToNextTimer() bool {
-	c.mu.Lock()
-	if len(c.pending) == 0 {
-		c.mu.Unlock()
-		return false
-	}
-	d := c.pending[0].deadline - c.elapsed
-	c.mu.Unlock()
-	c.Advance(d)
-	return true
-}
-
 // Set steps the wall clock to t, backwards or forwards, without moving
 // elapsed time: no timer fires, as when the system clock is set.
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.wall = t
+	c.notify() // the wall-clock times of the timers moved
 }
 
-// PendingTimers returns how many timers wait to fire.
-func (c *Clock) PendingTimers() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.pending)
+// PendingTimer is a timer waiting to fire, as Timers reports it.
+type PendingTimer struct {
+	// At is the wall-clock time at which it fires, if the wall clock is
+	// not set meanwhile.
+	At      time.Time
+	armedBy []uintptr
 }
 
-// NextTimer returns the wall-clock time at which the earliest pending timer
-// fires if the wall clock is not set meanwhile, and false when none is
-// pending.
-func (c *Clock) NextTimer() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.pending) == 0 {
-		return time.Time{}, false
+// ArmedIn reports whether the timer was created, or last reset, by code
+// running in a function whose name contains name, as the runtime spells
+// it: "(*cronRunner)" for the methods of core's cron runner, say. Tests
+// tell a worker's timers apart by it.
+func (p PendingTimer) ArmedIn(name string) bool {
+	frames := runtime.CallersFrames(p.armedBy)
+	for {
+		f, more := frames.Next()
+		if strings.Contains(f.Function, name) {
+			return true
+		}
+		if !more {
+			return false
+		}
 	}
-	return c.wall.Add(c.pending[0].deadline - c.elapsed), true
 }
 
-// WaitForTimers blocks until at least n timers are pending, or ctx is done.
-func (c *Clock) WaitForTimers(ctx context.Context, n int) error {
+// Timers returns the pending timers, the earliest first.
+func (c *Clock) Timers() []PendingTimer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.timers()
+}
+
+// timers lists the pending timers; c.mu is held.
+func (c *Clock) timers() []PendingTimer {
+	out := make([]PendingTimer, len(c.pending))
+	for i, t := range c.pending {
+		out[i] = PendingTimer{At: c.wall.Add(t.deadline - c.elapsed), armedBy: t.armedBy}
+	}
+	return out
+}
+
+// WaitUntil blocks until cond reports true for the pending timers (as
+// Timers returns them), or ctx is done. It asks cond again whenever a timer
+// is armed, stopped or fired.
+func (c *Clock) WaitUntil(ctx context.Context, cond func([]PendingTimer) bool) error {
 	for {
 		c.mu.Lock()
-		if len(c.pending) >= n {
-			c.mu.Unlock()
+		ts, ch := c.timers(), c.changed
+		c.mu.Unlock()
+		if cond(ts) {
 			return nil
 		}
-		ch := c.changed
-		c.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -172,7 +197,7 @@ func (c *Clock) WaitForTimers(ctx context.Context, n int) error {
 	}
 }
 
-// notify wakes WaitForTimers; c.mu is held.
+// notify wakes WaitUntil; c.mu is held.
 func (c *Clock) notify() {
 	close(c.changed)
 	c.changed = make(chan struct{})
@@ -182,6 +207,7 @@ type timer struct {
 	c        *Clock
 	deadline time.Duration
 	ch       chan time.Time
+	armedBy  []uintptr // the stack of the NewTimer or Reset that armed it
 }
 
 func (t *timer) C() <-chan time.Time { return t.ch }
@@ -200,6 +226,7 @@ func (t *timer) Reset(d time.Duration) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pending := t.unschedule()
+	t.armedBy = callers()
 	c.schedule(t, d)
 	return pending
 }

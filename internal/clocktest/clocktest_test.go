@@ -2,6 +2,7 @@ package clocktest_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -26,11 +27,8 @@ func TestAdvanceFiresTimersInOrderAtTheirDeadlines(t *testing.T) {
 	if at, ok := fired(zero.C()); !ok || !at.Equal(t0) {
 		t.Fatalf("a zero timer did not fire at once: %v %v", at, ok)
 	}
-	if n := c.PendingTimers(); n != 2 {
-		t.Fatalf("%d pending timers, want 2", n)
-	}
-	if next, ok := c.NextTimer(); !ok || !next.Equal(t0.Add(time.Second)) {
-		t.Fatalf("NextTimer = %v, %v", next, ok)
+	if ts := c.Timers(); len(ts) != 2 || !ts[0].At.Equal(t0.Add(time.Second)) || !ts[1].At.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("Timers = %+v, want two, at +1s and +2s", ts)
 	}
 	c.Advance(1500 * time.Millisecond)
 	if at, ok := fired(early.C()); !ok || !at.Equal(t0.Add(time.Second)) {
@@ -42,14 +40,12 @@ func TestAdvanceFiresTimersInOrderAtTheirDeadlines(t *testing.T) {
 	if now := c.Now(); !now.Equal(t0.Add(1500 * time.Millisecond)) {
 		t.Errorf("Now = %v", now)
 	}
-	if !c.AdvanceToNextTimer() {
-		t.Fatal("no timer to advance to")
-	}
+	c.AdvanceTo(t0.Add(2 * time.Second))
 	if at, ok := fired(late.C()); !ok || !at.Equal(t0.Add(2*time.Second)) {
 		t.Errorf("late timer: %v %v, want fired at +2s", at, ok)
 	}
-	if c.AdvanceToNextTimer() {
-		t.Error("AdvanceToNextTimer with no timer pending")
+	if ts := c.Timers(); len(ts) != 0 {
+		t.Errorf("Timers = %+v after every timer fired", ts)
 	}
 }
 
@@ -61,29 +57,46 @@ func TestSetMovesTheWallClockOnly(t *testing.T) {
 	if _, ok := fired(tm.C()); ok {
 		t.Fatal("Set fired a timer")
 	}
+	if ts := c.Timers(); len(ts) != 1 || !ts[0].At.Equal(t0.Add(-time.Hour+time.Minute)) {
+		t.Fatalf("Timers = %+v after Set, want one at the new wall clock's %v", ts, t0.Add(-time.Hour+time.Minute))
+	}
 	c.Advance(time.Minute)
 	if at, ok := fired(tm.C()); !ok || !at.Equal(t0.Add(-time.Hour+time.Minute)) {
 		t.Errorf("timer fired %v at %v; want after one minute of elapsed time, at the wall clock's %v", ok, at, t0.Add(-time.Hour+time.Minute))
 	}
 }
 
-func TestStopAndWaitForTimers(t *testing.T) {
+// armMinute and armSecond arm timers from functions of their own, for
+// ArmedIn to tell apart.
+func armMinute(c *clocktest.Clock) { c.NewTimer(time.Minute) }
+
+func armSecond(c *clocktest.Clock) { c.NewTimer(time.Second) }
+
+func TestStopAndWaitUntilATimerOfOneCaller(t *testing.T) {
 	t.Parallel()
 	c := clocktest.New(t0)
 	tm := c.NewTimer(time.Second)
 	if !tm.Stop() || tm.Stop() {
 		t.Error("Stop should report true once")
 	}
+	armedInMinute := func(ts []clocktest.PendingTimer) bool {
+		return slices.ContainsFunc(ts, func(p clocktest.PendingTimer) bool { return p.ArmedIn("clocktest_test.armMinute") })
+	}
 	done := make(chan error, 1)
-	go func() { done <- c.WaitForTimers(context.Background(), 1) }()
-	c.NewTimer(time.Second)
+	go func() { done <- c.WaitUntil(context.Background(), armedInMinute) }()
+	armSecond(c) // another caller's timer does not end the wait
+	armMinute(c)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	ts := c.Timers()
+	if len(ts) != 2 || !ts[0].ArmedIn("armSecond") || ts[0].ArmedIn("armMinute") || !ts[1].ArmedIn("armMinute") {
+		t.Errorf("Timers = %+v, want armSecond's, then armMinute's", ts)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := c.WaitForTimers(ctx, 2); err == nil {
-		t.Error("WaitForTimers returned nil on a cancelled context with too few timers")
+	if err := c.WaitUntil(ctx, func(ts []clocktest.PendingTimer) bool { return len(ts) > 2 }); err == nil {
+		t.Error("WaitUntil returned nil on a cancelled context with its condition false")
 	}
 }
 
@@ -101,7 +114,7 @@ func TestResetDiscardsAnUnreceivedValueAndReschedules(t *testing.T) {
 	if !tm.Reset(2 * time.Second) {
 		t.Error("Reset of a pending timer reported it not pending")
 	}
-	if n := c.PendingTimers(); n != 1 {
+	if n := len(c.Timers()); n != 1 {
 		t.Fatalf("%d pending timers after two resets, want 1", n)
 	}
 	c.Advance(2 * time.Second)

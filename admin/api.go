@@ -734,19 +734,7 @@ func (h *handler) maintain(ctx context.Context, op string, req maintenanceReques
 		for _, t := range req.Tasks {
 			o.Tasks = append(o.Tasks, core.CleanupTask(t))
 		}
-		// Live gworker workers cache their tasks' ids: keep those
-		// identifiers, as gworker cleanup does, or their new jobs would
-		// get ids those workers never fetch.
-		var live []core.TaskInfo
-		if live, err = h.u.ListTasks(ctx); err != nil {
-			return nil, err
-		}
-		for _, t := range live {
-			if len(t.Workers) > 0 {
-				o.TaskIdentifiersToKeep = append(o.TaskIdentifiersToKeep, t.Identifier)
-			}
-		}
-		err = h.u.Cleanup(ctx, o)
+		err = h.u.Cleanup(ctx, o) // it keeps the tasks of live workers
 		out = map[string]any{"done": err == nil}
 	case "force-unlock":
 		if len(req.WorkerIDs) == 0 {

@@ -619,18 +619,15 @@ type TaskInfo struct {
 // registry (graphile-worker installed it and gworker never migrated it).
 func (u *Utils) ListTasks(ctx context.Context) ([]TaskInfo, error) {
 	r := newRenderer(u.schema)
-	var registry bool
-	if _, err := queryOne(ctx, u.ex, `select exists (select 1 from pg_attribute
-  where attrelid = to_regclass($1::text) and attname = 'tasks' and not attisdropped)`,
-		[]any{r.quoted + "._private_gworker_workers"}, &registry); err != nil {
+	registry, err := u.hasTaskRegistry(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("gworker: list tasks: %w", err)
 	}
 	workers := "'{}'::text[]"
 	var args []any
 	if registry {
 		workers = `array(select w.worker_id from {{schema}}._private_gworker_workers w
-    where w.tasks @> array[t.identifier]
-      and w.last_heartbeat_at >= now() - greatest($1::float8 * interval '1 second', 2 * w.heartbeat_interval)
+    where w.tasks @> array[t.identifier] and ` + liveWorker + `
     order by w.worker_id)`
 		args = append(args, DefaultStaleThreshold.Seconds())
 	}
@@ -660,6 +657,46 @@ order by t.identifier`), args...)
 		return nil, fmt.Errorf("gworker: list tasks: %w", err)
 	}
 	return out, nil
+}
+
+// liveWorker is the condition on a row w of the worker registry that its
+// worker lives: its heartbeat is younger than $1 seconds (or twice its own
+// interval, if longer), as ListTasks and Cleanup judge it.
+const liveWorker = "w.last_heartbeat_at >= now() - greatest($1::float8 * interval '1 second', 2 * w.heartbeat_interval)"
+
+// hasTaskRegistry reports whether the schema's worker registry records the
+// tasks of each worker: not when graphile-worker installed the schema and
+// gworker never migrated it, nor when an older gworker did.
+func (u *Utils) hasTaskRegistry(ctx context.Context) (bool, error) {
+	var registry bool
+	_, err := queryOne(ctx, u.ex, `select exists (select 1 from pg_attribute
+  where attrelid = to_regclass($1::text) and attname = 'tasks' and not attisdropped)`,
+		[]any{newRenderer(u.schema).quoted + "._private_gworker_workers"}, &registry)
+	return registry, err
+}
+
+// liveWorkerTasks returns the identifiers of the tasks that live gworker
+// workers registered; none when the schema has no such registry.
+func (u *Utils) liveWorkerTasks(ctx context.Context) ([]string, error) {
+	registry, err := u.hasTaskRegistry(ctx)
+	if err != nil || !registry {
+		return nil, err
+	}
+	rows, err := u.ex.Query(ctx, newRenderer(u.schema).render(`select distinct unnest(w.tasks)
+from {{schema}}._private_gworker_workers w where `+liveWorker), DefaultStaleThreshold.Seconds())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
 
 // CrontabInfo is a cron item graphile-worker or gworker has registered in

@@ -369,12 +369,16 @@ const (
 type CleanupOptions struct {
 	Tasks []CleanupTask
 	// TaskIdentifiersToKeep are never deleted by GCTaskIdentifiers, for
-	// example the tasks of running workers, which cache their ids.
+	// example the tasks of graphile-worker (Node) workers, which cache
+	// their ids. The tasks of live gworker workers, which cache them too,
+	// are kept without being listed here.
 	TaskIdentifiersToKeep []string
 }
 
 // Cleanup runs the requested cleanup tasks, each as one statement, in the
 // order DeletePermafailedJobs, GCTaskIdentifiers, GCJobQueues.
+// GCTaskIdentifiers keeps the identifiers of the tasks that live gworker
+// workers registered (see ListTasks), and TaskIdentifiersToKeep.
 func (u *Utils) Cleanup(ctx context.Context, opts CleanupOptions) error {
 	tasks := opts.Tasks
 	if len(tasks) == 0 {
@@ -390,9 +394,15 @@ func (u *Utils) Cleanup(ctx context.Context, opts CleanupOptions) error {
 				Reason: "must be DELETE_PERMAFAILED_JOBS, GC_TASK_IDENTIFIERS or GC_JOB_QUEUES"}
 		}
 	}
-	keep := opts.TaskIdentifiersToKeep
-	if keep == nil {
-		keep = []string{}
+	keep := append([]string{}, opts.TaskIdentifiersToKeep...)
+	if want[GCTaskIdentifiers] {
+		// A live worker caches its tasks' ids: deleting one would give the
+		// task's next jobs an id that worker never fetches.
+		live, err := u.liveWorkerTasks(ctx)
+		if err != nil {
+			return fmt.Errorf("gworker: cleanup %s: the tasks of live workers: %w", GCTaskIdentifiers, err)
+		}
+		keep = append(keep, live...)
 	}
 	steps := []struct {
 		task CleanupTask

@@ -641,9 +641,13 @@ func TestCleanup(t *testing.T) {
 	s := makeSelection(t, b)
 	// A locked, permanently failed job must survive DELETE_PERMAFAILED_JOBS.
 	b.exec(t, "update S._private_jobs set attempts = max_attempts where id = $1", s.lockedW2)
-	for _, id := range []string{"unused_keep", "unused_drop"} {
+	for _, id := range []string{"unused_keep", "unused_drop", "live_workers", "dead_workers"} {
 		b.exec(t, "insert into S._private_tasks (identifier) values ($1)", id)
 	}
+	// A live worker caches the id of its task; a dead one's is free to go.
+	b.exec(t, `insert into S._private_gworker_workers (worker_id, heartbeat_interval, tasks, last_heartbeat_at)
+values ('pool-live', interval '10 seconds', array['live_workers'], now()),
+       ('pool-dead', interval '10 seconds', array['dead_workers'], now() - interval '1 hour')`)
 	b.exec(t, "insert into S._private_job_queues (queue_name) values ('empty'), ('empty_locked')")
 	b.exec(t, "update S._private_job_queues set locked_at = now(), locked_by = 'w3' where queue_name = 'empty_locked'")
 
@@ -664,7 +668,7 @@ func TestCleanup(t *testing.T) {
 		t.Fatalf("jobs left %v, want %v", left, want)
 	}
 	tasks := b.strings(t, "select identifier from S._private_tasks order by 1")
-	if !slices.Equal(tasks, []string{"sel", "unused_keep"}) {
+	if !slices.Equal(tasks, []string{"live_workers", "sel", "unused_keep"}) {
 		t.Fatalf("tasks = %v", tasks)
 	}
 	queues := b.strings(t, "select queue_name from S._private_job_queues order by 1")

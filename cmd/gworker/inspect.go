@@ -333,16 +333,6 @@ func cleanup(ctx context.Context, e *env, opts *commonFlags, tasks []core.Cleanu
 		return err
 	}
 	defer closeDB()
-	live, err := u.ListTasks(ctx)
-	if err != nil {
-		return err
-	}
-	var keep []string
-	for _, t := range live {
-		if len(t.Workers) > 0 {
-			keep = append(keep, t.Identifier)
-		}
-	}
 	failed := int64(-1)
 	if slices.Contains(tasks, core.DeletePermafailedJobs) {
 		// Cleanup reports no counts; this one is worth saying.
@@ -350,7 +340,7 @@ func cleanup(ctx context.Context, e *env, opts *commonFlags, tasks []core.Cleanu
 			return err
 		}
 	}
-	if err := u.Cleanup(ctx, core.CleanupOptions{Tasks: tasks, TaskIdentifiersToKeep: keep}); err != nil {
+	if err := u.Cleanup(ctx, core.CleanupOptions{Tasks: tasks}); err != nil {
 		return err
 	}
 	var done []string

@@ -163,7 +163,8 @@ func TestShutdownNamesTheJobsItCouldNotRecord(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	db := newSwitchDB(b.db)
-	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 1, GracePeriod: 300 * time.Millisecond,
+	clock := clocktest.New(time.Now())
+	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 1, GracePeriod: 300 * time.Millisecond, Clock: clock,
 		Tasks: []core.Task{core.RawTask("q", func(context.Context, *core.Job) error {
 			db.down.Store(true)
 			return nil
@@ -171,7 +172,20 @@ func TestShutdownNamesTheJobsItCouldNotRecord(t *testing.T) {
 	job := b.add(t, "q", nil, nil)
 	stop := runInBackground(t, w)
 	eventually(t, "a refused completion", func() bool { return db.refusals("with done as") >= 1 })
-	if err := stop(); err != nil {
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	// Shutdown retries for the grace period, on the worker's clock.
+	var err error
+	eventually(t, "shutdown to give up", func() bool {
+		select {
+		case err = <-stopped:
+			return true
+		default:
+			clock.Advance(50 * time.Millisecond)
+			return false
+		}
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n := countRecs(sink, "shutdown could not record the outcome of 1 jobs"); n != 1 {

@@ -616,7 +616,8 @@ func TestHandlerIgnoringCancellationIsReturnedAndItsLateResultIgnored(t *testing
 	b := setup(t)
 	started, release := make(chan struct{}, 1), make(chan struct{})
 	finished := make(chan struct{})
-	w, _ := b.worker(t, core.WorkerOptions{GracePeriod: 10 * time.Millisecond, Tasks: []core.Task{
+	clock := clocktest.New(time.Now())
+	w, _ := b.worker(t, core.WorkerOptions{GracePeriod: 10 * time.Millisecond, Clock: clock, Tasks: []core.Task{
 		core.RawTask("stubborn", func(context.Context, *core.Job) error {
 			started <- struct{}{}
 			<-release
@@ -626,7 +627,13 @@ func TestHandlerIgnoringCancellationIsReturnedAndItsLateResultIgnored(t *testing
 	job := b.add(t, "stubborn", nil, nil)
 	stop := runInBackground(t, w)
 	<-started
-	if err := stop(); err != nil {
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	// Shutdown waits out the grace period, cancels the handler's context,
+	// and gives it a second more to return.
+	fireNext(t, clock, "core.(*runner).shutdown")
+	fireNext(t, clock, "core.(*runner).shutdown")
+	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
 	if r := b.job(t, job.ID); r.Attempts != 0 || r.LockedBy != nil {

@@ -358,7 +358,8 @@ type CleanupTask string
 const (
 	// DeletePermafailedJobs deletes unlocked jobs that have no attempts left.
 	DeletePermafailedJobs CleanupTask = "DELETE_PERMAFAILED_JOBS"
-	// GCTaskIdentifiers deletes task identifiers no job uses.
+	// GCTaskIdentifiers deletes task identifiers no job uses, but for
+	// those of live gworker workers' tasks.
 	GCTaskIdentifiers CleanupTask = "GC_TASK_IDENTIFIERS"
 	// GCJobQueues deletes unlocked queues no job uses.
 	GCJobQueues CleanupTask = "GC_JOB_QUEUES"

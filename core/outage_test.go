@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/internal/clocktest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // errUnreachable stands for a connection the server cannot be reached on:
@@ -365,15 +368,21 @@ func TestJobsOfALostFetchAreReturned(t *testing.T) {
 // When the database comes back after an outage longer than the stale
 // threshold, every worker's last heartbeat looks stale: a sweeper must not
 // take its live peers for dead and hand out their running jobs.
+//
+// Heartbeats, sweeps and how long each worker has had the database back
+// follow the workers' fake clock; how old a heartbeat is, the database's
+// clock says.
 func TestNoSweepOfLivePeersAfterAnOutage(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	recovery := core.RecoveryOptions{HeartbeatInterval: 50 * time.Millisecond, SweepInterval: 20 * time.Millisecond,
-		SweepPolicy: core.SweepPolicy{StaleThreshold: time.Second, Delay: -1}}
+	const threshold = time.Second
+	clock := clocktest.New(time.Now())
+	recovery := core.RecoveryOptions{HeartbeatInterval: 100 * time.Millisecond, SweepInterval: 20 * time.Millisecond,
+		SweepPolicy: core.SweepPolicy{StaleThreshold: threshold, Delay: -1}}
 	dbA, dbB := newSwitchDB(b.db), newSwitchDB(b.db)
 	started, release := make(chan int64, 1), make(chan struct{})
 	var runs atomic.Int32
-	peer, _ := b.worker(t, core.WorkerOptions{Database: dbB, Concurrency: 1, Recovery: recovery,
+	peer, _ := b.worker(t, core.WorkerOptions{Database: dbB, Concurrency: 1, Recovery: recovery, Clock: clock,
 		Tasks: []core.Task{core.RawTask("long", func(_ context.Context, j *core.Job) error {
 			runs.Add(1)
 			started <- j.ID
@@ -382,7 +391,7 @@ func TestNoSweepOfLivePeersAfterAnOutage(t *testing.T) {
 		})}})
 	// The sweeper runs the same task, so a job it took from its peer would
 	// run a second time.
-	sweeper, sweeperLog := b.worker(t, core.WorkerOptions{Database: dbA, Concurrency: 1, Recovery: recovery,
+	sweeper, sweeperLog := b.worker(t, core.WorkerOptions{Database: dbA, Concurrency: 1, Recovery: recovery, Clock: clock,
 		Tasks: []core.Task{core.RawTask("long", func(_ context.Context, j *core.Job) error { runs.Add(1); return nil })}})
 	job := b.add(t, "long", nil, nil)
 	stopPeer := runInBackground(t, peer)
@@ -392,25 +401,56 @@ func TestNoSweepOfLivePeersAfterAnOutage(t *testing.T) {
 		return b.queryInt(t, "select count(*) from S._private_gworker_workers where worker_id = $1 and last_heartbeat_at > now() - $2::interval", id, within) == 1
 	}
 	eventually(t, "the sweeper to register", func() bool { return fresh(sweeper.ID(), "1 minute") })
+	tick := func() { clock.Advance(10 * time.Millisecond) }
+	// sweep moves the clock on by d, and waits until both workers are done
+	// with the sweeps that fell due and wait for their next.
+	sweep := func(d time.Duration) {
+		t.Helper()
+		clock.Advance(d)
+		ctx, cancel := context.WithTimeout(b.ctx, testkit.DefaultWait)
+		defer cancel()
+		err := clock.WaitUntil(ctx, func(ts []clocktest.PendingTimer) bool {
+			n := 0
+			for _, p := range ts {
+				if p.ArmedIn("core.(*Worker).sweepLoop") {
+					n++
+				}
+			}
+			return n == 2
+		})
+		if err != nil {
+			t.Fatalf("the workers do not come back to wait for their sweeps: %v", err)
+		}
+	}
+	heartbeats := func(s *switchDB) int {
+		return s.refusals("update " + pgx.Identifier{b.schema}.Sanitize() + "._private_gworker_workers")
+	}
 
 	dbA.down.Store(true)
 	dbB.down.Store(true)
-	// The outage lasts until the peer's last heartbeat is twice the
-	// threshold old, by the database's clock.
-	eventually(t, "the peer's heartbeat to go stale", func() bool { return !fresh(peer.ID(), "2 seconds") })
+	eventually(t, "both workers' heartbeats to fail", func() bool {
+		tick()
+		return heartbeats(dbA) > 0 && heartbeats(dbB) > 0
+	})
+	// The outage lasts until the peer's last heartbeat is older than the
+	// threshold, by the database's clock.
+	eventually(t, "the peer's heartbeat to go stale", func() bool { return !fresh(peer.ID(), "1200 milliseconds") })
 	// Workers do not all get the database back at the same instant: the
-	// sweeper does first, and its peer a moment later (less than a
+	// sweeper does first, and its peer a moment later (well within a
 	// threshold), by which time the sweeper has had many chances to sweep.
 	dbA.down.Store(false)
-	eventually(t, "the sweeper to heartbeat again", func() bool { return fresh(sweeper.ID(), "100 milliseconds") })
-	mark := b.dbNow(t)
-	eventually(t, "the peer's outage to go on a little", func() bool { return b.dbNow(t).Sub(mark) > 300*time.Millisecond })
+	back := clock.Now()
+	eventually(t, "the sweeper to heartbeat again", func() bool { tick(); return fresh(sweeper.ID(), "100 milliseconds") })
+	for clock.Now().Sub(back) < 2*threshold/5 {
+		sweep(20 * time.Millisecond)
+	}
 	dbB.down.Store(false)
-	eventually(t, "the peer to heartbeat again", func() bool { return fresh(peer.ID(), "100 milliseconds") })
+	eventually(t, "the peer to heartbeat again", func() bool { tick(); return fresh(peer.ID(), "100 milliseconds") })
 	// Then two thresholds of stable database, in which a sweep would find
 	// nothing stale.
-	mark = b.dbNow(t)
-	eventually(t, "two thresholds of stable database", func() bool { return b.dbNow(t).Sub(mark) > 2*time.Second })
+	for peerBack := clock.Now(); clock.Now().Sub(peerBack) < 2*threshold; {
+		sweep(100 * time.Millisecond)
+	}
 
 	if jobs := b.jobs(t); len(jobs) != 1 || jobs[0].ID != job.ID || deref(jobs[0].LockedBy) != peer.ID() {
 		t.Fatalf("the live peer's job %d was swept: jobs now %+v, want it locked by %s\n%s", job.ID, jobs, peer.ID(),

@@ -108,8 +108,8 @@ func (o *outageLog) ok(attrs ...any) {
 // dbHealth remembers when this worker last lost the database, so that a
 // sweep does not take a gap in other workers' heartbeats for death when
 // this worker's own loss of the database explains it: they could not reach
-// the database either.
-// Both methods take the time from the worker's clock.
+// the database either. Its methods are given the time by the worker's
+// clock.
 type dbHealth struct {
 	mu   sync.Mutex
 	lost time.Time // zero: never, since the worker started

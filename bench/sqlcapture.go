@@ -38,6 +38,9 @@ func newRecorder(db core.Database) *recorder {
 func kind(sql string) string {
 	s := strings.ToLower(sql)
 	switch {
+	case strings.Contains(s, "for update skip locked") && strings.HasPrefix(s, "with done as"):
+		// The fetch also records the completions that rode it.
+		return "fetch+complete"
 	case strings.Contains(s, "for update skip locked"):
 		return "fetch"
 	case strings.Contains(s, "delete from") && strings.Contains(s, "_private_jobs"):

@@ -14,7 +14,11 @@
 //     or runs twice;
 //   - a worker pointed at PgBouncer without a direct connection for LISTEN
 //     says so, naming the option that fixes it, instead of waiting for
-//     notifications that can never arrive.
+//     notifications that can never arrive;
+//   - through session pooling, which keeps a LISTEN, every driver listens
+//     without a direct connection, and the check the drivers rely on (the
+//     process id a pooler announces is not the server's) holds for
+//     PgBouncer in both modes.
 //
 // The tests need the pgbouncer binary (Debian's package: PgBouncer 1.18,
 // which has no support for named prepared statements in transaction

@@ -890,8 +890,17 @@ func (s *suite) testTransactions(t *testing.T) {
 	}
 }
 
-// testCancel cancels statements in flight and checks they return promptly
-// and stop on the server.
+// testCancel cancels statements in flight and checks they return
+// promptly and stop on the server.
+//
+// Nothing here waits for a fixed time, and the bounds follow the server's
+// pace, so that a loaded machine does not fail a driver: the statement
+// sleeps past the test's deadline (so it can only have stopped on the
+// server because it was cancelled), the wait for it to start is bounded
+// by the test's context only, the cancelled call must return within
+// promptly plus twice the time the statement took to start (a cancel
+// request is a new connection the server must take), and the wait for it
+// to stop on the server gets a Timeout plus that margin.
 func (s *suite) testCancel(t *testing.T) {
 	t.Parallel()
 	e := s.setup(t)
@@ -906,35 +915,54 @@ func (s *suite) testCancel(t *testing.T) {
 		}
 		return n
 	}
+	deadline, _ := e.ctx.Deadline()
+	sleep := int((time.Until(deadline)+s.lim.wait)/time.Second) + 1
 	// run starts a long statement, waits until the server runs it (a
 	// cancel request that arrives before is ignored by the server), then
 	// cancels its context.
 	run := func(what string, ex core.Executor, exec bool) {
 		t.Helper()
 		tag := "gwconf_cancel_" + randomHex(6)
-		sql := `select pg_sleep(30) /* ` + tag + ` */`
+		sql := fmt.Sprintf(`select pg_sleep(%d) /* %s */`, sleep, tag)
 		ctx, cancel := context.WithCancel(e.ctx)
 		defer cancel()
 		errc := make(chan error, 1)
+		begin := time.Now()
 		go func() { errc <- errorOf(ctx, ex, exec, sql) }()
-		eventually(t, itemCancel, what+": select pg_sleep(30) to start on the server", func() bool {
+		for pause := time.Millisecond; active(tag) == 0; pause = min(2*pause, 50*time.Millisecond) {
 			select {
 			case err := <-errc:
-				itemCancel.fatalf(t, "%s: select pg_sleep(30) returned before it was cancelled: %v", what, err)
-			default:
+				itemCancel.fatalf(t, "%s: select pg_sleep(%d) returned before it was cancelled: %v", what, sleep, err)
+			case <-e.ctx.Done():
+				itemCancel.fatalf(t, "%s: select pg_sleep(%d) had not started on the server when the test's time ran out (%v)", what, sleep, e.ctx.Err())
+			case <-time.After(pause):
 			}
-			return active(tag) > 0
-		})
+		}
+		started := time.Since(begin)
 		cancel()
+		bound := promptly + 2*started
 		select {
 		case err := <-errc:
 			if err == nil {
-				itemCancel.errorf(t, "%s: select pg_sleep(30), cancelled while running, returned no error", what)
+				itemCancel.errorf(t, "%s: select pg_sleep(%d), cancelled while running, returned no error", what, sleep)
 			}
-		case <-time.After(promptly):
-			itemCancel.fatalf(t, "%s: select pg_sleep(30), cancelled while running, had not returned %v later", what, promptly)
+		case <-time.After(bound):
+			itemCancel.fatalf(t, "%s: select pg_sleep(%d), cancelled while running, had not returned %v later "+
+				"(%v, and twice the %v it took to start on the server)", what, sleep, bound.Round(100*time.Millisecond),
+				promptly, started.Round(time.Millisecond))
 		}
-		eventually(t, itemCancel, what+": the cancelled statement to stop on the server", func() bool { return active(tag) == 0 })
+		stopBy := time.Now().Add(s.lim.wait + 2*started)
+		for pause := time.Millisecond; active(tag) > 0; pause = min(2*pause, 50*time.Millisecond) {
+			if time.Now().After(stopBy) {
+				itemCancel.fatalf(t, "%s: select pg_sleep(%d), cancelled %v ago, still runs on the server: the driver returned "+
+					"but did not stop the statement", what, sleep, time.Since(begin.Add(started)).Round(100*time.Millisecond))
+			}
+			select {
+			case <-e.ctx.Done():
+				itemCancel.fatalf(t, "%s: the test's time ran out waiting for the cancelled statement to stop on the server", what)
+			case <-time.After(pause):
+			}
+		}
 	}
 	run("Exec", e.db, true)
 	run("Query", e.db, false)

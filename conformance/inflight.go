@@ -180,11 +180,6 @@ func (w *watchdog) checkCalls() {
 	}
 	var blocked *call
 	var age time.Duration
-	type running struct {
-		c   *call
-		age time.Duration
-	}
-	var others []running
 	for c := range w.calls {
 		s := c.since.Load()
 		if s == 0 {
@@ -194,7 +189,6 @@ func (w *watchdog) checkCalls() {
 		if a > w.callBound && (blocked == nil || a > age) {
 			blocked, age = c, a
 		}
-		others = append(others, running{c, a})
 	}
 	w.mu.Unlock()
 	if blocked == nil {
@@ -220,18 +214,7 @@ func (w *watchdog) checkCalls() {
 	if st := stackOf(blocked.gid); st != "" {
 		fmt.Fprintf(&b, "    the call's goroutine is blocked in:\n%s\n", indent(st, "        "))
 	}
-	sort.Slice(others, func(i, j int) bool { return others[i].age > others[j].age })
-	var list []string
-	for _, o := range others {
-		if o.c != blocked {
-			s := fmt.Sprintf("%s for %v", o.c.name(), o.age.Round(100*time.Millisecond))
-			if o.c.sql != "" {
-				s += " (" + o.c.sql + ")"
-			}
-			list = append(list, s)
-		}
-	}
-	if len(list) > 0 {
+	if list := w.inFlight(blocked); len(list) > 0 {
 		fmt.Fprintf(&b, "    other driver calls of the test in flight:\n%s\n", indent(strings.Join(list, "\n"), "        "))
 	}
 	if w.gid != blocked.gid {
@@ -240,6 +223,37 @@ func (w *watchdog) checkCalls() {
 		}
 	}
 	exitBlocked(&b)
+}
+
+// inFlight describes the test's driver calls in flight but except, the
+// longest running first.
+func (w *watchdog) inFlight(except *call) []string {
+	now := liveNow()
+	type running struct {
+		c   *call
+		age time.Duration
+	}
+	var rs []running
+	w.mu.Lock()
+	for c := range w.calls {
+		if s := c.since.Load(); s != 0 && c != except {
+			rs = append(rs, running{c, now - time.Duration(s-1)})
+		}
+	}
+	w.mu.Unlock()
+	sort.Slice(rs, func(i, j int) bool { return rs[i].age > rs[j].age })
+	var list []string
+	for _, r := range rs {
+		s := fmt.Sprintf("%s for %v", r.c.name(), r.age.Round(100*time.Millisecond))
+		if r.c.op == "Notifications.Receive" {
+			s = fmt.Sprintf("Notifications.Receive, %v after its ctx ended", r.age.Round(100*time.Millisecond))
+		}
+		if r.c.sql != "" {
+			s += " (" + r.c.sql + ")"
+		}
+		list = append(list, s)
+	}
+	return list
 }
 
 // callHints add to an item's advice what is particular to one call.

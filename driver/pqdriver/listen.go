@@ -213,7 +213,7 @@ func (n *notifications) probe(ctx context.Context, db Querier) error {
 
 // errPooler is Listen's error when the listening connection does not keep
 // its LISTEN.
-var errPooler = fmt.Errorf("pqdriver: LISTEN cannot work on this connection: no notification reached it within %v, "+
+var errPooler = fmt.Errorf("pqdriver: listen: LISTEN cannot work on this connection: no notification reached it within %v, "+
 	"as happens when it goes through a connection pooler that does not keep a session between transactions "+
 	"(PgBouncer in transaction pooling mode, say); give the driver a direct connection to PostgreSQL for LISTEN "+
 	"with pqdriver.ListenDSN(url) (gworker run: --listen-connection URL): %w", probeTimeout, core.ErrNotificationsUnsupported)

@@ -46,20 +46,19 @@ func BackendPID(ctx context.Context, c *pgconn.PgConn) (pid uint32, pooled bool,
 	return uint32(n), uint32(n) != c.PID(), nil
 }
 
-// PoolerError is what Open returns when its connection goes through a
-// connection pooler that does not keep a LISTEN. It wraps
+// PoolerError is what Open returns (after "PREFIX: listen: ") when its
+// connection goes through a connection pooler that does not keep a LISTEN.
+// It wraps
 // core.ErrNotificationsUnsupported, so that a worker polls and says why
 // once, instead of retrying a LISTEN that can never work.
 type PoolerError struct {
-	// Prefix names the driver ("pgxdriver").
-	Prefix string
 	// ListenOption is the driver's option that names a direct connection,
 	// as the user writes it ("pgxdriver.ListenDSN(url)").
 	ListenOption string
 }
 
 func (e *PoolerError) Error() string {
-	return e.Prefix + ": LISTEN cannot work on this connection: it goes through a connection pooler that does not keep " +
+	return "LISTEN cannot work on this connection: it goes through a connection pooler that does not keep " +
 		"a session between transactions (PgBouncer in transaction pooling mode, say), so no notification would arrive; " +
 		"give the driver a direct connection to PostgreSQL for LISTEN with " + e.ListenOption +
 		" (gworker run: --listen-connection URL)"
@@ -103,7 +102,7 @@ func (n *Session) probe(ctx context.Context, conn *pgx.Conn) error {
 				return ctx.Err()
 			}
 			if wctx.Err() != nil {
-				return &PoolerError{Prefix: n.prefix, ListenOption: n.listenOption}
+				return &PoolerError{ListenOption: n.listenOption}
 			}
 			return err
 		}

@@ -63,6 +63,10 @@ var liveClock atomic.Int64
 
 func liveNow() time.Duration { return time.Duration(liveClock.Load()) }
 
+// liveStep is what a tick adds to the live clock when elapsed passed since
+// the last one.
+func liveStep(elapsed time.Duration) time.Duration { return min(elapsed, maxLiveStep) }
+
 var checker struct {
 	sync.Mutex
 	running bool
@@ -85,7 +89,7 @@ func runChecker() {
 	defer tick.Stop()
 	last := time.Now()
 	for now := range tick.C {
-		liveClock.Add(int64(min(now.Sub(last), maxLiveStep)))
+		liveClock.Add(int64(liveStep(now.Sub(last))))
 		last = now
 		watched := false
 		watchdogs.Range(func(_, v any) bool {
@@ -170,16 +174,14 @@ func (w *watchdog) beginReceive(ctx context.Context) (*call, func()) {
 	return c, func() { stop(); w.end(c) }
 }
 
-// checkCalls reports the first call found blocked and ends the process.
-func (w *watchdog) checkCalls() {
-	now := liveNow()
+// blockedCall returns the call of the test running the longest past the
+// call bound at live time now, if any, and how long it has run.
+func (w *watchdog) blockedCall(now time.Duration) (blocked *call, age time.Duration) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.stopped {
-		w.mu.Unlock()
-		return
+		return nil, 0
 	}
-	var blocked *call
-	var age time.Duration
 	for c := range w.calls {
 		s := c.since.Load()
 		if s == 0 {
@@ -190,7 +192,12 @@ func (w *watchdog) checkCalls() {
 			blocked, age = c, a
 		}
 	}
-	w.mu.Unlock()
+	return blocked, age
+}
+
+// checkCalls reports the call found blocked, if any, and ends the process.
+func (w *watchdog) checkCalls() {
+	blocked, age := w.blockedCall(liveNow())
 	if blocked == nil {
 		return
 	}

@@ -2,7 +2,8 @@
 // transaction pooling mode, the way users at scale deploy PostgreSQL. It
 // has no API: its tests start a throwaway PostgreSQL (internal/pgtest) and
 // a pgbouncer process in front of it, and run gworker through it with each
-// driver (pgxdriver, pqdriver, bundriver):
+// driver (pgxdriver from Open and over an application's own pool with
+// pgx's defaults, pqdriver, bundriver):
 //
 //   - the migrations, adding jobs with the Go client and with SQL
 //     add_job, and two workers fetching, completing and failing jobs, all

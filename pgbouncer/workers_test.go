@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/bundriver"
@@ -53,6 +54,21 @@ var drivers = []driver{
 				return nil, nil, err
 			}
 			return d, d.Close, nil
+		}},
+	// pgxdriver.New over a pool the application made with pgx's defaults
+	// (named prepared statements): the Driver checks for a pooler at its
+	// first statement.
+	{name: "pgx-new", listenOption: "pgxdriver.ListenDSN(url)",
+		open: func(ctx context.Context, url, listenURL string) (core.Database, func() error, error) {
+			pool, err := pgxpool.New(ctx, url)
+			if err != nil {
+				return nil, nil, err
+			}
+			var opts []pgxdriver.Option
+			if listenURL != "" {
+				opts = append(opts, pgxdriver.ListenDSN(listenURL))
+			}
+			return pgxdriver.New(pool, opts...), func() error { pool.Close(); return nil }, nil
 		}},
 	{name: "pq", listenOption: "pqdriver.ListenDSN(url)",
 		open: func(ctx context.Context, url, listenURL string) (core.Database, func() error, error) {

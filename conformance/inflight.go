@@ -118,17 +118,44 @@ type call struct {
 	it  item
 	sql string // the statement, shortened; "" for calls without one
 	gid string // the calling goroutine, to find its stack
-	// since is the live clock at the call's start plus one, 0 when no
-	// call is running (Rows between calls). For a Receive it is the live
-	// clock when its ctx ended, plus one.
-	since atomic.Int64
-	// method is the Rows method running, when op is "Rows".
-	method atomic.Pointer[string]
+	// state is 0 when no call is running (Rows between calls), else one
+	// more than the live clock at the call's start (for a Receive: when
+	// its ctx ended) shifted left by two, with the Rows method running in
+	// the low two bits: one atomic store a call, for Rows read by the row.
+	state atomic.Int64
+}
+
+// The Rows methods, as kept in call.state.
+const (
+	rowsNext = iota
+	rowsScan
+	rowsErr
+	rowsClose
+)
+
+var rowsMethods = [...]string{"Rows.Next", "Rows.Scan", "Rows.Err", "Rows.Close"}
+
+// mark records a call running since live time start.
+func (c *call) mark(start time.Duration, method int) {
+	c.state.Store(int64(start)<<2 | int64(method) + 1)
+}
+
+// running returns since when the call runs and which Rows method it is;
+// ok is false when it is not running.
+func (c *call) running() (since time.Duration, method int, ok bool) {
+	v := c.state.Load()
+	if v == 0 {
+		return 0, 0, false
+	}
+	v--
+	return time.Duration(v >> 2), int(v & 3), true
 }
 
 func (c *call) name() string {
-	if m := c.method.Load(); m != nil {
-		return "Rows." + *m
+	if c.op == "Rows" {
+		if _, m, ok := c.running(); ok {
+			return rowsMethods[m]
+		}
 	}
 	return c.op
 }
@@ -137,7 +164,7 @@ func (c *call) name() string {
 // the test's watchdog has stopped.
 func (w *watchdog) begin(op string, it item, sql string) *call {
 	c := &call{op: op, it: it, sql: sql, gid: goroutineID()}
-	c.since.Store(int64(liveNow()) + 1)
+	c.mark(liveNow(), 0)
 	if !w.add(c) {
 		return nil
 	}
@@ -170,7 +197,7 @@ func (w *watchdog) beginReceive(ctx context.Context) (*call, func()) {
 	if !w.add(c) {
 		return nil, func() {}
 	}
-	stop := context.AfterFunc(ctx, func() { c.since.Store(int64(liveNow()) + 1) })
+	stop := context.AfterFunc(ctx, func() { c.mark(liveNow(), 0) })
 	return c, func() { stop(); w.end(c) }
 }
 
@@ -183,11 +210,11 @@ func (w *watchdog) blockedCall(now time.Duration) (blocked *call, age time.Durat
 		return nil, 0
 	}
 	for c := range w.calls {
-		s := c.since.Load()
-		if s == 0 {
+		since, _, ok := c.running()
+		if !ok {
 			continue
 		}
-		a := now - time.Duration(s-1)
+		a := now - since
 		if a > w.callBound && (blocked == nil || a > age) {
 			blocked, age = c, a
 		}
@@ -243,8 +270,8 @@ func (w *watchdog) inFlight(except *call) []string {
 	var rs []running
 	w.mu.Lock()
 	for c := range w.calls {
-		if s := c.since.Load(); s != 0 && c != except {
-			rs = append(rs, running{c, now - time.Duration(s-1)})
+		if since, _, ok := c.running(); ok && c != except {
+			rs = append(rs, running{c, now - since})
 		}
 	}
 	w.mu.Unlock()
@@ -464,43 +491,30 @@ func trackRows(w *watchdog, rows core.Rows, sql string) core.Rows {
 	return &trackedRows{rows: rows, w: w, c: c}
 }
 
-var (
-	methodNext  = "Next"
-	methodScan  = "Scan"
-	methodErr   = "Err"
-	methodClose = "Close"
-)
+func (r *trackedRows) enter(method int) { r.c.mark(liveNow(), method) }
 
-func (r *trackedRows) enter(m *string) {
-	r.c.method.Store(m)
-	r.c.since.Store(int64(liveNow()) + 1)
-}
-
-func (r *trackedRows) leave() {
-	r.c.since.Store(0)
-	r.c.method.Store(nil)
-}
+func (r *trackedRows) leave() { r.c.state.Store(0) }
 
 func (r *trackedRows) Next() bool {
-	r.enter(&methodNext)
+	r.enter(rowsNext)
 	defer r.leave()
 	return r.rows.Next()
 }
 
 func (r *trackedRows) Scan(dest ...any) error {
-	r.enter(&methodScan)
+	r.enter(rowsScan)
 	defer r.leave()
 	return r.rows.Scan(dest...)
 }
 
 func (r *trackedRows) Err() error {
-	r.enter(&methodErr)
+	r.enter(rowsErr)
 	defer r.leave()
 	return r.rows.Err()
 }
 
 func (r *trackedRows) Close() error {
-	r.enter(&methodClose)
+	r.enter(rowsClose)
 	err := r.rows.Close()
 	r.leave()
 	r.w.end(r.c)

@@ -15,7 +15,7 @@ func testWatchdog(t *testing.T, bound time.Duration) *watchdog {
 }
 
 // startedAt marks c as running since live time start.
-func startedAt(c *call, start time.Duration) { c.since.Store(int64(start) + 1) }
+func startedAt(c *call, start time.Duration) { c.mark(start, 0) }
 
 func TestBlockedCallPastTheBound(t *testing.T) {
 	w := testWatchdog(t, 5*time.Second)
@@ -50,13 +50,13 @@ func TestReceiveBlockedOnlyAfterItsContextEnded(t *testing.T) {
 	cancel()
 	// The ctx's AfterFunc marks the call from a goroutine of its own.
 	deadline := time.Now().Add(10 * time.Second)
-	for recv.since.Load() == 0 {
+	for _, _, ok := recv.running(); !ok; _, _, ok = recv.running() {
 		if time.Now().After(deadline) {
 			t.Fatal("the Receive was not marked running 10s after its ctx ended")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	ended := time.Duration(recv.since.Load() - 1)
+	ended, _, _ := recv.running()
 	if c, _ := w.blockedCall(ended + 5*time.Second); c != nil {
 		t.Errorf("a Receive is reported as blocked within the bound after its ctx ended")
 	}
@@ -72,7 +72,7 @@ func TestRowsRunOnlyWithinTheirMethods(t *testing.T) {
 	if c, _ := w.blockedCall(liveNow() + time.Hour); c != nil {
 		t.Fatalf("open Rows between calls are reported as blocked")
 	}
-	r.enter(&methodNext)
+	r.enter(rowsNext)
 	c, _ := w.blockedCall(liveNow() + 5*time.Second + time.Millisecond)
 	if c != r.c || c.name() != "Rows.Next" || c.it.name != itemRows.name {
 		t.Errorf("a Next past the bound is not reported as Rows.Next under %q", itemRows.name)

@@ -68,6 +68,9 @@ func stopBouncer() {
 // $PATH).
 func findBinary() (string, error) {
 	if b := os.Getenv(envBinary); b != "" {
+		if fi, err := os.Stat(b); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("$%s=%s is not an executable pgbouncer binary", envBinary, b)
+		}
 		return b, nil
 	}
 	if b, err := exec.LookPath("pgbouncer"); err == nil {

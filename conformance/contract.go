@@ -890,8 +890,17 @@ func (s *suite) testTransactions(t *testing.T) {
 	}
 }
 
-// testCancel cancels statements in flight and checks they return promptly
-// and stop on the server.
+// testCancel cancels statements in flight and checks they return
+// promptly and stop on the server.
+//
+// Nothing here waits for a fixed time, and the bounds follow the server's
+// pace, so that a loaded machine does not fail a driver: the statement
+// sleeps past the test's deadline (so it can only have stopped on the
+// server because it was cancelled), the wait for it to start is bounded
+// by the test's context only, the cancelled call must return within
+// promptly plus twice the time the statement took to start (a cancel
+// request is a new connection the server must take), and the wait for it
+// to stop on the server gets a Timeout plus that margin.
 func (s *suite) testCancel(t *testing.T) {
 	t.Parallel()
 	e := s.setup(t)
@@ -906,35 +915,54 @@ func (s *suite) testCancel(t *testing.T) {
 		}
 		return n
 	}
+	deadline, _ := e.ctx.Deadline()
+	sleep := int((time.Until(deadline)+s.lim.wait)/time.Second) + 1
 	// run starts a long statement, waits until the server runs it (a
 	// cancel request that arrives before is ignored by the server), then
 	// cancels its context.
 	run := func(what string, ex core.Executor, exec bool) {
 		t.Helper()
 		tag := "gwconf_cancel_" + randomHex(6)
-		sql := `select pg_sleep(30) /* ` + tag + ` */`
+		sql := fmt.Sprintf(`select pg_sleep(%d) /* %s */`, sleep, tag)
 		ctx, cancel := context.WithCancel(e.ctx)
 		defer cancel()
 		errc := make(chan error, 1)
+		begin := time.Now()
 		go func() { errc <- errorOf(ctx, ex, exec, sql) }()
-		eventually(t, itemCancel, what+": select pg_sleep(30) to start on the server", func() bool {
+		for pause := time.Millisecond; active(tag) == 0; pause = min(2*pause, 50*time.Millisecond) {
 			select {
 			case err := <-errc:
-				itemCancel.fatalf(t, "%s: select pg_sleep(30) returned before it was cancelled: %v", what, err)
-			default:
+				itemCancel.fatalf(t, "%s: select pg_sleep(%d) returned before it was cancelled: %v", what, sleep, err)
+			case <-e.ctx.Done():
+				itemCancel.fatalf(t, "%s: select pg_sleep(%d) had not started on the server when the test's time ran out (%v)", what, sleep, e.ctx.Err())
+			case <-time.After(pause):
 			}
-			return active(tag) > 0
-		})
+		}
+		started := time.Since(begin)
 		cancel()
+		bound := promptly + 2*started
 		select {
 		case err := <-errc:
 			if err == nil {
-				itemCancel.errorf(t, "%s: select pg_sleep(30), cancelled while running, returned no error", what)
+				itemCancel.errorf(t, "%s: select pg_sleep(%d), cancelled while running, returned no error", what, sleep)
 			}
-		case <-time.After(promptly):
-			itemCancel.fatalf(t, "%s: select pg_sleep(30), cancelled while running, had not returned %v later", what, promptly)
+		case <-time.After(bound):
+			itemCancel.fatalf(t, "%s: select pg_sleep(%d), cancelled while running, had not returned %v later "+
+				"(%v, and twice the %v it took to start on the server)", what, sleep, bound.Round(100*time.Millisecond),
+				promptly, started.Round(time.Millisecond))
 		}
-		eventually(t, itemCancel, what+": the cancelled statement to stop on the server", func() bool { return active(tag) == 0 })
+		stopBy := time.Now().Add(s.lim.wait + 2*started)
+		for pause := time.Millisecond; active(tag) > 0; pause = min(2*pause, 50*time.Millisecond) {
+			if time.Now().After(stopBy) {
+				itemCancel.fatalf(t, "%s: select pg_sleep(%d), cancelled %v ago, still runs on the server: the driver returned "+
+					"but did not stop the statement", what, sleep, time.Since(begin.Add(started)).Round(100*time.Millisecond))
+			}
+			select {
+			case <-e.ctx.Done():
+				itemCancel.fatalf(t, "%s: the test's time ran out waiting for the cancelled statement to stop on the server", what)
+			case <-time.After(pause):
+			}
+		}
 	}
 	run("Exec", e.db, true)
 	run("Query", e.db, false)
@@ -966,6 +994,12 @@ func (s *suite) testCancel(t *testing.T) {
 	}
 }
 
+// Goroutines use one Database at once, each round with an Exec and a
+// Transaction that commits (even rounds) or rolls back (odd rounds), and
+// read their own rows back: a driver that mixes up the calls' arguments,
+// or runs concurrent statements in one session (so that they land in each
+// other's transactions), leaves rows that are not what each goroutine
+// wrote.
 func (s *suite) testConcurrency(t *testing.T) {
 	t.Parallel()
 	e := s.setup(t)
@@ -973,33 +1007,54 @@ func (s *suite) testConcurrency(t *testing.T) {
 	e.exec(itemSetup, `create table `+table+` (g int8, i int8, v text)`)
 	const goroutines, rounds = 8, 15
 	var wg sync.WaitGroup
-	errs := make(chan error, goroutines*rounds)
+	type failure struct {
+		g, i int64
+		err  error
+	}
+	failures := make(chan failure, goroutines)
 	for g := range goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range rounds {
 				if err := concurrentRound(e.ctx, e.db, table, int64(g), int64(i)); err != nil {
-					errs <- fmt.Errorf("goroutine %d round %d: %w", g, i, err)
+					failures <- failure{int64(g), int64(i), err}
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		itemConcurrency.errorf(t, "%v", err)
+	close(failures)
+	failed := false
+	for f := range failures {
+		failed = true
+		msg := fmt.Sprintf("goroutine %d round %d: %v", f.g, f.i, f.err)
+		var mismatch *roundMismatch
+		if !errors.As(f.err, &mismatch) {
+			// Run alone, the same round (for a goroutine of its own)
+			// tells a failure of concurrent use from one of the round.
+			if concurrentRound(e.ctx, e.db, table, goroutines+f.g, f.i) == nil {
+				msg += " (the same round, run alone afterwards, succeeds: calls made at once interfere in the driver, " +
+					"through shared arguments, a shared connection or a shared transaction)"
+			}
+		}
+		itemConcurrency.errorf(t, "%s", msg)
 	}
-	if n := e.count(itemConcurrency, `select count(*) from `+table); n != goroutines*rounds*2 {
-		itemConcurrency.errorf(t, "%d rows after %d concurrent inserts, want %d", n, goroutines*rounds*2, goroutines*rounds*2)
+	// Each goroutine stops at its first failure: count only after none.
+	want := int64(goroutines * (rounds + (rounds+1)/2))
+	if n := e.count(itemConcurrency, `select count(*) from `+table); !failed && n != want {
+		itemConcurrency.errorf(t, "%d rows after %d goroutines ran %d rounds (an Exec, and a Transaction committed every other round), want %d",
+			n, goroutines, rounds, want)
 	}
 }
 
-// concurrentRound inserts a row with Exec, another in a Transaction, and
-// reads both back.
+// concurrentRound inserts a row with Exec and another in a Transaction,
+// which it commits in even rounds and rolls back in odd ones, and reads
+// its rows back.
 func concurrentRound(ctx context.Context, db core.Database, table string, g, i int64) error {
 	v := fmt.Sprintf("g%d-i%d", g, i)
+	commit := i%2 == 0
 	if _, err := db.Exec(ctx, `insert into `+table+` values ($1, $2, $3)`, g, i, v); err != nil {
 		return err
 	}
@@ -1011,29 +1066,58 @@ func concurrentRound(ctx context.Context, db core.Database, table string, g, i i
 		tx.Rollback(ctx)
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return err
+	end, how := tx.Commit, "committed"
+	if !commit {
+		end, how = tx.Rollback, "rolled back"
+	}
+	if err := end(ctx); err != nil {
+		return fmt.Errorf("%s: %w", how, err)
 	}
 	rows, err := db.Query(ctx, `select i, v from `+table+` where g = $1 and i = any($2::int8[]) order by i`, g, []int64{i, -i - 1})
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
 	var got []string
+	crossed := false
 	for rows.Next() {
 		var n int64
 		var s string
 		if err := rows.Scan(&n, &s); err != nil {
+			rows.Close()
 			return err
 		}
 		got = append(got, fmt.Sprintf("%d:%s", n, s))
+		crossed = crossed || !strings.HasPrefix(s, fmt.Sprintf("g%d-", g))
 	}
-	if err := rows.Err(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return err
 	}
-	want := []string{fmt.Sprintf("%d:%s", -i-1, v), fmt.Sprintf("%d:%s", i, v)}
-	if !reflect.DeepEqual(got, want) {
-		return fmt.Errorf("read back %v, want %v", got, want)
+	want := []string{fmt.Sprintf("%d:%s", i, v)}
+	if commit {
+		want = []string{fmt.Sprintf("%d:%s", -i-1, v), fmt.Sprintf("%d:%s", i, v)}
 	}
-	return nil
+	if reflect.DeepEqual(got, want) {
+		return nil
+	}
+	if !crossed {
+		// Values of this goroutine stored under another's g or i, or a
+		// row stored twice (a statement sent another's arguments)? Asked
+		// without arguments, which could cross again.
+		var misplaced int64
+		q := fmt.Sprintf(`select (select count(*) from %s where v = '%s' and (g, i) not in ((%d, %d), (%d, %d)))
+			+ (select count(*) from (select from %s group by g, i, v having count(*) > 1) twice)`, table, v, g, i, g, -i-1, table)
+		crossed = queryRow(ctx, db, q, nil, &misplaced) == nil && misplaced > 0
+	}
+	why := "a write was lost, or a rolled-back one kept: concurrent statements interfered, most likely by running in each other's " +
+		"transactions (one session for all callers, or a Transaction whose statements run on the pool)"
+	if crossed {
+		why = "this goroutine's rows hold another goroutine's values: concurrent statements sent each other's arguments"
+	}
+	return &roundMismatch{fmt.Sprintf("after an Exec and a Transaction it %s, read back %v, want %v: %s", how, got, want, why)}
 }
+
+// roundMismatch is a concurrent round that ran without error but read
+// back other rows than it wrote.
+type roundMismatch struct{ msg string }
+
+func (m *roundMismatch) Error() string { return m.msg }

@@ -49,7 +49,8 @@
 // ending them on the server), context cancellation (the statement must stop
 // on the server), LISTEN delivery and payloads, Listen subscribed when it
 // returns, Receive and its context, Close, reconnection after the listening
-// backend is terminated, and concurrent use (run the tests with -race).
+// backend is terminated, and concurrent use: calls made at once keep their
+// arguments and their transactions apart (run the tests with -race).
 //
 // "Engine" runs core on the driver end to end: migrating a new schema (also
 // concurrently, and one with a hostile name), adding jobs (plain, bulk,

@@ -63,6 +63,10 @@ var liveClock atomic.Int64
 
 func liveNow() time.Duration { return time.Duration(liveClock.Load()) }
 
+// liveStep is what a tick adds to the live clock when elapsed passed since
+// the last one.
+func liveStep(elapsed time.Duration) time.Duration { return min(elapsed, maxLiveStep) }
+
 var checker struct {
 	sync.Mutex
 	running bool
@@ -85,7 +89,7 @@ func runChecker() {
 	defer tick.Stop()
 	last := time.Now()
 	for now := range tick.C {
-		liveClock.Add(int64(min(now.Sub(last), maxLiveStep)))
+		liveClock.Add(int64(liveStep(now.Sub(last))))
 		last = now
 		watched := false
 		watchdogs.Range(func(_, v any) bool {
@@ -114,17 +118,44 @@ type call struct {
 	it  item
 	sql string // the statement, shortened; "" for calls without one
 	gid string // the calling goroutine, to find its stack
-	// since is the live clock at the call's start plus one, 0 when no
-	// call is running (Rows between calls). For a Receive it is the live
-	// clock when its ctx ended, plus one.
-	since atomic.Int64
-	// method is the Rows method running, when op is "Rows".
-	method atomic.Pointer[string]
+	// state is 0 when no call is running (Rows between calls), else one
+	// more than the live clock at the call's start (for a Receive: when
+	// its ctx ended) shifted left by two, with the Rows method running in
+	// the low two bits: one atomic store a call, for Rows read by the row.
+	state atomic.Int64
+}
+
+// The Rows methods, as kept in call.state.
+const (
+	rowsNext = iota
+	rowsScan
+	rowsErr
+	rowsClose
+)
+
+var rowsMethods = [...]string{"Rows.Next", "Rows.Scan", "Rows.Err", "Rows.Close"}
+
+// mark records a call running since live time start.
+func (c *call) mark(start time.Duration, method int) {
+	c.state.Store(int64(start)<<2 | int64(method) + 1)
+}
+
+// running returns since when the call runs and which Rows method it is;
+// ok is false when it is not running.
+func (c *call) running() (since time.Duration, method int, ok bool) {
+	v := c.state.Load()
+	if v == 0 {
+		return 0, 0, false
+	}
+	v--
+	return time.Duration(v >> 2), int(v & 3), true
 }
 
 func (c *call) name() string {
-	if m := c.method.Load(); m != nil {
-		return "Rows." + *m
+	if c.op == "Rows" {
+		if _, m, ok := c.running(); ok {
+			return rowsMethods[m]
+		}
 	}
 	return c.op
 }
@@ -133,7 +164,7 @@ func (c *call) name() string {
 // the test's watchdog has stopped.
 func (w *watchdog) begin(op string, it item, sql string) *call {
 	c := &call{op: op, it: it, sql: sql, gid: goroutineID()}
-	c.since.Store(int64(liveNow()) + 1)
+	c.mark(liveNow(), 0)
 	if !w.add(c) {
 		return nil
 	}
@@ -166,37 +197,34 @@ func (w *watchdog) beginReceive(ctx context.Context) (*call, func()) {
 	if !w.add(c) {
 		return nil, func() {}
 	}
-	stop := context.AfterFunc(ctx, func() { c.since.Store(int64(liveNow()) + 1) })
+	stop := context.AfterFunc(ctx, func() { c.mark(liveNow(), 0) })
 	return c, func() { stop(); w.end(c) }
 }
 
-// checkCalls reports the first call found blocked and ends the process.
-func (w *watchdog) checkCalls() {
-	now := liveNow()
+// blockedCall returns the call of the test running the longest past the
+// call bound at live time now, if any, and how long it has run.
+func (w *watchdog) blockedCall(now time.Duration) (blocked *call, age time.Duration) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.stopped {
-		w.mu.Unlock()
-		return
+		return nil, 0
 	}
-	var blocked *call
-	var age time.Duration
-	type running struct {
-		c   *call
-		age time.Duration
-	}
-	var others []running
 	for c := range w.calls {
-		s := c.since.Load()
-		if s == 0 {
+		since, _, ok := c.running()
+		if !ok {
 			continue
 		}
-		a := now - time.Duration(s-1)
+		a := now - since
 		if a > w.callBound && (blocked == nil || a > age) {
 			blocked, age = c, a
 		}
-		others = append(others, running{c, a})
 	}
-	w.mu.Unlock()
+	return blocked, age
+}
+
+// checkCalls reports the call found blocked, if any, and ends the process.
+func (w *watchdog) checkCalls() {
+	blocked, age := w.blockedCall(liveNow())
 	if blocked == nil {
 		return
 	}
@@ -220,18 +248,7 @@ func (w *watchdog) checkCalls() {
 	if st := stackOf(blocked.gid); st != "" {
 		fmt.Fprintf(&b, "    the call's goroutine is blocked in:\n%s\n", indent(st, "        "))
 	}
-	sort.Slice(others, func(i, j int) bool { return others[i].age > others[j].age })
-	var list []string
-	for _, o := range others {
-		if o.c != blocked {
-			s := fmt.Sprintf("%s for %v", o.c.name(), o.age.Round(100*time.Millisecond))
-			if o.c.sql != "" {
-				s += " (" + o.c.sql + ")"
-			}
-			list = append(list, s)
-		}
-	}
-	if len(list) > 0 {
+	if list := w.inFlight(blocked); len(list) > 0 {
 		fmt.Fprintf(&b, "    other driver calls of the test in flight:\n%s\n", indent(strings.Join(list, "\n"), "        "))
 	}
 	if w.gid != blocked.gid {
@@ -240,6 +257,37 @@ func (w *watchdog) checkCalls() {
 		}
 	}
 	exitBlocked(&b)
+}
+
+// inFlight describes the test's driver calls in flight but except, the
+// longest running first.
+func (w *watchdog) inFlight(except *call) []string {
+	now := liveNow()
+	type running struct {
+		c   *call
+		age time.Duration
+	}
+	var rs []running
+	w.mu.Lock()
+	for c := range w.calls {
+		if since, _, ok := c.running(); ok && c != except {
+			rs = append(rs, running{c, now - since})
+		}
+	}
+	w.mu.Unlock()
+	sort.Slice(rs, func(i, j int) bool { return rs[i].age > rs[j].age })
+	var list []string
+	for _, r := range rs {
+		s := fmt.Sprintf("%s for %v", r.c.name(), r.age.Round(100*time.Millisecond))
+		if r.c.op == "Notifications.Receive" {
+			s = fmt.Sprintf("Notifications.Receive, %v after its ctx ended", r.age.Round(100*time.Millisecond))
+		}
+		if r.c.sql != "" {
+			s += " (" + r.c.sql + ")"
+		}
+		list = append(list, s)
+	}
+	return list
 }
 
 // callHints add to an item's advice what is particular to one call.
@@ -443,43 +491,30 @@ func trackRows(w *watchdog, rows core.Rows, sql string) core.Rows {
 	return &trackedRows{rows: rows, w: w, c: c}
 }
 
-var (
-	methodNext  = "Next"
-	methodScan  = "Scan"
-	methodErr   = "Err"
-	methodClose = "Close"
-)
+func (r *trackedRows) enter(method int) { r.c.mark(liveNow(), method) }
 
-func (r *trackedRows) enter(m *string) {
-	r.c.method.Store(m)
-	r.c.since.Store(int64(liveNow()) + 1)
-}
-
-func (r *trackedRows) leave() {
-	r.c.since.Store(0)
-	r.c.method.Store(nil)
-}
+func (r *trackedRows) leave() { r.c.state.Store(0) }
 
 func (r *trackedRows) Next() bool {
-	r.enter(&methodNext)
+	r.enter(rowsNext)
 	defer r.leave()
 	return r.rows.Next()
 }
 
 func (r *trackedRows) Scan(dest ...any) error {
-	r.enter(&methodScan)
+	r.enter(rowsScan)
 	defer r.leave()
 	return r.rows.Scan(dest...)
 }
 
 func (r *trackedRows) Err() error {
-	r.enter(&methodErr)
+	r.enter(rowsErr)
 	defer r.leave()
 	return r.rows.Err()
 }
 
 func (r *trackedRows) Close() error {
-	r.enter(&methodClose)
+	r.enter(rowsClose)
 	err := r.rows.Close()
 	r.leave()
 	r.w.end(r.c)

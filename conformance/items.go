@@ -172,7 +172,8 @@ var (
 	itemConcurrency = item{
 		name:     "concurrent use",
 		contract: "a Database and its Notifications are safe for concurrent use: core's worker fetches, records outcomes and lets handlers add jobs at once",
-		fix:      "keep no per-call state in the Database value; guard shared state with a mutex; give each Transaction its own connection",
+		fix: "keep no per-call state in the Database value; guard shared state with a mutex; give each Transaction its own connection " +
+			"(a single connection guarded by a mutex is not a pool: concurrent callers' statements would run in one session, inside each other's transactions)",
 	}
 )
 

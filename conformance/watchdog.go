@@ -107,6 +107,9 @@ func (w *watchdog) fire() {
 	if st := stackOf(w.gid); st != "" {
 		fmt.Fprintf(&b, "    the test goroutine is blocked in:\n%s\n", indent(st, "        "))
 	}
+	if list := w.inFlight(nil); len(list) > 0 {
+		fmt.Fprintf(&b, "    driver calls of the test in flight:\n%s\n", indent(strings.Join(list, "\n"), "        "))
+	}
 	exitBlocked(&b)
 }
 

@@ -29,12 +29,13 @@ const envBinary = "GWORKER_PGBOUNCER"
 // bouncer is a pgbouncer process in transaction pooling mode in front of
 // the test server.
 type bouncer struct {
-	direct string // PostgreSQL itself
-	pooled string // the same database through pgbouncer
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    *testkit.Buffer
-	dir    string
+	direct  string // PostgreSQL itself
+	pooled  string // the same database through pgbouncer, transaction pooling
+	session string // the same through pgbouncer, session pooling
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	log     *testkit.Buffer
+	dir     string
 }
 
 var (
@@ -67,6 +68,9 @@ func stopBouncer() {
 // $PATH).
 func findBinary() (string, error) {
 	if b := os.Getenv(envBinary); b != "" {
+		if fi, err := os.Stat(b); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return "", fmt.Errorf("$%s=%s is not an executable pgbouncer binary", envBinary, b)
+		}
 		return b, nil
 	}
 	if b, err := exec.LookPath("pgbouncer"); err == nil {
@@ -119,7 +123,13 @@ func startBouncer(direct string) (*bouncer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the test server's URL: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "gworker-pgbouncer-")
+	// pgbouncer, run as another user, must reach its directory; /tmp is
+	// searchable by all where $TMPDIR may not be.
+	base := ""
+	if cred != nil {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "gworker-pgbouncer-")
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +152,7 @@ func startBouncer(direct string) (*bouncer, error) {
 	ini := strings.Join([]string{
 		"[databases]",
 		"gworker = " + server,
+		"gworker_session = " + server + " pool_mode=session",
 		"[pgbouncer]",
 		"listen_addr = 127.0.0.1",
 		fmt.Sprintf("listen_port = %d", port),
@@ -161,11 +172,12 @@ func startBouncer(direct string) (*bouncer, error) {
 	}
 
 	b := &bouncer{
-		direct: direct,
-		pooled: fmt.Sprintf("postgres://gworker@127.0.0.1:%d/gworker?sslmode=disable", port),
-		exited: make(chan struct{}),
-		log:    &testkit.Buffer{},
-		dir:    dir,
+		direct:  direct,
+		pooled:  fmt.Sprintf("postgres://gworker@127.0.0.1:%d/gworker?sslmode=disable", port),
+		session: fmt.Sprintf("postgres://gworker@127.0.0.1:%d/gworker_session?sslmode=disable", port),
+		exited:  make(chan struct{}),
+		log:     &testkit.Buffer{},
+		dir:     dir,
 	}
 	b.cmd = exec.Command(bin, iniPath)
 	b.cmd.Dir = dir

@@ -2,7 +2,8 @@
 // transaction pooling mode, the way users at scale deploy PostgreSQL. It
 // has no API: its tests start a throwaway PostgreSQL (internal/pgtest) and
 // a pgbouncer process in front of it, and run gworker through it with each
-// driver (pgxdriver, pqdriver, bundriver):
+// driver (pgxdriver from Open and over an application's own pool with
+// pgx's defaults, pqdriver, bundriver):
 //
 //   - the migrations, adding jobs with the Go client and with SQL
 //     add_job, and two workers fetching, completing and failing jobs, all
@@ -14,7 +15,11 @@
 //     or runs twice;
 //   - a worker pointed at PgBouncer without a direct connection for LISTEN
 //     says so, naming the option that fixes it, instead of waiting for
-//     notifications that can never arrive.
+//     notifications that can never arrive;
+//   - through session pooling, which keeps a LISTEN, every driver listens
+//     without a direct connection, and the check the drivers rely on (the
+//     process id a pooler announces is not the server's) holds for
+//     PgBouncer in both modes.
 //
 // The tests need the pgbouncer binary (Debian's package: PgBouncer 1.18,
 // which has no support for named prepared statements in transaction

@@ -13,11 +13,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/bundriver"
 	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/driver/pqdriver"
+	"github.com/gworker/gworker/internal/pglisten"
 	"github.com/gworker/gworker/internal/pgtest"
 	"github.com/gworker/gworker/internal/testkit"
 )
@@ -51,6 +54,21 @@ var drivers = []driver{
 				return nil, nil, err
 			}
 			return d, d.Close, nil
+		}},
+	// pgxdriver.New over a pool the application made with pgx's defaults
+	// (named prepared statements): the Driver checks for a pooler at its
+	// first statement.
+	{name: "pgx-new", listenOption: "pgxdriver.ListenDSN(url)",
+		open: func(ctx context.Context, url, listenURL string) (core.Database, func() error, error) {
+			pool, err := pgxpool.New(ctx, url)
+			if err != nil {
+				return nil, nil, err
+			}
+			var opts []pgxdriver.Option
+			if listenURL != "" {
+				opts = append(opts, pgxdriver.ListenDSN(listenURL))
+			}
+			return pgxdriver.New(pool, opts...), func() error { pool.Close(); return nil }, nil
 		}},
 	{name: "pq", listenOption: "pqdriver.ListenDSN(url)",
 		open: func(ctx context.Context, url, listenURL string) (core.Database, func() error, error) {
@@ -384,4 +402,68 @@ func firstLine(s, sub string) string {
 		}
 	}
 	return fmt.Sprintf("(no line with %q)", sub)
+}
+
+// TestListenThroughSessionPooling: a pooler in session pooling mode keeps
+// a client's server connection, and with it a LISTEN. Each driver's check
+// must let it through: the listen connection may be a session pooling
+// port. (bundriver on pgdriver refuses to LISTEN behind any pooler
+// without ListenDSN; pgxdriver and pqdriver listen there by default.)
+func TestListenThroughSessionPooling(t *testing.T) {
+	b := pgbouncerFor(t)
+	for _, d := range drivers {
+		t.Run(d.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			db, closeDB, err := d.open(ctx, b.session, b.session)
+			if err != nil {
+				t.Fatalf("open %s through pgbouncer's session pooling: %v", d.name, err)
+			}
+			defer closeDB()
+			channel := "session_" + d.name
+			n, err := db.Listen(ctx, channel)
+			if err != nil {
+				t.Fatalf("Listen through session pooling: %v", err)
+			}
+			defer n.Close(context.WithoutCancel(ctx))
+			if _, err := db.Exec(ctx, "select pg_notify($1, 'hello')", channel); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				m, err := n.Receive(ctx)
+				if err != nil {
+					t.Fatalf("no notification through session pooling: %v", err)
+				}
+				if m.Channel == channel {
+					if m.Payload != "hello" {
+						t.Errorf("payload %q, want hello", m.Payload)
+					}
+					return
+				}
+			}
+		})
+	}
+}
+
+// TestPoolerDetected: the check the drivers rely on tells PgBouncer, in
+// either pooling mode, from PostgreSQL itself.
+func TestPoolerDetected(t *testing.T) {
+	b := pgbouncerFor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		name, url string
+		pooled    bool
+	}{{"direct", b.direct, false}, {"transaction pooling", b.pooled, true}, {"session pooling", b.session, true}} {
+		c, err := pgconn.Connect(ctx, tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, pooled, err := pglisten.BackendPID(ctx, c)
+		c.Close(ctx)
+		if err != nil || pid == 0 || pooled != tt.pooled {
+			t.Errorf("%s: BackendPID = %d, pooled %v, %v; want pooled %v", tt.name, pid, pooled, err, tt.pooled)
+		}
+	}
 }

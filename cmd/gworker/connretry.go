@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -82,7 +83,8 @@ func (c *commonFlags) openWaiting(ctx context.Context, e *env, log *slog.Logger,
 
 // connectWillClear reports whether a failure to connect may end by itself,
 // so that waiting is worth it: nothing answers at the address yet, the
-// connection broke during start-up, or the server refused it for now.
+// connection broke during start-up, or the server (or PgBouncer in front
+// of it) refused it for now.
 // A bad connection string, failed authentication, a missing database or
 // role, an unresolvable host and TLS problems will not.
 func connectWillClear(err error) bool {
@@ -98,6 +100,15 @@ func connectWillClear(err error) bool {
 			"57P01", // admin_shutdown, while we were connecting
 			"08006": // connection_failure
 			return true
+		case "08P01":
+			// PgBouncer's answers while PostgreSQL behind it is down or
+			// busy; elsewhere 08P01 is a protocol violation, which will
+			// not clear.
+			for _, m := range []string{"server login has been failing", "query_wait_timeout", "no more connections allowed"} {
+				if strings.HasPrefix(pg.Message, m) {
+					return true
+				}
+			}
 		}
 		return false
 	}

@@ -115,6 +115,11 @@
 // looks for jobs when no notification wakes it. --grace-period (default 5s) is how long
 // running jobs may finish after a shutdown signal.
 //
+// When the database does not answer at start (no server listening yet,
+// SQLSTATE 57P03 while it starts or recovers, 53300 too many connections),
+// run waits for it with backoff and says so once; a bad connection string,
+// a failed authentication or a missing database end it at once.
+//
 // --listen-connection URL (default: $DATABASE_LISTEN_URL) is a direct
 // connection to PostgreSQL used only for LISTEN, for when -c goes through
 // PgBouncer in transaction pooling mode, which cannot keep a LISTEN; the

@@ -77,7 +77,8 @@ graphile-worker's 4-hour rule.
 
 When the database does not answer at start (no server listening yet,
 SQLSTATE 57P03 "cannot connect now" while it starts or recovers, 53300 too
-many connections), run waits for it with backoff, saying so once; a bad
+many connections, PgBouncer failing to reach it), run waits for it with
+backoff, saying so once; a bad
 connection string, a failed authentication or a missing database end it
 at once.
 

@@ -87,12 +87,19 @@
 // PollOnly makes Listen return an error wrapping
 // core.ErrNotificationsUnsupported: workers then poll alone, by choice.
 //
-// A session that finds its connection does not keep its LISTEN (through a
-// transaction pooler: pgdriver's Listener sees none of the pings it sends
-// through the pool within 10s; pgx's sees a pooler's process id and not
-// the notification it sends itself within 3s) fails with an error naming
-// ListenDSN, which wraps core.ErrNotificationsUnsupported: a worker logs it
-// once and polls (or stops, with WorkerOptions.RequireNotifications).
+// Behind a connection pooler (the process id a pgdriver connection got at
+// start-up is not the server's), Listen on pgdriver does not LISTEN at
+// all: through PgBouncer in transaction pooling mode the LISTEN would be
+// lost, and checking the mode would send notifications that reach other
+// clients' connections, which pgdriver fails on. It returns an error
+// naming ListenDSN instead, which wraps core.ErrNotificationsUnsupported: a
+// worker logs it once and polls (or stops, with
+// WorkerOptions.RequireNotifications). With ListenDSN, pgx's listener
+// checks a pooled connection with one notification of its own, and fails
+// the same way when it does not come back within 3s (through a session
+// pooling port it does). When pgdriver's listener sees none of the pings
+// that confirm its LISTEN within 10s, although the server took them, it
+// fails the same way too.
 //
 // Either way Listen returns once every LISTEN is in place, Receive returns
 // notifications in order and, when its context ends, ctx.Err() without

@@ -51,6 +51,13 @@ func (d *Driver) Listen(ctx context.Context, channels ...string) (core.Notificat
 		}
 		return d.listenPgx(ctx, cfg, channels)
 	case d.pgd:
+		pooled, err := d.throughPooler(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("bundriver: listen: %w", err)
+		}
+		if pooled {
+			return nil, errPgdriverPooled
+		}
 		return d.listenPgdriver(ctx, channels)
 	case !d.onStdlib():
 		return nil, d.errNoListener()
@@ -61,6 +68,38 @@ func (d *Driver) Listen(ctx context.Context, channels ...string) (core.Notificat
 	}
 	return d.listenPgx(ctx, cfg, channels)
 }
+
+// throughPooler reports whether the pool's pgdriver connections go through
+// a connection pooler: the process id the connection was given at start-up
+// is not the server's. It reports false when it cannot read the former.
+func (d *Driver) throughPooler(ctx context.Context) (bool, error) {
+	c, t, err := d.conn(ctx)
+	if err != nil {
+		return false, wrapErr(err)
+	}
+	defer release(c, false)
+	if t == nil || !t.hasKey {
+		return false, nil
+	}
+	var pid int64
+	if err := c.QueryRowContext(ctx, "select pg_backend_pid()").Scan(&pid); err != nil {
+		return false, wrapErr(err)
+	}
+	return pid != t.pid, nil
+}
+
+// errPgdriverPooled is Listen's error on pgdriver behind a connection
+// pooler. pgdriver's Listener cannot tell a pooler that keeps its LISTEN
+// (session pooling) from one that does not (transaction pooling) without
+// notifying through the pool, and through a transaction pooler those
+// notifications reach other clients' connections, which pgdriver fails on
+// ("unexpected message 'A'"). pgx's listener, through ListenDSN, checks
+// with a single notification of its own.
+var errPgdriverPooled = fmt.Errorf("bundriver: listen: LISTEN cannot work on this connection: the bun.DB goes through "+
+	"a connection pooler, and through PgBouncer in transaction pooling mode a LISTEN is lost (bun's pgdriver listener "+
+	"cannot check which mode without disturbing the pool's other connections); give the driver a direct connection to "+
+	"PostgreSQL (or a session pooling port) for LISTEN with bundriver.ListenDSN(url) (gworker run: --listen-connection URL): %w",
+	core.ErrNotificationsUnsupported)
 
 // listenPgx listens with pgx on a connection of its own.
 func (d *Driver) listenPgx(ctx context.Context, cfg *pgx.ConnConfig, channels []string) (core.Notifications, error) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/lib/pq"
 
@@ -19,7 +22,7 @@ type executor struct {
 func (e executor) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	res, err := e.q.ExecContext(ctx, query, convertArgs(args)...)
 	if err != nil {
-		return 0, err
+		return 0, explain(err)
 	}
 	return res.RowsAffected()
 }
@@ -27,9 +30,23 @@ func (e executor) Exec(ctx context.Context, query string, args ...any) (int64, e
 func (e executor) Query(ctx context.Context, query string, args ...any) (core.Rows, error) {
 	r, err := e.q.QueryContext(ctx, query, convertArgs(args)...)
 	if err != nil {
-		return nil, err
+		return nil, explain(err)
 	}
 	return rows{r: r}, nil
+}
+
+// explain adds the likely cause to an error that says the server lost
+// lib/pq's unnamed prepared statement between the two round trips lib/pq
+// takes without binary_parameters: a pooler in transaction mode moved the
+// connection to another server in between. The *pq.Error stays reachable
+// with errors.As.
+func explain(err error) error {
+	var pe *pq.Error
+	if errors.As(err, &pe) && pe.Code == "26000" && strings.Contains(pe.Message, "unnamed prepared statement") {
+		return fmt.Errorf("%w (the connection seems to go through PgBouncer in transaction pooling mode, "+
+			"which needs lib/pq's binary_parameters=yes in the connection string; pqdriver.Open sets it)", err)
+	}
+	return err
 }
 
 // convertArgs maps core's argument types to what lib/pq sends as text:

@@ -3,6 +3,7 @@ package pqdriver
 import (
 	"context"
 	crand "crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 // after each reconnect.
 type notifications struct {
 	l       *pq.Listener
+	dsn     string // the listener's connection string
 	onError func(error)
 
 	closing   chan struct{}
@@ -34,7 +36,7 @@ var _ core.Notifications = (*notifications)(nil)
 var errClosed = fmt.Errorf("pqdriver: %w", core.ErrNotificationsClosed)
 
 func listen(ctx context.Context, opts options, db Querier, channels []string) (core.Notifications, error) {
-	n := &notifications{onError: opts.onListenError, closing: make(chan struct{}), first: make(chan error, 1)}
+	n := &notifications{onError: opts.onListenError, closing: make(chan struct{}), first: make(chan error, 1), dsn: opts.listenDSN}
 	n.l = pq.NewListener(opts.listenDSN, opts.minReconnectInterval, opts.maxReconnectInterval, n.event)
 
 	// pq.Listener connects in the background and retries for ever; a
@@ -156,6 +158,67 @@ func (n *notifications) Close(context.Context) error {
 	return err
 }
 
+// sessionCheckTimeout bounds the wait of a statement while another
+// connection holds a transaction open (see sessionMoves).
+const sessionCheckTimeout = 2 * time.Second
+
+// sessionMoves tells a transaction pooler at dsn without a notification,
+// which through such a pooler would reach whichever client has the server
+// connection that kept the LISTEN, and might upset it (bun's pgdriver fails
+// on a notification it did not ask for). On two connections of its own: a
+// statement on the first, then a transaction on the second, then a
+// statement on the first again. PostgreSQL, or a pooler that keeps the
+// session, runs both of the first's statements on one server process. A
+// transaction pooler that hands out the server connection used last first,
+// as PgBouncer does, gave the first's to the second, so the first's next
+// statement runs on another: moved. When it runs on the same one all the
+// same, the answer is inconclusive (false), and the caller checks with a
+// notification.
+func sessionMoves(ctx context.Context, dsn string) (moved bool, err error) {
+	connector, err := pq.NewConnector(dsn)
+	if err != nil {
+		return false, err
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	first, err := db.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer first.Close()
+	second, err := db.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer second.Close()
+	const backendPID = "select pg_backend_pid()"
+	var before, after, held int64
+	if err := first.QueryRowContext(ctx, backendPID).Scan(&before); err != nil {
+		return false, err
+	}
+	tx, err := second.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	if err := tx.QueryRowContext(ctx, backendPID).Scan(&held); err != nil {
+		return false, err
+	}
+	qctx, cancel := context.WithTimeout(ctx, sessionCheckTimeout)
+	defer cancel()
+	if err := first.QueryRowContext(qctx, backendPID).Scan(&after); err != nil {
+		if ctx.Err() == nil && qctx.Err() != nil {
+			// PostgreSQL or a session pooler never makes the first wait
+			// for the second; a transaction pooler with every server
+			// connection taken does.
+			return false, errors.New("the pooler made a connection wait for a server connection while another " +
+				"client held one: it does not keep a session (transaction pooling?), or it is overloaded")
+		}
+		return false, err
+	}
+	return after != before, nil
+}
+
 // probeTimeout bounds the wait for the probe notification. Through
 // PostgreSQL or a pooler that keeps the session it arrives within
 // milliseconds; through one that does not (PgBouncer in transaction
@@ -164,11 +227,20 @@ const probeTimeout = 3 * time.Second
 
 // probe checks that the listener's connection keeps a LISTEN, which it
 // does not through a pooler that hands each transaction to any server
-// connection: it listens on a channel of its own, notifies it through db
-// and waits up to probeTimeout for the notification. pq.Listener does not
-// show the connection's process id, which would tell a pooler apart
-// without the wait.
+// connection: first without a notification (sessionMoves) on connections
+// of its own to the same place; when that cannot tell, it listens on a
+// channel of its own, notifies it through db and waits up to probeTimeout
+// for the notification. pq.Listener does not show the connection's
+// process id, which would tell a pooler apart at once.
 func (n *notifications) probe(ctx context.Context, db Querier) error {
+	moved, err := sessionMoves(ctx, n.dsn)
+	if err != nil {
+		return fmt.Errorf("pqdriver: listen: %w", err)
+	}
+	if moved {
+		return errPooler
+	}
+
 	b := make([]byte, 16)
 	_, _ = crand.Read(b)
 	channel := "gworker:probe:" + hex.EncodeToString(b[:8])
@@ -213,7 +285,7 @@ func (n *notifications) probe(ctx context.Context, db Querier) error {
 
 // errPooler is Listen's error when the listening connection does not keep
 // its LISTEN.
-var errPooler = fmt.Errorf("pqdriver: LISTEN cannot work on this connection: no notification reached it within %v, "+
+var errPooler = fmt.Errorf("pqdriver: listen: LISTEN cannot work on this connection: no notification reached it within %v, "+
 	"as happens when it goes through a connection pooler that does not keep a session between transactions "+
 	"(PgBouncer in transaction pooling mode, say); give the driver a direct connection to PostgreSQL for LISTEN "+
 	"with pqdriver.ListenDSN(url) (gworker run: --listen-connection URL): %w", probeTimeout, core.ErrNotificationsUnsupported)

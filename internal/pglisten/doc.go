@@ -14,10 +14,14 @@
 // pg_backend_pid() reports with the one the connection's start-up
 // announced. They differ when a connection pooler such as PgBouncer
 // answered the start-up itself; the session then checks that the pooler
-// keeps its LISTEN, by notifying a channel of its own from a second
-// connection and waiting up to ProbeTimeout for the notification. Through
-// PgBouncer in transaction pooling mode it never comes, and Open fails
-// with a *PoolerError, which wraps core.ErrNotificationsUnsupported and
+// keeps its session. First without a notification: while a second
+// connection holds a transaction open, it runs a statement again, which a
+// transaction pooler that reuses the server connection used last (as
+// PgBouncer does) runs on another server process. When that cannot tell,
+// it notifies a channel of its own from the second connection and waits up
+// to ProbeTimeout for the notification. Through PgBouncer in transaction
+// pooling mode the session does not hold, and Open fails with a
+// *PoolerError, which wraps core.ErrNotificationsUnsupported and
 // names the driver's option for a direct connection (Options.ListenOption).
 // BackendPID is the same check for a driver's pool.
 //

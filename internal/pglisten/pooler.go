@@ -46,20 +46,19 @@ func BackendPID(ctx context.Context, c *pgconn.PgConn) (pid uint32, pooled bool,
 	return uint32(n), uint32(n) != c.PID(), nil
 }
 
-// PoolerError is what Open returns when its connection goes through a
-// connection pooler that does not keep a LISTEN. It wraps
+// PoolerError is what Open returns (after "PREFIX: listen: ") when its
+// connection goes through a connection pooler that does not keep a LISTEN.
+// It wraps
 // core.ErrNotificationsUnsupported, so that a worker polls and says why
 // once, instead of retrying a LISTEN that can never work.
 type PoolerError struct {
-	// Prefix names the driver ("pgxdriver").
-	Prefix string
 	// ListenOption is the driver's option that names a direct connection,
 	// as the user writes it ("pgxdriver.ListenDSN(url)").
 	ListenOption string
 }
 
 func (e *PoolerError) Error() string {
-	return e.Prefix + ": LISTEN cannot work on this connection: it goes through a connection pooler that does not keep " +
+	return "LISTEN cannot work on this connection: it goes through a connection pooler that does not keep " +
 		"a session between transactions (PgBouncer in transaction pooling mode, say), so no notification would arrive; " +
 		"give the driver a direct connection to PostgreSQL for LISTEN with " + e.ListenOption +
 		" (gworker run: --listen-connection URL)"
@@ -67,11 +66,35 @@ func (e *PoolerError) Error() string {
 
 func (e *PoolerError) Unwrap() error { return core.ErrNotificationsUnsupported }
 
-// probe checks that conn, which goes through a pooler, keeps a LISTEN: it
-// listens on a channel of its own, notifies it from a second connection
-// made with the same configuration, and waits up to ProbeTimeout for the
-// notification. It returns a *PoolerError when none came.
-func (n *Session) probe(ctx context.Context, conn *pgx.Conn) error {
+// sessionCheckTimeout bounds the wait of the listening connection's
+// statement while another connection holds a transaction open (see
+// sessionMoves).
+const sessionCheckTimeout = 2 * time.Second
+
+// probe checks that conn, which goes through a pooler and whose statement
+// ran on the server process pid, keeps a LISTEN. First, without LISTEN or
+// NOTIFY (see sessionMoves); when that cannot tell, it listens on a
+// channel of its own, notifies it from a second connection made with the
+// same configuration, and waits up to ProbeTimeout for the notification.
+// It returns a *PoolerError when the session does not hold.
+func (n *Session) probe(ctx context.Context, conn *pgx.Conn, pid uint32) error {
+	other, err := pgx.ConnectConfig(ctx, n.cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		other.Close(closeCtx)
+		cancel()
+	}()
+	moved, err := sessionMoves(ctx, conn, other, pid)
+	if err != nil {
+		return err
+	}
+	if moved {
+		return &PoolerError{ListenOption: n.listenOption}
+	}
+
 	b := make([]byte, 16)
 	_, _ = crand.Read(b)
 	channel := "gworker:probe:" + hex.EncodeToString(b[:8])
@@ -80,20 +103,10 @@ func (n *Session) probe(ctx context.Context, conn *pgx.Conn) error {
 	if err := conn.PgConn().Exec(ctx, "LISTEN "+ident).Close(); err != nil {
 		return err
 	}
-
-	other, err := pgx.ConnectConfig(ctx, n.cfg)
-	if err != nil {
-		return err
-	}
 	// Both values are hexadecimal: nothing to escape.
-	err = other.PgConn().Exec(ctx, "select pg_notify('"+channel+"', '"+token+"')").Close()
-	closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-	other.Close(closeCtx)
-	cancel()
-	if err != nil {
+	if err := other.PgConn().Exec(ctx, "select pg_notify('"+channel+"', '"+token+"')").Close(); err != nil {
 		return err
 	}
-
 	wctx, cancelWait := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancelWait()
 	for {
@@ -103,7 +116,7 @@ func (n *Session) probe(ctx context.Context, conn *pgx.Conn) error {
 				return ctx.Err()
 			}
 			if wctx.Err() != nil {
-				return &PoolerError{Prefix: n.prefix, ListenOption: n.listenOption}
+				return &PoolerError{ListenOption: n.listenOption}
 			}
 			return err
 		}
@@ -111,4 +124,43 @@ func (n *Session) probe(ctx context.Context, conn *pgx.Conn) error {
 			return conn.PgConn().Exec(ctx, "UNLISTEN "+ident).Close()
 		}
 	}
+}
+
+// sessionMoves tells a transaction pooler without sending a notification,
+// which through such a pooler would reach whichever client has the server
+// connection that kept the LISTEN, and might upset it (bun's pgdriver
+// fails on a notification it did not ask for). While other holds a
+// transaction open, conn runs a statement again. A pooler that keeps the
+// session runs it on the same server process, pid. A transaction pooler
+// that hands out the server connection used last first, as PgBouncer does,
+// gave that one (conn's) to other, so conn's statement runs on another:
+// moved. When it runs on the same one all the same, the answer is
+// inconclusive (false), and the caller checks with a notification.
+func sessionMoves(ctx context.Context, conn, other *pgx.Conn, pid uint32) (moved bool, err error) {
+	if err := other.PgConn().Exec(ctx, "begin").Close(); err != nil {
+		return false, err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		if rerr := other.PgConn().Exec(rctx, "rollback").Close(); rerr != nil && err == nil {
+			err = rerr
+		}
+		cancel()
+	}()
+	if _, _, err := BackendPID(ctx, other.PgConn()); err != nil {
+		return false, err
+	}
+	qctx, cancel := context.WithTimeout(ctx, sessionCheckTimeout)
+	defer cancel()
+	now, _, err := BackendPID(qctx, conn.PgConn())
+	if err != nil {
+		if ctx.Err() == nil && qctx.Err() != nil {
+			// A session pooler never makes conn wait for other; a
+			// transaction pooler with every server connection taken does.
+			return false, errors.New("the pooler made the listening connection wait for a server connection " +
+				"while another client held one: it does not keep a session (transaction pooling?), or it is overloaded")
+		}
+		return false, err
+	}
+	return now != pid, nil
 }

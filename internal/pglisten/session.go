@@ -248,7 +248,7 @@ func (n *Session) connect(ctx context.Context) error {
 		return fail(err)
 	}
 	if pooled {
-		if err := n.probe(ctx, conn); err != nil {
+		if err := n.probe(ctx, conn, pid); err != nil {
 			return fail(err)
 		}
 	}

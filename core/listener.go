@@ -170,14 +170,18 @@ func (l *listener) missedCancels(ctx context.Context) {
 	}
 }
 
+// listenHint says how to build a driver that can LISTEN.
+const listenHint = "build the driver with what it needs to listen: pgxdriver.Open(url) or pgxdriver.New(pool), " +
+	"pqdriver.Open(url) or pqdriver.New(db, pqdriver.ListenDSN(url)), bundriver.Open(url) or " +
+	"bundriver.New(db, bundriver.ListenDSN(url)); behind a transaction pooler such as PgBouncer, give any of them " +
+	"a direct connection for LISTEN with ListenDSN(url) (gworker run: --listen-connection URL)"
+
 // pollOnly says, loudly, that the driver cannot LISTEN: new jobs then wait
 // for the next poll. With RequireNotifications it stops the worker instead.
 func (l *listener) pollOnly(err error) {
 	w := l.w
 	if w.opts.RequireNotifications {
-		err := fmt.Errorf("gworker: WorkerOptions.RequireNotifications is set, but the driver cannot LISTEN (%w); "+
-			"build it with what it needs to listen: pgxdriver.Open or pgxdriver.New(pool), pqdriver.Open(url) or "+
-			"pqdriver.New(db, pqdriver.ListenDSN(url)), bundriver.Open(url) or bundriver.New(db, bundriver.ListenDSN(url))", err)
+		err := fmt.Errorf("gworker: WorkerOptions.RequireNotifications is set, but the driver cannot LISTEN (%w); "+listenHint, err)
 		w.log.Error(err.Error())
 		select {
 		case l.fatal <- err:
@@ -186,8 +190,6 @@ func (l *listener) pollOnly(err error) {
 		return
 	}
 	w.log.Warn("gworker: poll-only: the driver cannot LISTEN, so a new job waits up to the poll interval to start; "+
-		"build the driver with what it needs to listen (pgxdriver.Open or New(pool); pqdriver.Open(url) or "+
-		"New(db, pqdriver.ListenDSN(url)); bundriver.Open(url) or New(db, bundriver.ListenDSN(url))), "+
-		"or set WorkerOptions.RequireNotifications to make this an error",
+		listenHint+"; or set WorkerOptions.RequireNotifications to make this an error",
 		slog.Duration("poll_interval", w.opts.PollInterval), slog.Any("error", err))
 }

@@ -31,7 +31,7 @@ func BenchmarkDrain(b *testing.B) {
 }
 
 func BenchmarkDrainDefault(b *testing.B) {
-	benchmarkDrain(b, 5_000, core.WorkerOptions{})
+	benchmarkDrain(b, 100_000, core.WorkerOptions{})
 }
 
 func benchmarkDrain(b *testing.B, n int, opts core.WorkerOptions) {

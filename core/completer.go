@@ -43,11 +43,7 @@ type completer struct {
 	flushes atomic.Int64
 	// riding counts completions a fetch in flight carries (takeRides).
 	riding int
-	// fetchSoon says the loop expects to fetch again soon (its last fetch
-	// came back full): completions that may ride a fetch wait up to
-	// rideWait for it instead of going in a statement of their own.
-	fetchSoon atomic.Bool
-	outage    *outageLog
+	outage *outageLog
 	// maxRetryWait caps the wait between attempts while the database is
 	// away, so that outcomes are recorded soon after it is back.
 	maxRetryWait time.Duration
@@ -65,10 +61,6 @@ const (
 	// statementTimeout bounds one recording statement, so that a
 	// connection that hangs is given up and retried.
 	statementTimeout = 30 * time.Second
-	// rideWait is the longest a completion waits for the next fetch to
-	// carry it, while the worker has a backlog. A busy worker fetches far
-	// more often than that; one whose jobs are slow records them alone.
-	rideWait = 10 * time.Millisecond
 )
 
 // newCompleter returns a completer; onFlush is told, after each flush, how
@@ -94,14 +86,6 @@ func (c *completer) mayFetch(limit int, settled bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.pending) < limit && !c.failing && (!settled || (len(c.pending) == 0 && !c.busy && c.riding == 0))
-}
-
-// expectFetch says whether the loop expects to fetch again soon, so that
-// completions may wait for that fetch to carry them.
-func (c *completer) expectFetch(soon bool) {
-	if c.fetchSoon.Swap(soon) && !soon {
-		c.signal() // completions waiting for a fetch go now
-	}
 }
 
 // rides reports whether o may be recorded by a fetch (takeRides).
@@ -135,9 +119,6 @@ func (c *completer) takeRides() []outcome {
 		c.pending = keep
 	}
 	c.riding += len(taken)
-	if len(taken) > 0 {
-		c.signal() // it may be gathering for what it no longer has
-	}
 	return taken
 }
 
@@ -280,7 +261,6 @@ func (c *completer) wait() time.Duration {
 		return 0
 	}
 	delay := time.Duration(-1)
-	ride := c.fetchSoon.Load() && c.w.opts.CompleteJobBatchDelay == 0
 	for _, o := range c.pending {
 		d := time.Duration(0)
 		switch o.kind {
@@ -292,13 +272,9 @@ func (c *completer) wait() time.Duration {
 		if delay < 0 || d < delay {
 			delay = d
 		}
-		ride = ride && rides(o)
-		if delay == 0 && !ride {
+		if delay == 0 {
 			return 0
 		}
-	}
-	if ride {
-		delay = max(delay, rideWait)
 	}
 	return max(0, delay-c.clock.Now().Sub(c.first))
 }

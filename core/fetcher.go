@@ -299,7 +299,6 @@ func (f *fetcher) done(res fetchResult) bool {
 			f.reconcile = true
 		}
 		f.w.health.noteLoss(f.clock.Now())
-		f.completer.expectFetch(false)
 		f.pending = 0
 		f.poll.Reset(backoff(failures, f.pollInterval))
 		return false
@@ -321,17 +320,11 @@ func (f *fetcher) counted(res fetchResult) (short bool) {
 		// since may be.
 		f.pending = min(f.want, f.sinceFetch)
 		f.poll.Reset(f.pollInterval)
-		f.completer.expectFetch(false)
 		return true
 	}
 	if !f.localQueue {
 		f.pending -= len(res.jobs)
 	}
-	// A full fetch says there is a backlog. The next fetch comes without
-	// waiting for completions to be recorded when a local queue fetches
-	// ahead, or when more jobs are wanted than slots were free: then
-	// completions may wait for it, to ride it.
-	f.completer.expectFetch(f.localQueue || f.pending > 0)
 	return false
 }
 

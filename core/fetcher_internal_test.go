@@ -248,3 +248,40 @@ func TestFixedLocalQueueSizeDoesNotAdapt(t *testing.T) {
 		t.Fatalf("a fixed local queue of 10 asks for %d (local queue %v) after full and short fetches", b.f.want, b.localQueue)
 	}
 }
+
+// A fetch carries the completions of jobs without a named queue, not those
+// of queued jobs, nor failures; a failed ride hands them back in front, and
+// a recorded one counts as a flush that frees their slots.
+func TestCompleterHandsCompletionsToAFetch(t *testing.T) {
+	var freed []int
+	b := newTestFetcher(t, WorkerOptions{Concurrency: 4})
+	c := b.completer
+	c.onFlush = func(f, _, _ int) { freed = append(freed, f) }
+	queue := int32(7)
+	plain, queued, failed := &Job{ID: 1}, &Job{ID: 2, jobQueueID: &queue}, &Job{ID: 3}
+	c.add(outcome{job: plain, kind: outcomeComplete})
+	c.add(outcome{job: queued, kind: outcomeComplete})
+	c.add(outcome{job: failed, kind: outcomeFail, message: "x"})
+	taken := c.takeRides()
+	if len(taken) != 1 || taken[0].job != plain {
+		t.Fatalf("a fetch took %v, want the completion of job 1 only", taken)
+	}
+	if c.idle() || c.backlog() != 2 {
+		t.Fatalf("idle %v, backlog %d while a fetch carries one completion; want not idle, 2 left", c.idle(), c.backlog())
+	}
+	c.rode(taken, errors.New("connection lost"))
+	if c.backlog() != 3 || c.pending[0].job != plain {
+		t.Fatalf("after a failed ride: backlog %d, first %d; want 3 with job 1 first", c.backlog(), c.pending[0].job.ID)
+	}
+	taken = c.takeRides()
+	c.rode(taken, nil)
+	if len(freed) != 1 || freed[0] != 1 || c.flushes.Load() != 1 {
+		t.Fatalf("a recorded ride freed %v in %d flushes, want one flush freeing 1 slot", freed, c.flushes.Load())
+	}
+	// With a batch delay the completer gathers completions itself.
+	d := newTestFetcher(t, WorkerOptions{Concurrency: 4, CompleteJobBatchDelay: time.Second}).completer
+	d.add(outcome{job: plain, kind: outcomeComplete})
+	if got := d.takeRides(); got != nil {
+		t.Fatalf("with CompleteJobBatchDelay a fetch took %v", got)
+	}
+}

@@ -10,15 +10,20 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
-	"github.com/gworker/gworker/internal/clocktest"
 )
 
 // ridingDB counts the completions each kind of statement records: riding
-// a fetch, or in a statement of their own. With failRide set, the first
-// fetch that carries completions fails before it reaches the server.
+// a fetch, or in a statement of their own. It holds the first statement
+// that records completions alone until a fetch carried some, so that
+// completions pile up while a fetch is due: a fetch finds them whatever
+// the machine's pace. With failRide set, the first fetch that carries
+// completions fails before it reaches the server.
 type ridingDB struct {
 	core.Database
 	failRide atomic.Bool
+	held     atomic.Bool   // the first complete statement was held
+	rode1    chan struct{} // closed when a fetch first carried completions
+	rideOnce sync.Once
 
 	mu           sync.Mutex
 	rides, rode  int // fetches that carried completions, and how many
@@ -30,6 +35,7 @@ type ridingDB struct {
 func (d *ridingDB) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
 	if isFetch(sql) && strings.HasPrefix(sql, "with done as") {
 		ids := args[len(args)-2].([]int64)
+		d.rideOnce.Do(func() { close(d.rode1) })
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if d.failRide.CompareAndSwap(true, false) {
@@ -45,6 +51,13 @@ func (d *ridingDB) Query(ctx context.Context, sql string, args ...any) (core.Row
 
 func (d *ridingDB) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
 	if strings.HasPrefix(sql, "with done as") {
+		if d.held.CompareAndSwap(false, true) {
+			select {
+			case <-d.rode1:
+			case <-time.After(30 * time.Second):
+				return 0, errors.New("test: no fetch carried completions within 30s of the first completion")
+			}
+		}
 		d.mu.Lock()
 		d.alone += len(args[0].([]int64))
 		d.mu.Unlock()
@@ -52,14 +65,15 @@ func (d *ridingDB) Exec(ctx context.Context, sql string, args ...any) (int64, er
 	return d.Database.Exec(ctx, sql, args...)
 }
 
-// drainWithRides runs n no-op jobs through a worker with the default local
-// queue on db, and checks that each ran once and is gone.
+// drainWithRides runs n no-op jobs through a worker with a local queue on
+// db, and checks that each ran once and is gone. The local queue fetches
+// ahead whether or not completions are recorded, so a fetch comes while
+// ridingDB holds the first completions.
 func drainWithRides(t *testing.T, b *bundle, db *ridingDB, n int) {
 	t.Helper()
+	db.rode1 = make(chan struct{})
 	ran := &counter{}
-	// The clock never moves: a completion waits for the next fetch to carry
-	// it for as long as the worker expects one, however slow the machine.
-	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 4, Clock: clocktest.New(time.Now()),
+	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 4, LocalQueue: core.LocalQueueOptions{Size: 8},
 		PollInterval: time.Hour,
 		Tasks:        []core.Task{core.RawTask("r", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
 	jobs := make([]core.NewJob, n)
@@ -88,7 +102,7 @@ func drainWithRides(t *testing.T, b *bundle, db *ridingDB, n int) {
 	}
 }
 
-// A busy worker records the completions that wait when it fetches in the
+// A worker records the completions that wait when it fetches in the
 // fetch's own statement; each completion is recorded exactly once, by a
 // fetch or by a statement of its own.
 func TestCompletionsRideTheNextFetch(t *testing.T) {

@@ -118,7 +118,10 @@ func (f *fetcher) setBatch(n int) {
 //     more meanwhile: without a batch, some job finished while the fetch
 //     ran (the free slot waits for the next fetch); with one, a slot waited
 //     with the local queue empty. The first batch is the concurrency, then
-//     it doubles up to maxBatch.
+//     it doubles up to maxBatch. Slots that still wait at maxBatch mean a
+//     fetch takes longer than half a batch lasts: the next fetch then
+//     starts as soon as one returns (a whole batch may be left waiting),
+//     so that the database is always fetching for a worker that keeps up.
 //   - it shrinks by half, and below the concurrency to none, when the fetch
 //     came back short (the backlog is gone), or when with a batch nothing
 //     finished while the fetch ran (jobs are slow: a smaller batch keeps
@@ -132,6 +135,11 @@ func (f *fetcher) adapt(asked, got int) {
 	case full && f.batch == 0 && f.finishedDuring > 0:
 		f.setBatch(f.conc)
 		f.pending = f.want
+	case full && f.batch == f.maxBatch && f.starved:
+		if f.lowWater == f.batch {
+			return
+		}
+		f.lowWater = f.batch
 	case full && f.batch > 0 && f.starved:
 		f.setBatch(min(2*f.batch, f.maxBatch))
 	case f.batch > 0 && (!full || f.finishedDuring == 0):

@@ -197,6 +197,14 @@ func TestAdaptiveLocalQueueGrowsUnderLoadAndShrinksAway(t *testing.T) {
 			t.Fatalf("after %d starved full fetches: batch %d, want %d", i+1, f.batch, w)
 		}
 	}
+	// Slots that still starve at the cap: the next fetch starts with a
+	// whole batch still waiting.
+	if n := f.next(4, 1000); n != 1000 {
+		t.Fatalf("at the cap, after starved fetches, with a batch waiting it asks for %d, want 1000", n)
+	}
+	if n := f.next(4, 1001); n != 0 {
+		t.Fatalf("with more than a batch waiting it asks for %d, want 0", n)
+	}
 	// A full fetch with no starved slot keeps it.
 	b.fetched(f.want, f.want, 10, false)
 	if f.batch != 1000 {
@@ -208,6 +216,9 @@ func TestAdaptiveLocalQueueGrowsUnderLoadAndShrinksAway(t *testing.T) {
 		b.fetched(f.want, 1, 5, true)
 		if f.batch != w {
 			t.Fatalf("after a short fetch: batch %d, want %d", f.batch, w)
+		}
+		if w > 0 && f.lowWater != w/2 {
+			t.Fatalf("batch %d fetches ahead at %d waiting, want half of it", w, f.lowWater)
 		}
 	}
 	if b.localQueue || f.localQueue {

@@ -115,11 +115,18 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
+	for {
+		s, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel)))
+		// The page's live updates may replace the node between its lookup
+		// and the read: look it up again.
+		if err != nil && strings.Contains(err.Error(), "No node with given id found") && tctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
 	}
-	return s
 }
 
 func eval[T any](t *testing.T, ctx context.Context, js string) T {

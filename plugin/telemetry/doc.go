@@ -41,6 +41,8 @@
 //	                                   and gworker.add.source
 //	gworker.job.duration    histogram  handler run time in seconds, by
 //	                                   gworker.task and gworker.job.outcome
+//	                                   (success, failure, snoozed,
+//	                                   interrupted, cancelled)
 //	gworker.jobs.available  gauge      jobs that could run now, by
 //	                                   gworker.schema, while a worker with the
 //	                                   plugin runs on the schema

@@ -147,19 +147,22 @@ func (p *Plugin) Hooks() core.Hooks {
 }
 
 var (
-	systemAttr   = attribute.String("messaging.system", "gworker")
-	processAttr  = attribute.String("messaging.operation.type", "process")
-	sendAttr     = attribute.String("messaging.operation.type", "send")
-	addedByAttr  = attribute.String("gworker.link", "added_by")
-	keyBytes     = []byte(`"` + TraceKey + `"`)
-	successAttr  = attribute.String("gworker.job.outcome", "success")
-	failureAttr  = attribute.String("gworker.job.outcome", "failure")
-	taskKey      = attribute.Key("gworker.task")
-	retryKey     = attribute.Key("gworker.job.will_retry")
-	sourceKey    = attribute.Key("gworker.add.source")
-	schemaKey    = attribute.Key("gworker.schema")
-	jobIDKey     = attribute.Key("gworker.job.id")
-	singleAddKey = singleAdd{}
+	systemAttr      = attribute.String("messaging.system", "gworker")
+	processAttr     = attribute.String("messaging.operation.type", "process")
+	sendAttr        = attribute.String("messaging.operation.type", "send")
+	addedByAttr     = attribute.String("gworker.link", "added_by")
+	keyBytes        = []byte(`"` + TraceKey + `"`)
+	successAttr     = attribute.String("gworker.job.outcome", "success")
+	failureAttr     = attribute.String("gworker.job.outcome", "failure")
+	snoozedAttr     = attribute.String("gworker.job.outcome", "snoozed")
+	interruptedAttr = attribute.String("gworker.job.outcome", "interrupted")
+	cancelledAttr   = attribute.String("gworker.job.outcome", "cancelled")
+	taskKey         = attribute.Key("gworker.task")
+	retryKey        = attribute.Key("gworker.job.will_retry")
+	sourceKey       = attribute.Key("gworker.add.source")
+	schemaKey       = attribute.Key("gworker.schema")
+	jobIDKey        = attribute.Key("gworker.job.id")
+	singleAddKey    = singleAdd{}
 )
 
 type singleAdd struct{}
@@ -316,6 +319,14 @@ func (p *Plugin) onEvent(ctx context.Context, e core.Event) {
 		var rejected *core.JobRejectedError
 		if !errors.As(e.Err, &rejected) { // a hook refused it: the handler did not run
 			p.duration.Record(ctx, e.Duration.Seconds(), metric.WithAttributes(taskKey.String(e.Job.TaskIdentifier), failureAttr))
+		}
+	case core.JobSnoozed:
+		p.duration.Record(ctx, e.Duration.Seconds(), metric.WithAttributes(taskKey.String(e.Job.TaskIdentifier), snoozedAttr))
+	case core.JobInterrupted:
+		p.duration.Record(ctx, e.Duration.Seconds(), metric.WithAttributes(taskKey.String(e.Job.TaskIdentifier), interruptedAttr))
+	case core.JobCancelled:
+		if e.Duration > 0 { // it ran: cancelled before it started, it has no run time
+			p.duration.Record(ctx, e.Duration.Seconds(), metric.WithAttributes(taskKey.String(e.Job.TaskIdentifier), cancelledAttr))
 		}
 	case core.JobAdded:
 		p.added.Add(ctx, 1, metric.WithAttributes(taskKey.String(e.Job.TaskIdentifier), sourceKey.String(string(e.Source))))

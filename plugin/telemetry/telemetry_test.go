@@ -314,6 +314,7 @@ func TestMetricsCountJobsAndQueueDepth(t *testing.T) {
 		{Identifier: "bad", Spec: core.JobSpec{MaxAttempts: 1}},
 		{Identifier: "other"}, {Identifier: "other"}, // no worker runs them: they stay available
 		{Identifier: "later", Spec: core.JobSpec{RunAt: time.Now().Add(time.Hour)}}, // not available
+		{Identifier: "snooze", Spec: core.JobSpec{Priority: 1}},                     // runs last, then waits an hour
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -341,6 +342,7 @@ func TestMetricsCountJobsAndQueueDepth(t *testing.T) {
 				return nil
 			}),
 			core.RawTask("bad", func(context.Context, *core.Job) error { return errors.New("nope") }),
+			core.RawTask("snooze", func(context.Context, *core.Job) error { return core.RetryAfter(time.Hour, errors.New("later")) }),
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -348,9 +350,10 @@ func TestMetricsCountJobsAndQueueDepth(t *testing.T) {
 	if err := w.RunOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// While the probe ran: 1 ok, 2 bad and 2 other were available.
-	if !slices.Equal(depth, []int64{5}) || !slices.Equal(cached, []int64{5}) {
-		t.Fatalf("queue depth %v then %v, want 5 both times (the second from the cache)", depth, cached)
+	// While the probe ran: 1 ok, 2 bad, 2 other and the snooze job were
+	// available.
+	if !slices.Equal(depth, []int64{6}) || !slices.Equal(cached, []int64{6}) {
+		t.Fatalf("queue depth %v then %v, want 6 both times (the second from the cache)", depth, cached)
 	}
 	m := metrics(t, reader)
 	task := func(s string) attribute.KeyValue { return attribute.String("gworker.task", s) }
@@ -363,9 +366,13 @@ func TestMetricsCountJobsAndQueueDepth(t *testing.T) {
 		{"gworker.jobs.started", []attribute.KeyValue{task("bad")}, 2},
 		{"gworker.jobs.completed", []attribute.KeyValue{task("ok")}, 2},
 		{"gworker.jobs.completed", []attribute.KeyValue{task("bad")}, 0},
+		// A snoozed job started, and neither completed nor failed.
+		{"gworker.jobs.started", []attribute.KeyValue{task("snooze")}, 1},
+		{"gworker.jobs.completed", []attribute.KeyValue{task("snooze")}, 0},
+		{"gworker.jobs.failed", []attribute.KeyValue{task("snooze")}, 0},
 		{"gworker.jobs.failed", []attribute.KeyValue{task("bad"), attribute.Bool("gworker.job.will_retry", true)}, 1},
 		{"gworker.jobs.failed", []attribute.KeyValue{task("bad"), attribute.Bool("gworker.job.will_retry", false)}, 1},
-		{"gworker.jobs.added", []attribute.KeyValue{attribute.String("gworker.add.source", "client")}, 7},
+		{"gworker.jobs.added", []attribute.KeyValue{attribute.String("gworker.add.source", "client")}, 8},
 		{"gworker.jobs.added", []attribute.KeyValue{attribute.String("gworker.add.source", "handler")}, 1},
 		{"gworker.jobs.added", []attribute.KeyValue{task("other")}, 3},
 	} {
@@ -383,8 +390,8 @@ func TestMetricsCountJobsAndQueueDepth(t *testing.T) {
 		oc, _ := p.Attributes.Value("gworker.job.outcome")
 		counts[tk.AsString()+"/"+oc.AsString()] += p.Count
 	}
-	if counts["ok/success"] != 2 || counts["bad/failure"] != 2 || len(counts) != 2 {
-		t.Errorf("duration counts %v, want ok/success 2 and bad/failure 2", counts)
+	if counts["ok/success"] != 2 || counts["bad/failure"] != 2 || counts["snooze/snoozed"] != 1 || len(counts) != 3 {
+		t.Errorf("duration counts %v, want ok/success 2, bad/failure 2 and snooze/snoozed 1", counts)
 	}
 	// The worker stopped: its schema is no longer observed.
 	if _, ok := gauge(t, m["gworker.jobs.available"], schema); ok {

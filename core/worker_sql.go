@@ -38,10 +38,7 @@ func newWorkerSQL(r renderer, durableFetch bool) *workerSQL {
 		// ($3: their revisions); see completer.completeJobs. Their queues
 		// are unlocked if this worker holds them.
 		complete: r.render(`with done as (
-  delete from {{schema}}._private_jobs as j
-  using unnest($1::bigint[], $3::bigint[]) as c(id, revision)
-  where j.id = c.id
-    and (j.locked_by = $2 or (j.locked_by is null and j.revision = c.revision))
+` + deleteCompleted("$1", "$2", "$3") + `
   returning j.job_queue_id
 )
 update {{schema}}._private_job_queues as q set locked_by = null, locked_at = null
@@ -167,16 +164,11 @@ func fetchSQL(withFlags, localTime, ride, durable bool) string {
 		now = "$" + strconv.Itoa(next) + "::timestamptz"
 		next++
 	}
-	done := ""
+	with := "with "
 	if ride {
-		done = `with done as (
-  delete from {{schema}}._private_jobs as j
-  using unnest($` + strconv.Itoa(next) + `::bigint[], $` + strconv.Itoa(next+1) + `::bigint[]) as c(id, revision)
-  where j.id = c.id
-    and (j.locked_by = $1 or (j.locked_by is null and j.revision = c.revision))
-), `
+		with = "with done as (\n" + deleteCompleted("$"+strconv.Itoa(next), "$1", "$"+strconv.Itoa(next+1)) + "\n), "
 	}
-	sql := `WITHcandidates as (
+	sql := with + `candidates as (
   select candidate.id, candidate.job_queue_id, candidate.priority, candidate.run_at
   from {{schema}}._private_jobs as candidate
   where candidate.is_available = true
@@ -211,13 +203,19 @@ returning ` + jobColumns
 	if !durable && !ride {
 		async = "\n  and (select set_config('synchronous_commit', 'off', true)) is not null"
 	}
-	if done == "" {
-		done = "with "
-	}
-	sql = strings.Replace(sql, "WITH", done, 1)
 	sql = strings.Replace(sql, "NOW", now, 1)
 	sql = strings.Replace(sql, "ASYNC", async, 1)
 	return strings.Replace(sql, "FLAGS", flags, 1)
+}
+
+// deleteCompleted deletes the completed jobs ids (with their revisions)
+// if worker holds them, or if nobody does and they are unchanged since
+// they were fetched: a sweep freed them, but they did succeed.
+func deleteCompleted(ids, worker, revisions string) string {
+	return `  delete from {{schema}}._private_jobs as j
+  using unnest(` + ids + `::bigint[], ` + revisions + `::bigint[]) as c(id, revision)
+  where j.id = c.id
+    and (j.locked_by = ` + worker + ` or (j.locked_by is null and j.revision = c.revision))`
 }
 
 // fetchText returns the fetch statement for a limit of n. Workers ask for

@@ -40,14 +40,13 @@ type fetcher struct {
 	// emit reports the refetch delay's changes.
 	emit func(LocalQueueEvent)
 
-	conc       int
-	want       int  // jobs one fetch asks for at most
-	localQueue bool // slots are filled from a local queue, with a batch
-	lowWater   int  // with a local queue: fetch once it is down to this
-	// adaptive: the batch follows demand (LocalQueueOptions.Size 0), from
-	// none (batch 0) up to maxBatch; see adapt.
-	adaptive bool
+	conc     int
+	lowWater int // with a local queue: fetch once it is down to this
+	// batch is how many jobs one fetch of the local queue asks for; 0 is
+	// no local queue: fetches ask for free slots. adaptive: it follows
+	// demand (LocalQueueOptions.Size 0), from 0 up to maxBatch; see adapt.
 	batch    int
+	adaptive bool
 	maxBatch int
 	// setLocalQueue tells the loop's wake-ups whether slots are filled from
 	// a local queue, as an adaptive one comes and goes.
@@ -81,7 +80,7 @@ func newFetcher(w *Worker, c *completer, held func() map[int64]bool, emit func(L
 	o := w.opts
 	f := &fetcher{
 		w: w, completer: c, clock: o.Clock, held: held, emit: emit, setLocalQueue: setLocalQueue,
-		conc: o.Concurrency, want: o.Concurrency, pollInterval: o.PollInterval, delay: o.LocalQueue.RefetchDelay,
+		conc: o.Concurrency, pollInterval: o.PollInterval, delay: o.LocalQueue.RefetchDelay,
 		results: make(chan fetchResult, 1),
 		outage:  newOutageLog(w.log, o.Clock, "fetching jobs"),
 	}
@@ -95,20 +94,28 @@ func newFetcher(w *Worker, c *completer, held func() map[int64]bool, emit func(L
 	}
 	// Outcomes waiting to be recorded keep their jobs locked; past this many
 	// the loop stops fetching until the completer catches up.
-	f.backlogLimit = 4 * max(f.conc, f.want, f.maxBatch)
-	f.pending = f.want
+	f.backlogLimit = 4 * max(f.conc, f.want(), f.maxBatch)
+	f.pending = f.want()
 	return f
 }
 
 // setBatch makes one fetch ask for up to n jobs, from a local queue; n 0
 // turns the local queue off.
 func (f *fetcher) setBatch(n int) {
-	f.batch = n
-	f.localQueue, f.want, f.lowWater = n > 0, n, n/2
-	if n == 0 {
-		f.want = f.conc
+	f.batch, f.lowWater = n, n/2
+	f.setLocalQueue(n > 0)
+}
+
+// localQueue reports whether slots are filled from a local queue, with a
+// batch.
+func (f *fetcher) localQueue() bool { return f.batch > 0 }
+
+// want is how many jobs one fetch asks for at most.
+func (f *fetcher) want() int {
+	if f.batch > 0 {
+		return f.batch
 	}
-	f.setLocalQueue(f.localQueue)
+	return f.conc
 }
 
 // adapt sizes an adaptive local queue's batch after a fetch that asked for
@@ -134,7 +141,7 @@ func (f *fetcher) adapt(asked, got int) {
 	switch {
 	case full && f.batch == 0 && f.finishedDuring > 0:
 		f.setBatch(f.conc)
-		f.pending = f.want
+		f.pending = f.want()
 	case full && f.batch == f.maxBatch && f.starved:
 		if f.lowWater == f.batch {
 			return
@@ -190,7 +197,7 @@ func (f *fetcher) woken(n int) {
 	if n <= 0 {
 		return
 	}
-	f.pending = min(f.want, f.pending+n)
+	f.pending = min(f.want(), f.pending+n)
 	if f.fetching {
 		f.sinceFetch += n
 	}
@@ -206,9 +213,9 @@ func (f *fetcher) woken(n int) {
 
 // polled: the poll interval passed, so any number of jobs may be there.
 func (f *fetcher) polled() {
-	f.pending = f.want
+	f.pending = f.want()
 	if f.fetching {
-		f.sinceFetch = f.want
+		f.sinceFetch = f.want()
 	}
 	f.poll.Reset(f.pollInterval)
 }
@@ -216,7 +223,7 @@ func (f *fetcher) polled() {
 // delayOver: the refetch delay ran out.
 func (f *fetcher) delayOver() {
 	f.delaying = false
-	f.pending = f.want
+	f.pending = f.want()
 	f.w.log.Debug("gworker: refetch delay expired")
 	f.emit(LocalQueueEvent{Change: RefetchDelayExpired})
 }
@@ -230,9 +237,9 @@ func (f *fetcher) next(running, waiting int) int {
 	if f.fetching || f.pending <= 0 || f.delaying || !f.completer.mayFetch(f.backlogLimit, f.reconcile) {
 		return 0
 	}
-	if f.localQueue {
+	if f.localQueue() {
 		if waiting <= f.lowWater {
-			return f.want
+			return f.want()
 		}
 		return 0
 	}
@@ -326,11 +333,11 @@ func (f *fetcher) counted(res fetchResult) (short bool) {
 	if len(res.jobs) < res.n {
 		// Nothing more was there when the fetch looked; jobs announced
 		// since may be.
-		f.pending = min(f.want, f.sinceFetch)
+		f.pending = min(f.want(), f.sinceFetch)
 		f.poll.Reset(f.pollInterval)
 		return true
 	}
-	if !f.localQueue {
+	if !f.localQueue() {
 		f.pending -= len(res.jobs)
 	}
 	return false

@@ -192,7 +192,7 @@ func TestAdaptiveLocalQueueGrowsUnderLoadAndShrinksAway(t *testing.T) {
 	// Full fetches while slots starved double it, up to the cap.
 	want := []int{8, 16, 32, 64, 128, 256, 512, 1000, 1000}
 	for i, w := range want {
-		b.fetched(f.want, f.want, f.want, true)
+		b.fetched(f.want(), f.want(), f.want(), true)
 		if f.batch != w {
 			t.Fatalf("after %d starved full fetches: batch %d, want %d", i+1, f.batch, w)
 		}
@@ -206,14 +206,14 @@ func TestAdaptiveLocalQueueGrowsUnderLoadAndShrinksAway(t *testing.T) {
 		t.Fatalf("with more than a batch waiting it asks for %d, want 0", n)
 	}
 	// A full fetch with no starved slot keeps it.
-	b.fetched(f.want, f.want, 10, false)
+	b.fetched(f.want(), f.want(), 10, false)
 	if f.batch != 1000 {
 		t.Fatalf("a full fetch whose jobs kept slots busy changed the batch to %d", f.batch)
 	}
 	// Short fetches halve it; below the concurrency it goes away, and the
 	// wake-ups count as without a local queue again.
 	for _, w := range []int{500, 250, 125, 62, 31, 15, 7, 0} {
-		b.fetched(f.want, 1, 5, true)
+		b.fetched(f.want(), 1, 5, true)
 		if f.batch != w {
 			t.Fatalf("after a short fetch: batch %d, want %d", f.batch, w)
 		}
@@ -221,7 +221,7 @@ func TestAdaptiveLocalQueueGrowsUnderLoadAndShrinksAway(t *testing.T) {
 			t.Fatalf("batch %d fetches ahead at %d waiting, want half of it", w, f.lowWater)
 		}
 	}
-	if b.localQueue || f.localQueue {
+	if b.localQueue || f.localQueue() {
 		t.Fatal("the local queue stayed on after its batch shrank away")
 	}
 }
@@ -255,8 +255,8 @@ func TestFixedLocalQueueSizeDoesNotAdapt(t *testing.T) {
 	b := newTestFetcher(t, WorkerOptions{Concurrency: 2, LocalQueue: LocalQueueOptions{Size: 10}})
 	b.fetched(10, 10, 10, true)
 	b.fetched(10, 1, 0, false)
-	if b.f.want != 10 || !b.localQueue {
-		t.Fatalf("a fixed local queue of 10 asks for %d (local queue %v) after full and short fetches", b.f.want, b.localQueue)
+	if b.f.want() != 10 || !b.localQueue {
+		t.Fatalf("a fixed local queue of 10 asks for %d (local queue %v) after full and short fetches", b.f.want(), b.localQueue)
 	}
 }
 

@@ -460,7 +460,7 @@ func (r *runner) received(ctx context.Context, res fetchResult) (drained bool) {
 		r.w.log.Debug("gworker: fetched jobs", slog.Int("asked", res.n), slog.Int("got", len(res.jobs)),
 			slog.Int("running", len(r.active)), slog.Int("buffered", len(r.buffer)))
 	}
-	if r.fetcher.localQueue || len(r.buffer) > 0 {
+	if r.fetcher.localQueue() || len(r.buffer) > 0 {
 		r.enqueue(res.jobs)
 	} else {
 		for _, j := range res.jobs {

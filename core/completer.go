@@ -43,6 +43,8 @@ type completer struct {
 	flushes atomic.Int64
 	// riding counts completions a fetch in flight carries (takeRides).
 	riding int
+	// gaveUp says shutdown left outcomes unrecorded (giveUp).
+	gaveUp bool
 	outage *outageLog
 	// maxRetryWait caps the wait between attempts while the database is
 	// away, so that outcomes are recorded soon after it is back.
@@ -414,6 +416,7 @@ func (c *completer) giveUp() {
 	if len(left) == 0 {
 		return
 	}
+	c.gaveUp = true
 	ids := make([]int64, 0, min(len(left), 100))
 	for _, o := range left[:min(len(left), 100)] {
 		ids = append(ids, o.job.ID)

@@ -367,10 +367,13 @@ func (f *fetcher) wait() []*Job {
 		return nil
 	}
 	f.fetching = false
-	if res := <-f.results; res.err == nil {
-		return res.jobs
+	res := <-f.results
+	if res.err != nil {
+		// It may have locked jobs and committed while its answer was lost.
+		f.reconcile = f.reconcile || res.ran
+		return nil
 	}
-	return nil
+	return res.jobs
 }
 
 // returnOrphans hands back jobs that a fetch locked for this worker but
@@ -380,11 +383,9 @@ func (f *fetcher) returnOrphans(orphans []*Job) {
 	if len(orphans) == 0 {
 		return
 	}
-	ids := make([]int64, len(orphans))
-	for i, j := range orphans {
-		ids[i] = j.ID
+	for _, j := range orphans {
 		f.completer.add(outcome{job: j, kind: outcomeRelease})
 	}
 	f.w.log.Warn("gworker: found jobs locked by this worker that it never received (a fetch's answer was lost with its connection); returning them to the queue",
-		slog.Any("job_ids", ids))
+		slog.Any("job_ids", jobIDs(orphans)))
 }

@@ -294,7 +294,8 @@ func TestLateCompletionOfAReturnedJob(t *testing.T) {
 // statement commits on the server, the worker sees only an error.
 type lostFetchDB struct {
 	core.Database
-	lost atomic.Bool
+	lost   atomic.Bool
+	lostCh chan struct{} // closed when it lost an answer, if set
 }
 
 func (l *lostFetchDB) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
@@ -317,6 +318,9 @@ func (l *lostFetchDB) Query(ctx context.Context, sql string, args ...any) (core.
 		return emptyRows{}, nil
 	}
 	l.lost.Store(true)
+	if l.lostCh != nil {
+		close(l.lostCh)
+	}
 	return nil, errors.New("injected: unexpected EOF (the connection closed after the statement was sent)")
 }
 
@@ -362,6 +366,44 @@ func TestJobsOfALostFetchAreReturned(t *testing.T) {
 	}
 	if !sink.has("never received") {
 		t.Fatalf("the returned jobs were not logged:\n%s", strings.Join(sinkRecs(sink), "\n"))
+	}
+}
+
+// A worker shut down right after a fetch lost its answer hands back the
+// jobs that fetch locked, as they were, instead of leaving them locked for
+// another worker's sweep (off here) or graphile-worker's 4 hours.
+func TestShutdownReturnsTheJobsOfALostFetch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	db := &lostFetchDB{Database: b.db, lostCh: make(chan struct{})}
+	ran := &counter{}
+	// The clock never moves: the worker polls no more after the lost
+	// answer, so only shutdown can look for the jobs.
+	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 2, Clock: clocktest.New(time.Now()),
+		Recovery: core.RecoveryOptions{Disabled: true},
+		Tasks:    []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
+	a := b.add(t, "t", nil, &core.JobSpec{QueueName: "q"})
+	c := b.add(t, "t", nil, nil)
+	stop := runInBackground(t, w)
+	select {
+	case <-db.lostCh:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no fetch answer was lost within 30s")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if ids := ran.list(); len(ids) != 0 {
+		t.Fatalf("jobs %v ran; the test needs the lost fetch's jobs unseen", ids)
+	}
+	for _, id := range []int64{a.ID, c.ID} {
+		if j := b.job(t, id); j.LockedBy != nil || j.Attempts != 0 {
+			t.Errorf("job %d after shutdown: locked by %v, attempts %d; want unlocked, attempts 0\n%s",
+				id, deref(j.LockedBy), j.Attempts, strings.Join(sinkRecs(sink), "\n"))
+		}
+	}
+	if n := b.queryInt(t, "select count(*) from S._private_job_queues where locked_by is not null"); n != 0 {
+		t.Errorf("%d named queues still locked after shutdown", n)
 	}
 }
 

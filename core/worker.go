@@ -432,8 +432,44 @@ loop:
 	r.emitShutdown(ctx, fatalErr)
 	endBackground()
 	r.shutdown(ctx)
+	r.returnLostFetch()
 	background.stop()
 	return fatalErr
+}
+
+// jobIDs returns the ids of jobs.
+func jobIDs(jobs []*Job) []int64 {
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	return ids
+}
+
+// returnLostFetch hands back, at shutdown, the jobs that a fetch whose
+// answer was lost may have locked, when the worker had no chance to look
+// for them while it ran. Every outcome is recorded by then, so any job
+// still locked by this worker is one of them. Without this they would wait
+// for another worker's sweep, or graphile-worker's 4 hours.
+func (r *runner) returnLostFetch() {
+	if !r.fetcher.reconcile || r.completer.gaveUp {
+		return // nothing lost, or the database is away: the sweep frees them
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), statementTimeout)
+	defer cancel()
+	orphans, err := r.w.lockedJobs(ctx, nil)
+	if err == nil && len(orphans) > 0 {
+		_, err = r.w.db.Exec(ctx, r.w.sql.returnJobs, r.w.id, jobIDs(orphans), nil, nil)
+	}
+	if err != nil {
+		r.w.log.Error("gworker: shutdown could not look for jobs a fetch may have locked without receiving them; "+
+			"a sweep of dead workers frees them", slog.Any("error", err))
+		return
+	}
+	if len(orphans) > 0 {
+		r.w.log.Warn("gworker: shutdown returned jobs locked by this worker that it never received (a fetch's answer was lost with its connection)",
+			slog.Any("job_ids", jobIDs(orphans)))
+	}
 }
 
 // fill starts waiting jobs while slots are free.

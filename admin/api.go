@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -273,7 +274,8 @@ func (h *handler) runAction(ctx context.Context, name string, req actionRequest)
 	if errors.As(err, &inErr) || errors.Is(err, core.ErrInvalidInput) {
 		return res, err // nothing was attempted
 	}
-	return res, errors.Join(err, h.audit(ctx, name, req, res, err))
+	h.audit(ctx, name, req, res, err)
+	return res, err
 }
 
 // runNow makes the selected jobs run now. A permanently failed job gets
@@ -368,11 +370,13 @@ func short(s string) string {
 	return s
 }
 
-// audit records a change in the audit log.
-func (h *handler) audit(ctx context.Context, action string, detail any, res core.ActionResult, failure error) error {
+// audit records a change in the audit log. A failure to record it is
+// logged with the whole entry, not returned: the change is made, and an
+// error would make the operator, or a client's retry, make it again.
+func (h *handler) audit(ctx context.Context, action string, detail any, res core.ActionResult, failure error) {
 	raw, err := json.Marshal(detail)
 	if err != nil {
-		return err
+		raw, _ = json.Marshal(fmt.Sprint(detail))
 	}
 	e := core.AuditEntry{Actor: identityFrom(ctx).Name, Action: action, Detail: raw, JobIDs: res.IDs,
 		Matched: res.Matched, Changed: res.Changed}
@@ -384,9 +388,10 @@ func (h *handler) audit(ctx context.Context, action string, detail any, res core
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := h.u.RecordAudit(actx, e); err != nil {
-		return fmt.Errorf("the change was made but could not be recorded in the audit log: %w", err)
+		h.log.Error("gworker admin: the change was made but could not be recorded in the audit log",
+			slog.String("actor", e.Actor), slog.String("action", e.Action), slog.String("detail", string(e.Detail)),
+			slog.Any("job_ids", e.JobIDs), slog.Int64("changed", e.Changed), slog.Any("error", err))
 	}
-	return nil
 }
 
 type actionResultJSON struct {
@@ -504,9 +509,11 @@ func (h *handler) addJob(ctx context.Context, req addRequest) (*core.Job, error)
 		if errors.Is(err, core.ErrInvalidInput) {
 			return nil, badInput("%s", strings.TrimPrefix(err.Error(), "gworker: "))
 		}
-		return nil, errors.Join(err, h.audit(ctx, "add", req, core.ActionResult{}, err))
+		h.audit(ctx, "add", req, core.ActionResult{}, err)
+		return nil, err
 	}
-	return job, h.audit(ctx, "add", req, core.ActionResult{Matched: 1, Changed: 1, IDs: []int64{job.ID}}, nil)
+	h.audit(ctx, "add", req, core.ActionResult{Matched: 1, Changed: 1, IDs: []int64{job.ID}}, nil)
+	return job, nil
 }
 
 func (h *handler) apiAddJob(w http.ResponseWriter, r *http.Request) {
@@ -770,7 +777,8 @@ func (h *handler) maintain(ctx context.Context, op string, req maintenanceReques
 	if op == "sweep" && req.DryRun {
 		return out, err
 	}
-	return out, errors.Join(err, h.audit(ctx, op, req, res, err))
+	h.audit(ctx, op, req, res, err)
+	return out, err
 }
 
 func (h *handler) apiMaintenance(w http.ResponseWriter, r *http.Request) {

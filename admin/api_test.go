@@ -1,15 +1,19 @@
 package admin_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,6 +250,44 @@ func TestPerJobActionsChangeTheJobAndAreAudited(t *testing.T) {
 	if e := audit.Entries[len(audit.Entries)-1]; !slices.Equal(e.JobIDs, []int64{j.ID}) || e.Changed != 1 {
 		t.Fatalf("first audit entry = %+v", e)
 	}
+}
+
+// An action whose audit entry cannot be written still answers success: the
+// change was made, and an error would make the operator, or a client's
+// retry, make it again. The failure is logged with the entry.
+func TestActionSucceedsWhenOnlyItsAuditEntryFails(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	b := setup(t, admin.Options{Logger: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+	j := b.addJob(t, "t", nil, nil)
+	b.failJob(t, j.ID, "broken")
+	if _, err := b.db.Exec(b.ctx, fmt.Sprintf(`drop table %q._private_gworker_audit`, b.schema)); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "retry", b.do(t, "POST", fmt.Sprintf("/api/v1/jobs/%d/retry", j.ID), "", asOperator), http.StatusOK)
+	got, err := b.utils.GetJob(b.ctx, j.ID)
+	if err != nil || got.Attempts != 0 || got.State(time.Now()) != core.JobStateReady {
+		t.Fatalf("after a retry whose audit failed: %+v, %v; want the job ready with 0 attempts", got, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if line := logs.String(); !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "could not be recorded in the audit log") ||
+		!strings.Contains(line, "action=retry") || !strings.Contains(line, fmt.Sprint(j.ID)) {
+		t.Fatalf("the lost audit entry was not logged with its action and job:\n%s", line)
+	}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func TestBulkActionsPreviewAndNeedConfirmation(t *testing.T) {

@@ -21,13 +21,17 @@ func (b *bundle) startAdmin(t *testing.T, environment map[string]string, args ..
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
+	// done is closed when the command returned with code: both the wait
+	// below and the cleanup read it.
+	var code int
+	done := make(chan struct{})
 	go func() {
-		done <- run(ctx, append([]string{"admin", "--listen", "127.0.0.1:0"}, args...), &stdout, &stderr, func(k string) string { return env[k] })
+		code = run(ctx, append([]string{"admin", "--listen", "127.0.0.1:0"}, args...), &stdout, &stderr, func(k string) string { return env[k] })
+		close(done)
 	}()
 	t.Cleanup(func() {
 		cancel()
-		if code := <-done; code != 0 {
+		if <-done; code != 0 {
 			t.Errorf("gworker admin: exit %d; stderr: %s", code, stderr.String())
 		}
 	})
@@ -39,7 +43,7 @@ func (b *bundle) startAdmin(t *testing.T, environment map[string]string, args ..
 			return true
 		}
 		select {
-		case code := <-done:
+		case <-done:
 			t.Fatalf("gworker admin exited with %d: %s", code, stderr.String())
 		default:
 		}

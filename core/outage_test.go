@@ -532,8 +532,14 @@ func TestPollOnlyDriverIsLoud(t *testing.T) {
 		w, sink := b.worker(t, core.WorkerOptions{Database: pollOnlyDB{b.db}, PollInterval: 50 * time.Millisecond,
 			Tasks: []core.Task{core.RawTask("p", func(context.Context, *core.Job) error { close(ran); return nil })}})
 		stop := runInBackground(t, w)
+		// The first fetch found nothing: only a poll can find the job.
+		sink.events.Wait(t, "worker:fetch", 1)
 		b.add(t, "p", nil, nil)
-		<-ran
+		select {
+		case <-ran:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a poll-only worker did not run a job added after its first fetch within 30s")
+		}
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -370,6 +369,36 @@ func short(s string) string {
 	return s
 }
 
+// addFields maps core's field names to the add request's.
+var addFields = map[string]string{
+	"identifier":          "task",
+	"payload":             "payload",
+	"JobSpec.QueueName":   "queue",
+	"JobSpec.MaxAttempts": "max_attempts",
+	"JobSpec.Priority":    "priority",
+	"JobSpec.JobKey":      "key",
+	"JobSpec.JobKeyMode":  "key_mode",
+}
+
+// addInputError says what core refused in the add request's own terms.
+func addInputError(err error) string {
+	var ve *core.ValidationError
+	if !errors.As(err, &ve) {
+		return strings.TrimPrefix(err.Error(), "gworker: ")
+	}
+	name, ok := addFields[ve.Field]
+	if strings.HasPrefix(ve.Field, "JobSpec.Flags[") {
+		name, ok = "flags", true
+	}
+	if !ok {
+		name = ve.Field
+	}
+	if ve.Value == nil {
+		return fmt.Sprintf("invalid %s: %s", name, ve.Reason)
+	}
+	return fmt.Sprintf("invalid %s %q: %s", name, fmt.Sprint(ve.Value), ve.Reason)
+}
+
 // audit records a change in the audit log. A failure to record it is
 // logged with the whole entry, not returned: the change is made, and an
 // error would make the operator, or a client's retry, make it again.
@@ -486,17 +515,6 @@ func (h *handler) addJob(ctx context.Context, req addRequest) (*core.Job, error)
 	}
 	spec := &core.JobSpec{QueueName: req.Queue, MaxAttempts: req.MaxAttempts, Priority: req.Priority, JobKey: req.Key,
 		JobKeyMode: core.JobKeyMode(req.KeyMode), Flags: req.Flags}
-	switch spec.JobKeyMode {
-	case "", core.Replace, core.PreserveRunAt, core.UnsafeDedupe:
-	default:
-		return nil, badInput("key_mode must be replace, preserve_run_at or unsafe_dedupe")
-	}
-	if spec.JobKeyMode != "" && spec.JobKey == "" {
-		return nil, badInput("key_mode needs a key")
-	}
-	if req.MaxAttempts < 0 || req.MaxAttempts > math.MaxInt16 {
-		return nil, badInput("max_attempts must be between 1 and %d", math.MaxInt16)
-	}
 	if req.RunAt != "" {
 		t, err := parseRunAt(req.RunAt, time.Now())
 		if err != nil {
@@ -507,7 +525,7 @@ func (h *handler) addJob(ctx context.Context, req addRequest) (*core.Job, error)
 	job, err := h.u.AddRawJob(ctx, req.Task, payload, spec)
 	if err != nil {
 		if errors.Is(err, core.ErrInvalidInput) {
-			return nil, badInput("%s", strings.TrimPrefix(err.Error(), "gworker: "))
+			return nil, badInput("%s", addInputError(err))
 		}
 		h.audit(ctx, "add", req, core.ActionResult{}, err)
 		return nil, err

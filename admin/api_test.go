@@ -354,6 +354,18 @@ func TestAddJobValidatesLikeTheCommand(t *testing.T) {
 			t.Errorf("%s: status %d, want 400; %s", name, r.status, r.body)
 		}
 	}
+	// Core's refusals name the request's fields.
+	for field, body := range map[string]string{
+		"key_mode":     `{"task":"t","key":"k","key_mode":"sometimes"}`,
+		"max_attempts": `{"task":"t","max_attempts":40000}`,
+		"queue":        `{"task":"t","queue":"` + strings.Repeat("q", 200) + `"}`,
+		"flags":        `{"task":"t","flags":[""]}`,
+	} {
+		r := b.do(t, "POST", "/api/v1/jobs", body, asOperator)
+		if r.status != http.StatusBadRequest || !strings.Contains(r.body, "invalid "+field) {
+			t.Errorf("%s: status %d, %s; want 400 naming %s", field, r.status, r.body, field)
+		}
+	}
 	// The form takes the payload as text, which must be JSON.
 	r := b.do(t, "POST", "/jobs/new", "task=t&payload="+url.QueryEscape("{nope"), asOperator)
 	want(t, "form with a bad payload", r, http.StatusBadRequest)

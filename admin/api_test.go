@@ -398,14 +398,53 @@ func TestMaintenanceEndpoints(t *testing.T) {
 		t.Fatalf("the failed job survived cleanup: %v", err)
 	}
 	want(t, "bad cleanup task", b.do(t, "POST", "/api/v1/maintenance/cleanup", `{"tasks":["DROP_EVERYTHING"]}`, asOperator), http.StatusBadRequest)
+
+	lockedBy := func(id int64) string {
+		t.Helper()
+		j, err := b.utils.GetJob(b.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.LockedBy // "" when unlocked
+	}
+	lockFor := func(id int64, worker string) {
+		t.Helper()
+		if _, err := b.db.Exec(b.ctx, fmt.Sprintf(`update %q._private_jobs set locked_by = $2, locked_at = now(), attempts = 1 where id = $1`, b.schema), id, worker); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := b.addJob(t, "t", nil, nil)
+	lockFor(held.ID, "pool-dead")
 	want(t, "force-unlock", b.do(t, "POST", "/api/v1/maintenance/force-unlock", `{"worker_ids":["pool-dead"]}`, asOperator), http.StatusOK)
+	if by := lockedBy(held.ID); by != "" {
+		t.Fatalf("after force-unlock of pool-dead, job %d is locked by %s", held.ID, by)
+	}
 	want(t, "force-unlock of nobody", b.do(t, "POST", "/api/v1/maintenance/force-unlock", `{}`, asOperator), http.StatusBadRequest)
+
+	// A registered worker whose heartbeat stopped an hour ago holds a job.
+	if _, err := b.db.Exec(b.ctx, fmt.Sprintf(`insert into %q._private_gworker_workers (worker_id, heartbeat_interval, last_heartbeat_at)
+values ('pool-gone', interval '10 seconds', now() - interval '1 hour')`, b.schema)); err != nil {
+		t.Fatal(err)
+	}
+	lockFor(held.ID, "pool-gone")
 	r = b.do(t, "POST", "/api/v1/maintenance/sweep", `{"dry_run":true}`, asOperator)
 	want(t, "sweep", r, http.StatusOK)
-	var sw map[string]any
+	var sw struct {
+		DryRun      bool     `json:"dry_run"`
+		DeadWorkers []string `json:"dead_workers"`
+		JobIDs      []int64  `json:"job_ids"`
+	}
 	r.json(t, &sw)
-	if sw["dry_run"] != true {
-		t.Fatalf("sweep = %v", sw)
+	if !sw.DryRun || !slices.Equal(sw.DeadWorkers, []string{"pool-gone"}) || !slices.Equal(sw.JobIDs, []int64{held.ID}) {
+		t.Fatalf("sweep dry run = %+v, want pool-gone dead holding job %d", sw, held.ID)
+	}
+	if by := lockedBy(held.ID); by != "pool-gone" {
+		t.Fatalf("a dry run changed job %d: locked by %q", held.ID, by)
+	}
+	r = b.do(t, "POST", "/api/v1/maintenance/sweep", `{}`, asOperator)
+	want(t, "sweep", r, http.StatusOK)
+	if by := lockedBy(held.ID); by != "" {
+		t.Fatalf("after the sweep, job %d is still locked by %s", held.ID, by)
 	}
 	want(t, "unknown op", b.do(t, "POST", "/api/v1/maintenance/vacuum", `{}`, asOperator), http.StatusBadRequest)
 	var audit struct{ Entries []struct{ Action string } }
@@ -417,7 +456,7 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	// Newest first. A request refused as bad input (the unknown cleanup
 	// task, force-unlock of nobody) changed nothing and is not recorded;
 	// neither is the dry run.
-	if !slices.Equal(got, []string{"force-unlock", "cleanup"}) {
+	if !slices.Equal(got, []string{"sweep", "force-unlock", "cleanup"}) {
 		t.Fatalf("audit = %v", got)
 	}
 }

@@ -148,6 +148,16 @@ func TestNamedQueueNotWedgedByOutage(t *testing.T) {
 	// (3 s) when the server stops. A fixed pause could stop it before the
 	// worker ran anything, and prove nothing.
 	s.waitEachRan()
+	// The bug's setup, checked: job 1's completion still waits in the batch,
+	// so the job and its queue are locked when the server stops.
+	var lockedJobs, lockedQueues int
+	if err := s.admin.QueryRow(context.Background(), "select (select count(*) from "+schema+"._private_jobs where locked_by is not null), "+
+		"(select count(*) from "+schema+"._private_job_queues where queue_name = 'q' and locked_by is not null)").Scan(&lockedJobs, &lockedQueues); err != nil {
+		s.t.Fatal(err)
+	}
+	if lockedJobs != 1 || lockedQueues != 1 {
+		s.t.Fatalf("before the outage %d jobs and %d queues are locked, want job 1 and queue q held by its unrecorded completion", lockedJobs, lockedQueues)
+	}
 	w := s.outage(pgtest.ShutdownFast, 8*time.Second, faultOptions{idle: true, expectLog: true})
 	// Three jobs one after the other, each completion held 3 s: 9 s plus
 	// the reconnection; the issue saw nothing move 20 s after the restart.

@@ -15,6 +15,7 @@ import (
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -141,6 +142,12 @@ func (b *bundle) addJob(t *testing.T, task string, payload any, spec *core.JobSp
 		t.Fatal(err)
 	}
 	return j
+}
+
+// registerWorker plants w in the schema's worker registry.
+func (b *bundle) registerWorker(t *testing.T, w testkit.RegisteredWorker) {
+	t.Helper()
+	testkit.RegisterWorker(t, b.ctx, b.db, b.schema, w)
 }
 
 // failJob makes a job permanently failed with message as its last error.

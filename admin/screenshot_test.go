@@ -14,6 +14,7 @@ import (
 	"github.com/gworker/gworker/admin"
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // envScreenshot names where TestBrowserOverviewScreenshot writes its PNG;
@@ -53,10 +54,8 @@ func TestBrowserOverviewScreenshot(t *testing.T) {
 	q := pgx.Identifier{b.schema}.Sanitize()
 	workers := []string{"pool-3f9a1c2b7d4e5f6a70", "pool-8b2d4f6a1c3e5b7d90"}
 	for _, w := range workers {
-		if _, err := pool.Exec(b.ctx, `insert into `+q+`._private_gworker_workers (worker_id, hostname, pid, version, concurrency, heartbeat_interval, tasks)
-values ($1, 'app-1', 4242, 'v0.9.0', 16, interval '30 seconds', $2)`, w, tasks); err != nil {
-			t.Fatal(err)
-		}
+		b.registerWorker(t, testkit.RegisteredWorker{ID: w, Hostname: "app-1", PID: 4242, Version: "v0.9.0", Concurrency: 16,
+			HeartbeatInterval: 30 * time.Second, Tasks: tasks})
 	}
 	for m := 0; m <= 60; m++ {
 		for wi, w := range workers {

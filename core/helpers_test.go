@@ -62,6 +62,12 @@ func setupUnmigrated(t *testing.T) *bundle {
 // sql replaces S in a statement with the test's quoted schema name.
 func (b *bundle) sql(s string) string { return strings.ReplaceAll(s, "S.", b.q+".") }
 
+// registerWorker plants w in the schema's worker registry.
+func (b *bundle) registerWorker(t *testing.T, w testkit.RegisteredWorker) {
+	t.Helper()
+	testkit.RegisterWorker(t, b.ctx, b.db, b.schema, w)
+}
+
 func (b *bundle) exec(t *testing.T, s string, args ...any) {
 	t.Helper()
 	if _, err := b.pool.Exec(b.ctx, b.sql(s), args...); err != nil {

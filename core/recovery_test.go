@@ -20,15 +20,15 @@ import (
 	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/internal/clocktest"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // deadWorker registers a worker whose last heartbeat was age ago, as a
 // crashed gworker leaves it.
 func (b *bundle) deadWorker(t *testing.T, id string, age time.Duration) {
 	t.Helper()
-	b.exec(t, `insert into S._private_gworker_workers (worker_id, hostname, pid, heartbeat_interval, started_at, last_heartbeat_at)
-		values ($1, 'crashed-host', 4242, interval '1 second', now() - interval '1 day', now() - $2::float8 * interval '1 second')`,
-		id, age.Seconds())
+	b.registerWorker(t, testkit.RegisteredWorker{ID: id, Hostname: "crashed-host", PID: 4242,
+		HeartbeatInterval: time.Second, StartedAgo: 24 * time.Hour, HeartbeatAgo: age})
 }
 
 // lockJob makes the job look fetched by worker `by`, lockedAgo ago: locked,

@@ -17,6 +17,7 @@ import (
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/internal/pgtest"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 type sendEmail struct {
@@ -645,9 +646,8 @@ func TestCleanup(t *testing.T) {
 		b.exec(t, "insert into S._private_tasks (identifier) values ($1)", id)
 	}
 	// A live worker caches the id of its task; a dead one's is free to go.
-	b.exec(t, `insert into S._private_gworker_workers (worker_id, heartbeat_interval, tasks, last_heartbeat_at)
-values ('pool-live', interval '10 seconds', array['live_workers'], now()),
-       ('pool-dead', interval '10 seconds', array['dead_workers'], now() - interval '1 hour')`)
+	b.registerWorker(t, testkit.RegisteredWorker{ID: "pool-live", Tasks: []string{"live_workers"}})
+	b.registerWorker(t, testkit.RegisteredWorker{ID: "pool-dead", Tasks: []string{"dead_workers"}, HeartbeatAgo: time.Hour})
 	b.exec(t, "insert into S._private_job_queues (queue_name) values ('empty'), ('empty_locked')")
 	b.exec(t, "update S._private_job_queues set locked_at = now(), locked_by = 'w3' where queue_name = 'empty_locked'")
 

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/gworker/gworker/driver/pgxdriver"
 	"github.com/gworker/gworker/internal/pgtest"
 	"github.com/gworker/gworker/internal/testkit"
 )
@@ -65,6 +66,12 @@ func (b *bundle) migrate(t *testing.T) {
 	if r := b.cli(t, "migrate"); r.code != 0 {
 		t.Fatalf("migrate: exit %d, stderr: %s", r.code, r.stderr)
 	}
+}
+
+// registerWorker plants w in the schema's worker registry.
+func (b *bundle) registerWorker(t *testing.T, w testkit.RegisteredWorker) {
+	t.Helper()
+	testkit.RegisterWorker(t, b.ctx, pgxdriver.New(b.pool), b.schema, w)
 }
 
 // sql replaces "S." with the quoted schema.

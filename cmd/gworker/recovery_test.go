@@ -4,16 +4,16 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // crashedWorker registers a worker whose last heartbeat was an hour ago and
 // makes it hold the given jobs, as a killed gworker leaves them.
 func (b *bundle) crashedWorker(t *testing.T, id string, jobIDs ...int64) {
 	t.Helper()
-	if _, err := b.pool.Exec(b.ctx, b.sql(`insert into S._private_gworker_workers (worker_id, hostname, pid, heartbeat_interval, last_heartbeat_at)
-		values ($1, 'gone-host', 77, interval '1 second', now() - interval '1 hour')`), id); err != nil {
-		t.Fatal(err)
-	}
+	b.registerWorker(t, testkit.RegisteredWorker{ID: id, Hostname: "gone-host", PID: 77, HeartbeatInterval: time.Second, HeartbeatAgo: time.Hour})
 	if _, err := b.pool.Exec(b.ctx, b.sql(`update S._private_jobs set locked_by = $1, locked_at = now() - interval '1 hour', attempts = 1
 		where id = any($2)`), id, jobIDs); err != nil {
 		t.Fatal(err)
@@ -29,10 +29,7 @@ func TestWorkersListsRegisteredWorkersWithStaleness(t *testing.T) {
 	}
 	job := b.add(t, "x")
 	b.crashedWorker(t, "pool-crashed", job.ID)
-	if _, err := b.pool.Exec(b.ctx, b.sql(`insert into S._private_gworker_workers (worker_id, hostname, pid, heartbeat_interval)
-		values ('pool-alive', 'here', 88, interval '30 seconds')`)); err != nil {
-		t.Fatal(err)
-	}
+	b.registerWorker(t, testkit.RegisteredWorker{ID: "pool-alive", Hostname: "here", PID: 88, HeartbeatInterval: 30 * time.Second})
 
 	r := b.cli(t, "workers")
 	if r.code != 0 {

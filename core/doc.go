@@ -82,7 +82,8 @@
 // registered, graphile-worker's, are left to its 4-hour rule unless
 // SweepForeignLocks is set. It is on by default (WorkerOptions.Recovery);
 // Utils.ListActiveWorkers and Utils.SweepStaleWorkers (with a dry run) do the
-// same by hand.
+// same by hand. Utils.ListLockHolders counts the jobs and queues every
+// locked_by holds, registered or not (graphile-worker's workers too).
 //
 // # Cron
 //

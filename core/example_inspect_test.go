@@ -87,3 +87,35 @@ func ExampleUtils_ListJobs() {
 	// would retry 3 jobs
 	// retried 3 jobs, skipped 0
 }
+
+// See which workers hold jobs and queues, with exact counts: graphile-worker
+// (Node) workers, which do not register, as well as gworker's.
+func ExampleUtils_ListLockHolders() {
+	ctx := context.Background()
+	db, utils, stop := exampleSetup(ctx, "locks")
+	defer stop()
+	for i := range 3 {
+		spec := &core.JobSpec{QueueName: fmt.Sprintf("album-%d", i%2)}
+		if _, err := utils.AddRawJob(ctx, "resize", map[string]int{"image": i}, spec); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// A Node worker takes the first two jobs and locks their queues, as
+	// graphile-worker's fetch does.
+	if _, err := db.Exec(ctx, `with j as (
+  update locks._private_jobs set locked_by = 'pool-node', locked_at = now(), attempts = 1
+  where id in (select id from locks._private_jobs order by id limit 2) returning job_queue_id)
+update locks._private_job_queues q set locked_by = 'pool-node', locked_at = now() from j where q.id = j.job_queue_id`); err != nil {
+		log.Fatal(err)
+	}
+
+	holders, err := utils.ListLockHolders(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, h := range holders {
+		fmt.Printf("%s holds %d jobs and %d queues; registered with gworker: %v\n", h.ID, h.LockedJobs, h.LockedQueues, h.Registered)
+	}
+	// Output:
+	// pool-node holds 2 jobs and 2 queues; registered with gworker: false
+}

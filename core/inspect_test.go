@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // sqlID runs a statement returning one job id.
@@ -566,5 +567,79 @@ func TestListTasksWithoutTheRegistry(t *testing.T) {
 	b.exec(t, "drop table S._private_gworker_workers")
 	if _, err := b.utils.ListTasks(b.ctx); err != nil {
 		t.Fatalf("without the registry: %v", err)
+	}
+}
+
+// ListLockHolders counts every holder's jobs and queues exactly, however
+// many: more running jobs than a few pages of ListJobs, holders that only
+// hold a queue, and holders that never registered (as graphile-worker's
+// Node workers do not).
+func TestListLockHoldersCountsExactly(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const nodeJobs, registeredJobs, idle = 5*core.MaxPageSize + 7, 150, 40
+	if n := b.queryInt(t, `select count(*) from S.add_jobs(array(
+		select row('bulk', json_build_object('n', g), null, null, null, null, null, null)::S.job_spec
+		from generate_series(1, $1::int) g))`, nodeJobs+registeredJobs+idle); n != nodeJobs+registeredJobs+idle {
+		t.Fatalf("added %d jobs", n)
+	}
+	t0 := time.Date(2024, 1, 2, 3, 0, 0, 0, time.UTC)
+	lock := func(by string, n int, at time.Time) {
+		t.Helper()
+		b.exec(t, `update S._private_jobs set locked_by = $1, locked_at = $3, attempts = 1
+			where id in (select id from S._private_jobs where locked_by is null order by id limit $2)`, by, n, at)
+	}
+	// A Node worker holds most jobs; the first one it took is its oldest
+	// lock. A registered gworker worker holds fewer, all taken later.
+	lock("pool-node", 1, t0.Add(2*time.Hour))
+	lock("pool-node", nodeJobs-1, t0.Add(2*time.Hour+time.Minute))
+	lock("pool-registered", registeredJobs, t0.Add(3*time.Hour))
+	b.registerWorker(t, testkit.RegisteredWorker{ID: "pool-registered"})
+	// Queues: two of the Node worker's, and one held by a worker whose job
+	// is gone (completed by another hand), its oldest lock.
+	b.exec(t, "insert into S._private_job_queues (queue_name) values ('qa'), ('qb'), ('qc'), ('free')")
+	b.exec(t, "update S._private_job_queues set locked_by = 'pool-node', locked_at = $1 where queue_name in ('qa', 'qb')", t0.Add(4*time.Hour))
+	b.exec(t, "update S._private_job_queues set locked_by = 'pool-queue-only', locked_at = $1 where queue_name = 'qc'", t0)
+
+	describe := func(hs []core.LockHolder) string {
+		s := ""
+		for _, h := range hs {
+			s += fmt.Sprintf("%s jobs=%d queues=%d oldest=%s registered=%v\n", h.ID, h.LockedJobs, h.LockedQueues,
+				h.OldestLock.UTC().Format(time.TimeOnly), h.Registered)
+		}
+		return s
+	}
+	want := fmt.Sprintf(`pool-queue-only jobs=0 queues=1 oldest=03:00:00 registered=false
+pool-node jobs=%d queues=2 oldest=05:00:00 registered=false
+pool-registered jobs=%d queues=0 oldest=06:00:00 registered=true
+`, nodeJobs, registeredJobs)
+	hs, err := b.utils.ListLockHolders(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := describe(hs); got != want {
+		t.Fatalf("ListLockHolders:\n%s\nwant:\n%s", got, want)
+	}
+	// The counts agree with the jobs' own rows.
+	if n := b.queryInt(t, "select count(*) from S._private_jobs where locked_by = 'pool-node'"); int64(n) != hs[1].LockedJobs {
+		t.Fatalf("pool-node holds %d jobs, ListLockHolders says %d", n, hs[1].LockedJobs)
+	}
+
+	// Without gworker's registry (graphile-worker installed the schema),
+	// nobody is registered and the counts stay.
+	b.exec(t, "drop table S._private_gworker_workers")
+	hs, err = b.utils.ListLockHolders(b.ctx)
+	if err != nil {
+		t.Fatalf("without the registry: %v", err)
+	}
+	if got, want := describe(hs), strings.Replace(want, "registered=true", "registered=false", 1); got != want {
+		t.Fatalf("ListLockHolders without the registry:\n%s\nwant:\n%s", got, want)
+	}
+
+	// Nothing locked, nothing listed.
+	b.exec(t, "update S._private_jobs set locked_by = null, locked_at = null")
+	b.exec(t, "update S._private_job_queues set locked_by = null, locked_at = null")
+	if hs, err := b.utils.ListLockHolders(b.ctx); err != nil || len(hs) != 0 {
+		t.Fatalf("with no lock: %+v, %v", hs, err)
 	}
 }

@@ -620,8 +620,8 @@ func (h *handler) apiWorkers(w http.ResponseWriter, r *http.Request) {
 	}
 	type otherJSON struct {
 		ID         string `json:"id"`
-		LockedJobs int    `json:"locked_jobs"`
-		Queues     int    `json:"locked_queues"`
+		LockedJobs int64  `json:"locked_jobs"`
+		Queues     int64  `json:"locked_queues"`
 		OldestLock string `json:"oldest_lock"`
 	}
 	ws, others := []workerJSON{}, []otherJSON{}
@@ -630,9 +630,9 @@ func (h *handler) apiWorkers(w http.ResponseWriter, r *http.Request) {
 			x.HeartbeatAge.Seconds(), x.HeartbeatInterval.Seconds(), x.Stale, x.LockedJobs})
 	}
 	for _, o := range v.Others {
-		others = append(others, otherJSON{o.ID, o.Jobs, o.Queues, rfc3339(o.OldestLock)})
+		others = append(others, otherJSON{o.ID, o.LockedJobs, o.LockedQueues, rfc3339(o.OldestLock)})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"workers": ws, "other_lockers": others, "others_partial": v.Partial,
+	writeJSON(w, http.StatusOK, map[string]any{"workers": ws, "other_lockers": others,
 		"stale_threshold_seconds": h.threshold.Seconds()})
 }
 

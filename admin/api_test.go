@@ -19,6 +19,7 @@ import (
 
 	"github.com/gworker/gworker/admin"
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 func TestNewHandlerRequiresAnAuthenticator(t *testing.T) {
@@ -106,6 +107,71 @@ func TestEveryReadEndpointAnswersJSON(t *testing.T) {
 	want(t, "unknown endpoint", b.do(t, "GET", "/api/v1/nope", "", asViewer), http.StatusNotFound)
 	want(t, "missing job", b.do(t, "GET", "/api/v1/jobs/999999", "", asViewer), http.StatusNotFound)
 	want(t, "bad id", b.do(t, "GET", "/api/v1/jobs/abc", "", asViewer), http.StatusBadRequest)
+}
+
+// The workers endpoint and page count each locker's jobs and queues
+// exactly, however many running jobs there are: more here than five full
+// pages of jobs.
+func TestWorkersCountEveryLockExactly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, admin.Options{})
+	const nodeJobs, liveJobs = 5*core.MaxPageSize + 7, 30
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := b.db.Exec(b.ctx, strings.ReplaceAll(sql, "S.", fmt.Sprintf("%q.", b.schema)), args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`select from S.add_jobs(array(select row('bulk', '{}'::json, null, null, null, null, null, null)::S.job_spec
+		from generate_series(1, $1::int) g))`, int64(nodeJobs+liveJobs+5))
+	lock := func(by string, n int64, ago string) {
+		t.Helper()
+		exec(`update S._private_jobs set locked_by = $1, locked_at = now() - $3::interval, attempts = 1
+			where id in (select id from S._private_jobs where locked_by is null order by id limit $2)`, by, n, ago)
+	}
+	// A Node worker (unregistered) and a live gworker worker hold jobs; a
+	// third locker holds only a queue, and the oldest lock.
+	lock("pool-node", nodeJobs, "1 hour")
+	lock("pool-live", liveJobs, "1 minute")
+	b.registerWorker(t, testkit.RegisteredWorker{ID: "pool-live"})
+	exec("insert into S._private_job_queues (queue_name, locked_by, locked_at) values ('qa', 'pool-node', now()), ('qb', 'pool-queue-only', now() - interval '2 hours'), ('qc', null, null)")
+
+	var got struct {
+		Workers []struct {
+			ID         string
+			LockedJobs int64 `json:"locked_jobs"`
+		}
+		Others []struct {
+			ID           string
+			LockedJobs   int64  `json:"locked_jobs"`
+			LockedQueues int64  `json:"locked_queues"`
+			OldestLock   string `json:"oldest_lock"`
+		} `json:"other_lockers"`
+	}
+	r := b.do(t, "GET", "/api/v1/workers", "", asViewer)
+	want(t, "workers", r, http.StatusOK)
+	r.json(t, &got)
+	if len(got.Workers) != 1 || got.Workers[0].ID != "pool-live" || got.Workers[0].LockedJobs != liveJobs {
+		t.Errorf("workers = %+v, want pool-live holding %d jobs", got.Workers, liveJobs)
+	}
+	others := ""
+	for _, o := range got.Others {
+		others += fmt.Sprintf("%s:%d:%d:%v ", o.ID, o.LockedJobs, o.LockedQueues, o.OldestLock != "")
+	}
+	if want := fmt.Sprintf("pool-queue-only:0:1:true pool-node:%d:1:true ", nodeJobs); others != want {
+		t.Errorf("other_lockers = %s\nwant %s\nbody: %.500s", others, want, r.body)
+	}
+
+	page := b.do(t, "GET", "/workers", "", asViewer)
+	want(t, "workers page", page, http.StatusOK)
+	for _, row := range []string{
+		fmt.Sprintf(`pool-node</a></td><td class="num">%d</td><td class="num">1</td>`, nodeJobs),
+		`pool-queue-only</a></td><td class="num">0</td><td class="num">1</td>`,
+	} {
+		if !strings.Contains(page.body, row) {
+			t.Errorf("the workers page lacks %s", row)
+		}
+	}
 }
 
 type jobsPage struct {
@@ -422,10 +488,7 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	want(t, "force-unlock of nobody", b.do(t, "POST", "/api/v1/maintenance/force-unlock", `{}`, asOperator), http.StatusBadRequest)
 
 	// A registered worker whose heartbeat stopped an hour ago holds a job.
-	if _, err := b.db.Exec(b.ctx, fmt.Sprintf(`insert into %q._private_gworker_workers (worker_id, heartbeat_interval, last_heartbeat_at)
-values ('pool-gone', interval '10 seconds', now() - interval '1 hour')`, b.schema)); err != nil {
-		t.Fatal(err)
-	}
+	b.registerWorker(t, testkit.RegisteredWorker{ID: "pool-gone", HeartbeatAgo: time.Hour})
 	lockFor(held.ID, "pool-gone")
 	r = b.do(t, "POST", "/api/v1/maintenance/sweep", `{"dry_run":true}`, asOperator)
 	want(t, "sweep", r, http.StatusOK)
@@ -469,10 +532,7 @@ func TestCleanupKeepsTheTasksOfLiveWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A live worker that registered "kept" (and caches its id).
-	if _, err := b.db.Exec(b.ctx, fmt.Sprintf(`insert into %q._private_gworker_workers (worker_id, heartbeat_interval, tasks)
-values ('pool-live', interval '10 seconds', array['kept'])`, b.schema)); err != nil {
-		t.Fatal(err)
-	}
+	b.registerWorker(t, testkit.RegisteredWorker{ID: "pool-live", Tasks: []string{"kept"}})
 	want(t, "cleanup", b.do(t, "POST", "/api/v1/maintenance/cleanup", `{"tasks":["GC_TASK_IDENTIFIERS"]}`, asOperator), http.StatusOK)
 	rows, err := b.db.Query(b.ctx, fmt.Sprintf(`select identifier from %q._private_tasks order by identifier`, b.schema))
 	if err != nil {

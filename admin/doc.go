@@ -107,7 +107,10 @@
 //	    "last_heartbeat_at", "heartbeat_age_seconds", "heartbeat_interval_seconds",
 //	    "stale", "locked_jobs"}],
 //	   "other_lockers": [{"id", "locked_jobs", "locked_queues", "oldest_lock"}],
-//	   "others_partial": false, "stale_threshold_seconds": 300}
+//	   "stale_threshold_seconds": 300}
+//	  other_lockers hold jobs or queues without being registered (graphile-worker
+//	  workers, gworker workers with recovery off), oldest lock first; the counts
+//	  are exact (see core.Utils.ListLockHolders).
 //
 //	GET /api/v1/cron
 //	  {"cron": [{"identifier", "task", "schedule", "known_since", "last_execution", "next_run"}]}

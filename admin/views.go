@@ -10,24 +10,12 @@ import (
 
 // workersView is the workers page: gworker's registered workers, and the
 // other lockers (graphile-worker workers, which do not register, or
-// gworker workers without recovery) seen by the jobs and queues they hold.
+// gworker workers without recovery) seen by the jobs and queues they hold,
+// counted exactly by core.
 type workersView struct {
 	Workers []core.WorkerInfo
-	Others  []otherLocker
-	// Partial says the running jobs were too many to read all of them, so
-	// the other lockers' counts are a lower bound.
-	Partial bool
+	Others  []core.LockHolder // oldest lock first
 }
-
-type otherLocker struct {
-	ID         string
-	Jobs       int
-	Queues     int
-	OldestLock time.Time
-}
-
-// maxLockedScan caps how many running jobs the workers view reads.
-const maxLockedScan = 5 * core.MaxPageSize
 
 func (h *handler) workers(ctx context.Context) (workersView, error) {
 	var v workersView
@@ -40,54 +28,17 @@ func (h *handler) workers(ctx context.Context) (workersView, error) {
 	for _, w := range ws {
 		known[w.ID] = true
 	}
-	others := map[string]*otherLocker{}
-	other := func(id string, at time.Time) *otherLocker {
-		o := others[id]
-		if o == nil {
-			o = &otherLocker{ID: id, OldestLock: at}
-			others[id] = o
-		}
-		if at.Before(o.OldestLock) {
-			o.OldestLock = at
-		}
-		return o
-	}
-	// Running jobs are few next to the table, and the state filter stops
-	// at the page's end; read pages until they are done or the cap.
-	opts := core.ListJobsOptions{Filter: core.JobFilter{States: []core.JobState{core.JobStateRunning}}, Limit: core.MaxPageSize}
-	for read := 0; ; {
-		page, err := h.u.ListJobs(ctx, opts)
-		if err != nil {
-			return v, err
-		}
-		for _, j := range page.Jobs {
-			if j.LockedBy != "" && !known[j.LockedBy] && j.LockedAt != nil {
-				other(j.LockedBy, *j.LockedAt).Jobs++
-			}
-		}
-		read += len(page.Jobs)
-		if page.Next == "" {
-			break
-		}
-		if read >= maxLockedScan {
-			v.Partial = true
-			break
-		}
-		opts.After = page.Next
-	}
-	qs, err := h.u.ListQueues(ctx)
+	holders, err := h.u.ListLockHolders(ctx)
 	if err != nil {
 		return v, err
 	}
-	for _, q := range qs {
-		if q.LockedBy != "" && !known[q.LockedBy] && q.LockedAt != nil {
-			other(q.LockedBy, *q.LockedAt).Queues++
+	for _, l := range holders {
+		// A worker that registered after ListActiveWorkers read the
+		// registry is neither listed above nor another locker.
+		if !l.Registered && !known[l.ID] {
+			v.Others = append(v.Others, l)
 		}
 	}
-	for _, o := range others {
-		v.Others = append(v.Others, *o)
-	}
-	slices.SortFunc(v.Others, func(a, b otherLocker) int { return a.OldestLock.Compare(b.OldestLock) })
 	return v, nil
 }
 

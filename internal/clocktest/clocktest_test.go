@@ -79,13 +79,45 @@ func TestStopAndWaitUntilATimerOfOneCaller(t *testing.T) {
 	if !tm.Stop() || tm.Stop() {
 		t.Error("Stop should report true once")
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// The condition reports each answer it gives, and gives it only once
+	// the test has received it: the test knows each time WaitUntil asks,
+	// and what it heard.
+	answers := make(chan bool)
 	armedInMinute := func(ts []clocktest.PendingTimer) bool {
-		return slices.ContainsFunc(ts, func(p clocktest.PendingTimer) bool { return p.ArmedIn("clocktest_test.armMinute") })
+		ok := slices.ContainsFunc(ts, func(p clocktest.PendingTimer) bool { return p.ArmedIn("clocktest_test.armMinute") })
+		select {
+		case answers <- ok:
+		case <-ctx.Done():
+		}
+		return ok
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.WaitUntil(context.Background(), armedInMinute) }()
-	armSecond(c) // another caller's timer does not end the wait
+	go func() { done <- c.WaitUntil(ctx, armedInMinute) }()
+	// expect waits for WaitUntil's next question and checks its answer;
+	// WaitUntil returning instead fails the test.
+	expect := func(step string, want bool) {
+		t.Helper()
+		select {
+		case got := <-answers:
+			if got != want {
+				t.Fatalf("%s: the condition answered %v, want %v", step, got, want)
+			}
+		case err := <-done:
+			t.Fatalf("%s: WaitUntil returned (%v) while its condition was false", step, err)
+		case <-ctx.Done():
+			t.Fatalf("%s: WaitUntil did not ask its condition again", step)
+		}
+	}
+	expect("at first, with no timer", false)
+	// Another caller's timer wakes WaitUntil, which must ask again and,
+	// hearing false, go on waiting.
+	armSecond(c)
+	expect("after armSecond's timer", false)
+	// Only now, with WaitUntil seen waiting, does the condition come true.
 	armMinute(c)
+	expect("after armMinute's timer", true)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -93,9 +125,9 @@ func TestStopAndWaitUntilATimerOfOneCaller(t *testing.T) {
 	if len(ts) != 2 || !ts[0].ArmedIn("armSecond") || ts[0].ArmedIn("armMinute") || !ts[1].ArmedIn("armMinute") {
 		t.Errorf("Timers = %+v, want armSecond's, then armMinute's", ts)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := c.WaitUntil(ctx, func(ts []clocktest.PendingTimer) bool { return len(ts) > 2 }); err == nil {
+	cancelled, cancelNow := context.WithCancel(context.Background())
+	cancelNow()
+	if err := c.WaitUntil(cancelled, func(ts []clocktest.PendingTimer) bool { return len(ts) > 2 }); err == nil {
 		t.Error("WaitUntil returned nil on a cancelled context with its condition false")
 	}
 }

@@ -5,10 +5,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,12 +78,14 @@ back to the queue, not before --recovery-delay (see "gworker help sweep").
 --no-recovery turns that off; crashed workers' jobs then wait for
 graphile-worker's 4-hour rule.
 
-When the database does not answer at start (no server listening yet,
-SQLSTATE 57P03 "cannot connect now" while it starts or recovers, 53300 too
-many connections, PgBouncer failing to reach it), run waits for it with
-backoff, saying so once; a bad
-connection string, a failed authentication or a missing database end it
-at once.
+When the database is not available while run starts, at its first
+connection or later while it migrates and registers (no server listening
+yet, SQLSTATE 57P03 "cannot connect now" while it starts or recovers, 53300
+too many connections, a session ended by the server's shutdown, PgBouncer
+failing to reach it), run waits for it with backoff, saying so once; a bad
+connection string, a failed authentication, a missing database or a
+migration that fails for another reason (a schema newer than this gworker)
+end it at once.
 
 Behind PgBouncer in transaction pooling mode (-c pointing at PgBouncer), give
 the worker a direct connection to PostgreSQL for LISTEN with
@@ -142,9 +147,24 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 		return err
 	}
 	schema := opts.schemaName(e)
-	db, err := opts.openWaiting(ctx, e, log, dbOpts...)
-	if err != nil {
-		return err
+	// The whole start (connecting, then the worker's migration and its
+	// registrations) waits out a database that is not up yet or restarts
+	// meanwhile; see startWait.
+	wait := &startWait{log: log}
+	var db *pgxdriver.Driver
+	for {
+		// The worker handles SIGINT and SIGTERM once it runs; here they
+		// make the attempt, and so the command, give up.
+		sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		db, err = opts.open(sigCtx, e, dbOpts...)
+		interrupted := sigCtx.Err() != nil
+		stop()
+		if err == nil {
+			break
+		}
+		if interrupted || !wait.retry(ctx, err) {
+			return err
+		}
 	}
 	defer db.Close()
 
@@ -183,6 +203,7 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 		watching.Wait()
 	}()
 	tally.started = func(u *core.Utils) {
+		wait.workerStarted()
 		watching.Go(func() { warnUnwantedJobs(watchCtx, u, ours, log, unwantedJobsInterval) })
 	}
 	wo.Hooks.OnEvent = tally.onEvent
@@ -190,10 +211,18 @@ func runWorker(ctx context.Context, e *env, opts *commonFlags, o *runOptions) er
 	if err != nil {
 		return err
 	}
-	if o.once {
-		err = w.RunOnce(ctx)
-	} else {
-		err = w.Run(ctx)
+	for {
+		// Until the worker has started, an error is its start's: a
+		// migration or registration that lost the database is tried
+		// again, from the start. Nothing of a failed start stays behind.
+		if o.once {
+			err = w.RunOnce(ctx)
+		} else {
+			err = w.Run(ctx)
+		}
+		if err == nil || !wait.retry(ctx, err) {
+			break
+		}
 	}
 	// The worker may have given up on a task that ignored SIGTERM; do not
 	// leave its processes behind.

@@ -542,7 +542,7 @@ func (w *Worker) cronEvents() func(CronEvent) {
 // eventCtx is the context observers get for a job's outcome: the job and
 // worker values of its handler's context, never cancelled.
 func (r *runner) eventCtx(job *Job) context.Context {
-	return context.WithValue(context.WithValue(context.Background(), ctxKeyWorker, r.w), ctxKeyJob, job)
+	return &handlerContext{Context: context.Background(), w: r.w, job: job}
 }
 
 // The emit* methods build events only when someone observes; the runner

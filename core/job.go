@@ -182,36 +182,56 @@ const jobColumns = "j.id, j.job_queue_id, j.task_id, j.payload, j.priority, j.ru
 // scanJob reads one row of jobColumns, and then any extra columns into
 // extra. Task identifier and queue name are filled in later from their ids.
 func scanJob(rows Rows, extra ...any) (*Job, error) {
-	var (
-		j                               Job
-		priority, attempts, maxAttempts int16
-		revision                        int32
-		key, lockedBy                   *string
-		payload, flags                  []byte
-	)
-	dest := append([]any{&j.ID, &j.jobQueueID, &j.taskID, &payload, &priority, &j.RunAt, &attempts, &maxAttempts,
-		&j.LastError, &j.CreatedAt, &j.UpdatedAt, &key, &j.LockedAt, &lockedBy, &revision, &flags}, extra...)
-	err := rows.Scan(dest...)
-	if err != nil {
+	return newJobScanner(extra...).scan(rows, new(Job))
+}
+
+// jobScanner reads rows of jobColumns into jobs. One scanner serves a whole
+// result: its destinations are set up once, so that a row costs the job
+// and the values the driver copies, not a dozen boxed temporaries (the
+// fetch reads up to a thousand rows at a time).
+type jobScanner struct {
+	row                             Job
+	priority, attempts, maxAttempts int16
+	revision                        int32
+	key, lockedBy                   *string
+	payload, flags                  []byte
+	dest                            []any
+}
+
+func newJobScanner(extra ...any) *jobScanner {
+	s := &jobScanner{}
+	s.dest = append([]any{&s.row.ID, &s.row.jobQueueID, &s.row.taskID, &s.payload, &s.priority, &s.row.RunAt,
+		&s.attempts, &s.maxAttempts, &s.row.LastError, &s.row.CreatedAt, &s.row.UpdatedAt, &s.key,
+		&s.row.LockedAt, &s.lockedBy, &s.revision, &s.flags}, extra...)
+	return s
+}
+
+// scan reads the current row into j. Drivers copy what they hand out
+// (the payload's bytes, strings), so nothing j keeps is reused by the
+// next row.
+func (s *jobScanner) scan(rows Rows, j *Job) (*Job, error) {
+	s.row, s.key, s.lockedBy, s.payload, s.flags = Job{}, nil, nil, nil, nil
+	if err := rows.Scan(s.dest...); err != nil {
 		return nil, err
 	}
-	j.Payload = payload
-	j.Priority, j.Attempts, j.MaxAttempts, j.Revision = int(priority), int(attempts), int(maxAttempts), int(revision)
-	if key != nil {
-		j.Key = *key
+	*j = s.row
+	j.Payload = s.payload
+	j.Priority, j.Attempts, j.MaxAttempts, j.Revision = int(s.priority), int(s.attempts), int(s.maxAttempts), int(s.revision)
+	if s.key != nil {
+		j.Key = *s.key
 	}
-	if lockedBy != nil {
-		j.LockedBy = *lockedBy
+	if s.lockedBy != nil {
+		j.LockedBy = *s.lockedBy
 	}
-	if len(flags) > 0 {
+	if len(s.flags) > 0 {
 		var m map[string]any
-		if err := json.Unmarshal(flags, &m); err != nil {
-			return nil, fmt.Errorf("gworker: job %d has unreadable flags %s: %w", j.ID, flags, err)
+		if err := json.Unmarshal(s.flags, &m); err != nil {
+			return nil, fmt.Errorf("gworker: job %d has unreadable flags %s: %w", j.ID, s.flags, err)
 		}
 		for f := range m {
 			j.Flags = append(j.Flags, f)
 		}
 		slices.Sort(j.Flags)
 	}
-	return &j, nil
+	return j, nil
 }

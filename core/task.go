@@ -77,6 +77,24 @@ const (
 	ctxKeyWorker
 )
 
+// handlerContext carries the worker and the job a handler runs for: one
+// value for both keys, since every job starts with one.
+type handlerContext struct {
+	context.Context
+	w   *Worker
+	job *Job
+}
+
+func (c *handlerContext) Value(key any) any {
+	switch key {
+	case ctxKeyWorker:
+		return c.w
+	case ctxKeyJob:
+		return c.job
+	}
+	return c.Context.Value(key)
+}
+
 // LoggerFromContext returns, inside a handler, the worker's logger with the
 // running job's fields (job_id, task, attempts, worker). Elsewhere it returns
 // slog.Default().

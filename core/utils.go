@@ -440,13 +440,21 @@ func (u *Utils) jobsQuery(ctx context.Context, what, sql string, args ...any) ([
 // readJobs scans rows of jobColumns, closes them and fills in task
 // identifiers and queue names.
 func (u *Utils) readJobs(ctx context.Context, rows Rows) ([]*Job, error) {
-	var jobs []*Job
+	var (
+		jobs []*Job
+		slab []Job // jobs are allocated a few at a time
+	)
+	scanner := newJobScanner()
 	for rows.Next() {
-		j, err := scanJob(rows)
+		if len(slab) == 0 {
+			slab = make([]Job, 16)
+		}
+		j, err := scanner.scan(rows, &slab[0])
 		if err != nil {
 			rows.Close()
 			return nil, err
 		}
+		slab = slab[1:]
 		jobs = append(jobs, j)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {

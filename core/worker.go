@@ -344,35 +344,30 @@ type result struct {
 // (handlers' results), the fetcher's results, wake (jobs worth fetching),
 // cancels (CancelJob's requests) and fatal.
 type runner struct {
-	w          *Worker
-	once       bool
-	clock      Clock
-	jobsCtx    context.Context // parent of handler contexts; outlives Run's ctx for the grace period
-	cancelJobs context.CancelFunc
-	done       chan result
-	active     map[int64]*activeJob
-	buffer     localQueue // fetched jobs waiting for a slot (LocalQueueOptions)
-	ttl        Timer      // fires when the oldest job in buffer has waited the TTL
-	completer  *completer
-	fetcher    *fetcher
-	wake       *wakeups
-	cancels    *cancellations
-	fatal      chan error
+	w         *Worker
+	once      bool
+	clock     Clock
+	done      chan result
+	active    map[int64]*activeJob
+	buffer    localQueue // fetched jobs waiting for a slot (LocalQueueOptions)
+	ttl       Timer      // fires when the oldest job in buffer has waited the TTL
+	completer *completer
+	fetcher   *fetcher
+	wake      *wakeups
+	cancels   *cancellations
+	fatal     chan error
 }
 
 func newRunner(w *Worker, once bool) *runner {
-	jobsCtx, cancel := context.WithCancel(context.Background())
 	r := &runner{
-		w:          w,
-		once:       once,
-		clock:      w.opts.Clock,
-		jobsCtx:    jobsCtx,
-		cancelJobs: cancel,
-		done:       make(chan result, w.opts.Concurrency),
-		active:     map[int64]*activeJob{},
-		wake:       newWakeups(once),
-		cancels:    newCancellations(),
-		fatal:      make(chan error, 1),
+		w:       w,
+		once:    once,
+		clock:   w.opts.Clock,
+		done:    make(chan result, w.opts.Concurrency),
+		active:  map[int64]*activeJob{},
+		wake:    newWakeups(once),
+		cancels: newCancellations(),
+		fatal:   make(chan error, 1),
 	}
 	r.completer = newCompleter(w, r.wake.flushed)
 	r.fetcher = newFetcher(w, r.completer, r.held, r.emitLocalQueue, r.wake.setLocalQueue)
@@ -410,6 +405,7 @@ loop:
 		case <-ctx.Done():
 		case res := <-r.done:
 			r.finish(res)
+			r.finishReady()
 		case res := <-r.fetcher.results:
 			if r.received(ctx, res) {
 				break loop
@@ -523,8 +519,11 @@ func (r *runner) held() map[int64]bool {
 }
 
 func (r *runner) start(job *Job) {
-	jctx, cancel := context.WithCancelCause(r.jobsCtx)
-	jctx = context.WithValue(context.WithValue(jctx, ctxKeyWorker, r.w), ctxKeyJob, job)
+	// Handler contexts outlive Run's ctx for the grace period; shutdown
+	// cancels each running job itself. (A child of a cancellable context
+	// would cost an entry in its parent's set of children per job.)
+	cctx, cancel := context.WithCancelCause(context.Background())
+	jctx := &handlerContext{Context: cctx, w: r.w, job: job}
 	a := &activeJob{job: job, cancel: cancel}
 	r.active[job.ID] = a
 	go func() {
@@ -533,6 +532,20 @@ func (r *runner) start(job *Job) {
 		cancel(nil)
 		r.done <- result{a: a, err: err, dur: r.clock.Now().Sub(start)}
 	}()
+}
+
+// finishReady records the results already waiting, without another trip
+// through the loop's select, which locks every channel it waits on: a busy
+// worker gets a result per job.
+func (r *runner) finishReady() {
+	for {
+		select {
+		case res := <-r.done:
+			r.finish(res)
+		default:
+			return
+		}
+	}
 }
 
 // finish records a handler's result.
@@ -641,7 +654,6 @@ func (r *runner) shutdown(ctx context.Context) {
 			r.emitOutcome(result{a: a, err: errShutdown}, outcomeReturn, interruptedMessage)
 		}
 	}
-	r.cancelJobs()
 	r.completer.Stop()
 	_ = ctx
 }

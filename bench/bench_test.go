@@ -96,6 +96,60 @@ func TestPgbenchScriptTurnsTheFetchIntoACTEAndFeedsTheComplete(t *testing.T) {
 	}
 }
 
+func TestHeldPgbenchScriptLocksWithoutUpdateAndDeletesInOneTransaction(t *testing.T) {
+	t.Parallel()
+	fetch := &captured{sql: "with candidates as (...) update ...", args: []any{"pool-x", []string{"noop", "it's"}}}
+	script, err := heldPgbenchScript(`gw"b`, fetch, 250)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(script, "\n"), "\n")
+	if len(lines) != 5 || lines[0] != "begin;" || lines[2] != `\gset` || lines[4] != "commit;" {
+		t.Fatalf("want begin, select, \\gset, delete, commit on five lines; got:\n%s", script)
+	}
+	sel := lines[1]
+	for _, want := range []string{
+		`select coalesce(array_agg(id), '{}')::text as ids from (select j.id from "gw""b"._private_jobs as j where`,
+		"j.is_available = true", "j.job_queue_id is null", "j.run_at <= now()",
+		`from "gw""b"._private_tasks as t where t.identifier = any(array['noop','it''s']::text[])`,
+		"order by j.priority asc, j.run_at asc limit 250 for update skip locked) as held",
+	} {
+		if !strings.Contains(sel, want) {
+			t.Errorf("select lacks %q:\n%s", want, sel)
+		}
+	}
+	if strings.HasSuffix(sel, ";") || strings.Contains(sel, " set ") {
+		t.Errorf("select: %s", sel)
+	}
+	if lines[3] != `delete from "gw""b"._private_jobs where id = any(:ids::bigint[]);` {
+		t.Errorf("delete: %s", lines[3])
+	}
+	if _, err := heldPgbenchScript("s", &captured{args: []any{"pool-x"}}, 1); err == nil {
+		t.Error("a fetch without task identifiers was accepted")
+	}
+	if m := sqlLimitMetric(2, true); m.name != "SQL limit (locks held in one transaction), 2 clients" || sqlLimitMetric(4, false).name != "SQL limit, 4 clients" {
+		t.Errorf("metric names: %q, %q", m.name, sqlLimitMetric(4, false).name)
+	}
+}
+
+func TestCheckProtoWantsEveryJobOnceAndNoRowLeft(t *testing.T) {
+	t.Parallel()
+	out := "jobs=200 seconds=0.500 jobs_per_sec=400\ndistinct=200 duplicates=0 remaining=0\n"
+	if err := checkProto(out, 200); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{
+		"jobs=200 seconds=0.500 jobs_per_sec=400\n",
+		"distinct=200 duplicates=1 remaining=0\n",
+		"distinct=200 duplicates=0 remaining=3\n",
+		"distinct=199 duplicates=0 remaining=0\n",
+	} {
+		if err := checkProto(bad, 200); err == nil {
+			t.Errorf("checkProto(%q) accepted it", bad)
+		}
+	}
+}
+
 func TestResultsTableShowsMedianRangeAndRatio(t *testing.T) {
 	t.Parallel()
 	r := newResults()
@@ -136,6 +190,12 @@ func TestFlagsQuickAndLists(t *testing.T) {
 	}
 	if c.rounds != 4 || c.drainN[1] != 20000 || c.big || !c.has(cRiver) || c.has(cNode) {
 		t.Errorf("quick config: %+v", c)
+	}
+	if c, err := parseFlags(nil); err != nil || c.has(cProto) {
+		t.Errorf("proto-held runs by default: %v", err)
+	}
+	if c, err := parseFlags([]string{"-contenders", "gworker,proto-held"}); err != nil || !c.has(cProto) {
+		t.Errorf("-contenders gworker,proto-held: %v", err)
 	}
 	for _, bad := range [][]string{{"-n", "0"}, {"-contenders", "sidekiq"}, {"-rounds", "0"}, {"extra"}} {
 		if _, err := parseFlags(bad); err == nil {
@@ -334,5 +394,18 @@ func TestCountersDiffAndScaleReport(t *testing.T) {
 	(&bench{scale: scaleResults{runs: []scaleRun{r, r}}}).writeScale(&b)
 	if out := b.String(); !strings.Contains(out, "in all 2 runs every job ran exactly once") || strings.Count(out, "#### gworker-tuned, N=1k, 2 processes (round 1)") != 1 {
 		t.Errorf("writeScale:\n%s", out)
+	}
+}
+
+func TestSQLLimitTargetIgnoresTheHeldLockRow(t *testing.T) {
+	t.Parallel()
+	b := &bench{cfg: &config{drainN: []int{200000}}, res: newResults()}
+	b.res.add(sqlLimitMetric(2, false), cPgbench, 100)
+	b.res.add(sqlLimitMetric(2, true), cPgbench, 300)
+	b.res.add(metric{name: "drain N=200k", unit: "jobs/s"}, cGworker, 90)
+	b.res.add(metric{name: "drain N=200k", unit: "jobs/s"}, cProto, 250)
+	got := strings.Join(b.targets(), "\n")
+	if !strings.Contains(got, "drain N=200k: gworker / best SQL limit = 90% (target ≥ 85%): met") {
+		t.Errorf("targets:\n%s", got)
 	}
 }

@@ -197,11 +197,27 @@ func (b *bench) statements(ctx context.Context, who string, n int) (string, erro
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
+// sqlLimitMetric names a SQL-limit row: core's statements, or with held
+// the design that holds a batch's locks in one transaction.
+func sqlLimitMetric(clients int, held bool) metric {
+	if held {
+		return metric{name: fmt.Sprintf("%s, %d clients", sqlLimitHeld, clients), unit: "jobs/s"}
+	}
+	return metric{name: fmt.Sprintf("%s, %d clients", sqlLimitCore, clients), unit: "jobs/s"}
+}
+
+const (
+	sqlLimitCore = "SQL limit"
+	sqlLimitHeld = "SQL limit (locks held in one transaction)"
+)
+
 // pgbench measures the SQL limit: clients pgbench clients each repeat
 // core's fetch of batch jobs and core's complete of them, as fast as the
-// server allows, until pgbenchN jobs are gone.
-func (b *bench) pgbench(ctx context.Context, clients int) (string, error) {
-	m := metric{name: fmt.Sprintf("SQL limit, %d clients", clients), unit: "jobs/s"}
+// server allows, until pgbenchN jobs are gone. With held they repeat the
+// held-lock design's transaction instead (heldPgbenchScript), on the same
+// jobs, batch and clients.
+func (b *bench) pgbench(ctx context.Context, clients int, held bool) (string, error) {
+	m := sqlLimitMetric(clients, held)
 	fail := func(err error) (string, error) {
 		b.res.fail(m, cPgbench, err)
 		return "", err
@@ -215,11 +231,18 @@ func (b *bench) pgbench(ctx context.Context, clients int) (string, error) {
 		return fail(fmt.Errorf("-pgbench-n %d is less than one batch per client", b.cfg.pgbenchN))
 	}
 	n := per * batch * clients
-	script, err := pgbenchScript(b.sql.fetch, b.sql.complete, batch)
+	var script string
+	var err error
+	file := filepath.Join(b.work, "sqllimit.sql")
+	if held {
+		script, err = heldPgbenchScript(schemaGworker, b.sql.fetch, batch)
+		file = filepath.Join(b.work, "sqllimit-held.sql")
+	} else {
+		script, err = pgbenchScript(b.sql.fetch, b.sql.complete, batch)
+	}
 	if err != nil {
 		return fail(err)
 	}
-	file := filepath.Join(b.work, "sqllimit.sql")
 	if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
 		return fail(err)
 	}

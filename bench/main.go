@@ -7,6 +7,10 @@
 //
 // Nothing here runs under go test except the small unit tests of the
 // helpers: every measurement starts from main.
+//
+// -contenders proto-held adds bench/protoheld to the drain part: a
+// prototype of a batch's row locks held in one open transaction, measured
+// against core; it is off by default.
 package main
 
 import (
@@ -92,6 +96,7 @@ const (
 	cRiverCp = "river-copy"    // River InsertManyFast (insert only)
 	cBulk    = "gworker-bulk"  // Utils.BulkAddJobs, COPY (insert only)
 	cPgbench = "sql"           // pgbench with gworker's statements
+	cProto   = "proto-held"    // bench/protoheld: a batch's locks held in one open transaction (drain only, off by default)
 )
 
 func main() {
@@ -115,12 +120,13 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.rounds, "rounds", 3, "alternating rounds of every measurement")
 	fs.StringVar(&drainN, "n", "20000,200000", "drain sizes, comma-separated")
 	fs.IntVar(&c.defaultMaxN, "default-max-n", 0, "gworker with core's defaults drains only sizes up to this; 0 means every size")
-	fs.StringVar(&contenders, "contenders", "gworker,gworker-tuned,node,river", "who runs (node-default adds a latency row)")
+	fs.StringVar(&contenders, "contenders", "gworker,gworker-tuned,node,river", "who runs (node-default adds a latency row; proto-held adds a drain row for bench/protoheld, "+
+		"a prototype that holds each batch's row locks in one open transaction and deletes its jobs in it, -batch jobs per batch, 16 slots)")
 	fs.IntVar(&c.latencySamples, "latency-samples", 300, "sequential add→start samples per latency run")
 	fs.IntVar(&c.insertN, "insert-n", 50000, "jobs per bulk insert run")
 	fs.StringVar(&clients, "pgbench-clients", "2,4", "pgbench client counts for the SQL limit")
 	fs.IntVar(&c.pgbenchN, "pgbench-n", 200000, "jobs each pgbench run drains")
-	fs.IntVar(&c.batch, "batch", 500, "jobs per fetch for the SQL limit and the fetch timing")
+	fs.IntVar(&c.batch, "batch", 500, "jobs per fetch for the SQL limit, the fetch timing and proto-held")
 	fs.BoolVar(&c.big, "big", true, "also drain -big-n jobs for gworker's peak RSS, and time fetches with -small-n and -big-n waiting")
 	fs.IntVar(&c.bigN, "big-n", 1_000_000, "jobs for the RSS and big-table fetch measurement")
 	fs.IntVar(&c.smallN, "small-n", 10_000, "jobs waiting for the small-table fetch timing")
@@ -140,7 +146,13 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&scaleN, "scale-n", "20000,200000", "scale: jobs each scale-out run drains, comma-separated")
 	fs.StringVar(&scaleProcs, "scale-procs", "1,2,4", "scale: worker processes per run, comma-separated")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nRuns on $DATABASE_URL if set, else on a throwaway local PostgreSQL.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nRuns on $DATABASE_URL if set, else on a throwaway local PostgreSQL.\n\n"+
+			"Contenders (-contenders): gworker, gworker-tuned, node, river (the default set); node-default (latency only);\n"+
+			"proto-held (drain only, never by default): bench/protoheld, a prototype of the design that holds a batch's\n"+
+			"row locks in one open transaction (select ... for update skip locked, no update), runs the batch on 16 slots,\n"+
+			"deletes its jobs and commits in that transaction, and opens the next batch's transaction while one runs.\n"+
+			"It is a measurement for the A/B against core's fetch, not a feature. The sql part measures the SQL limit of\n"+
+			"both designs (core's statements, and begin; select ids for update skip locked; delete; commit).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -194,11 +206,11 @@ func parseFlags(args []string) (*config, error) {
 	}
 	for _, name := range strings.Split(contenders, ",") {
 		switch name = strings.TrimSpace(name); name {
-		case cGworker, cTuned, cNode, cNodeDef, cRiver:
+		case cGworker, cTuned, cNode, cNodeDef, cRiver, cProto:
 			c.contenders = append(c.contenders, name)
 		case "":
 		default:
-			return nil, fmt.Errorf("-contenders: unknown %q (want gworker, gworker-tuned, node, node-default, river)", name)
+			return nil, fmt.Errorf("-contenders: unknown %q (want gworker, gworker-tuned, node, node-default, river, proto-held)", name)
 		}
 	}
 	switch {

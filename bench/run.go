@@ -29,6 +29,7 @@ type bench struct {
 	work       string // binaries and scratch files
 	gworkerBin string
 	drainerBin string // bench/drainer, for the scale-out runs
+	protoBin   string // bench/protoheld, the held-lock prototype (drain)
 	riverBin   string
 	nodeBin    string
 	nodeScript string
@@ -111,7 +112,7 @@ func run(ctx context.Context, cfg *config) error {
 // measure runs every measurement, in alternating rounds.
 func (b *bench) measure(ctx context.Context) {
 	c := b.cfg
-	drainers := filter(c.contenders, cGworker, cTuned, cNode, cRiver)
+	drainers := filter(c.contenders, cGworker, cTuned, cNode, cRiver, cProto)
 	latencies := filter(c.contenders, cGworker, cTuned, cNode, cNodeDef, cRiver)
 	inserters := filter(c.contenders, cGworker, cNode, cRiver)
 	if c.has(cGworker) {
@@ -149,10 +150,13 @@ func (b *bench) measure(ctx context.Context) {
 			}
 		}
 		if c.part(pSQL) {
+			// Core's statements and the held-lock design, in turns.
 			for _, clients := range c.pgbenchClients {
-				b.step(ctx, fmt.Sprintf("SQL limit, %d clients", clients), func(ctx context.Context) (string, error) {
-					return b.pgbench(ctx, clients)
-				})
+				for _, held := range rotate([]bool{false, true}, r) {
+					b.step(ctx, sqlLimitMetric(clients, held).name, func(ctx context.Context) (string, error) {
+						return b.pgbench(ctx, clients, held)
+					})
+				}
 			}
 		}
 		if c.part(pSplit) {
@@ -286,6 +290,12 @@ func (b *bench) build(ctx context.Context) error {
 	b.logf("building gworker, bench/drainer and bench/river")
 	if out, err := b.command(ctx, b.root, "go", "build", "-o", b.gworkerBin, "./cmd/gworker").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/gworker: %v\n%s", err, out)
+	}
+	if b.cfg.has(cProto) && b.cfg.part(pDrain) {
+		b.protoBin = filepath.Join(b.work, "protoheld")
+		if out, err := b.command(ctx, b.root, "go", "build", "-o", b.protoBin, "./bench/protoheld").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./bench/protoheld: %v\n%s", err, out)
+		}
 	}
 	if b.cfg.part(pScale) {
 		b.drainerBin = filepath.Join(b.work, "drainer")
@@ -585,12 +595,18 @@ func (b *bench) drain(ctx context.Context, who string, n int, label string, refi
 			out, rss, err = b.runNode(ctx, "drain")
 		case cRiver:
 			out, rss, err = b.runRiver(ctx, "-mode", "drain")
+		case cProto:
+			out, rss, err = b.runCmd(ctx, nil, b.protoBin, "-c", b.url, "-s", schemaGworker,
+				"-batch", strconv.Itoa(b.cfg.batch), "-j", "16", "-timeout", b.cfg.timeout.String())
 		}
 	}
 	var jobs int
 	var secs float64
 	if err == nil {
 		jobs, secs, err = parseResult(out)
+	}
+	if err == nil && who == cProto {
+		err = checkProto(out, n)
 	}
 	if err == nil && jobs != n {
 		err = fmt.Errorf("ran %d jobs, want %d", jobs, n)

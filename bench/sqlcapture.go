@@ -209,3 +209,30 @@ func oneLine(sql string) string {
 }
 
 var limitRE = regexp.MustCompile(`(?i)limit \d+`)
+
+// heldPgbenchScript builds the pgbench transaction for the SQL limit of the
+// design that holds a batch's row locks in one open transaction instead of
+// updating the rows (bench/protoheld is its worker): begin; lock up to
+// batch runnable jobs of core's fetched tasks that have no named queue,
+// with select ... for update skip locked and no update; delete them by id;
+// commit. Four round trips, with the jobs' run between the select and the
+// delete. The schema and the task identifiers (the $2 of core's captured
+// fetch) are the ones core's own row replays.
+func heldPgbenchScript(schema string, fetch *captured, batch int) (string, error) {
+	if fetch == nil || len(fetch.args) < 2 {
+		return "", fmt.Errorf("the worker's fetch statement and its task identifiers were not captured")
+	}
+	tasks, err := literal(fetch.args[1])
+	if err != nil {
+		return "", err
+	}
+	s := q(schema)
+	lock := "select j.id from " + s + "._private_jobs as j" +
+		" where j.is_available = true and j.job_queue_id is null and j.run_at <= now()" +
+		" and j.task_id = any(array(select t.id from " + s + "._private_tasks as t where t.identifier = any(" + tasks + "::text[])))" +
+		" order by j.priority asc, j.run_at asc limit " + strconv.Itoa(batch) + " for update skip locked"
+	return "begin;\n" +
+		"select coalesce(array_agg(id), '{}')::text as ids from (" + lock + ") as held\n\\gset\n" +
+		"delete from " + s + "._private_jobs where id = any(:ids::bigint[]);\n" +
+		"commit;\n", nil
+}

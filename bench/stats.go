@@ -216,3 +216,22 @@ func groupThousands(n int64) string {
 	}
 	return b.String()
 }
+
+// protoLine matches bench/protoheld's check line.
+var protoLine = regexp.MustCompile(`(?m)^distinct=(\d+) duplicates=(\d+) remaining=(\d+)$`)
+
+// checkProto reads bench/protoheld's check line: every one of the n jobs
+// ran exactly once and no row is left.
+func checkProto(out string, n int) error {
+	m := protoLine.FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("no line distinct=D duplicates=X remaining=Y in the output %q", tailString(out, 300))
+	}
+	distinct, _ := strconv.Atoi(m[1])
+	dups, _ := strconv.Atoi(m[2])
+	left, _ := strconv.Atoi(m[3])
+	if distinct != n || dups != 0 || left != 0 {
+		return fmt.Errorf("%d distinct jobs ran (want %d), %d duplicate runs, %d rows left", distinct, n, dups, left)
+	}
+	return nil
+}

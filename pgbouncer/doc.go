@@ -9,10 +9,14 @@
 //     add_job, and two workers fetching, completing and failing jobs, all
 //     through PgBouncer, while the workers LISTEN on a direct connection
 //     to PostgreSQL (each driver's ListenDSN option);
-//   - a job added while the workers are idle starts within a bound far
-//     below their poll interval, woken by a notification;
-//   - jobs of a named queue never run at the same time, and no job is lost
-//     or runs twice;
+//   - a job added while the workers are idle (every fetch they started
+//     has returned, and nothing but their listen sessions can make them
+//     fetch again before the poll, an hour away) is taken by a fetch that
+//     answered the jobs:insert notification on the direct connection;
+//   - while the first job of a named queue runs, every worker fetches
+//     with the second one there to be taken, and none takes it; the queue
+//     is locked by the first job's worker, and the second job starts only
+//     after the first ended; no job is lost or runs twice;
 //   - a worker pointed at PgBouncer without a direct connection for LISTEN
 //     says so, naming the option that fixes it, instead of waiting for
 //     notifications that can never arrive;

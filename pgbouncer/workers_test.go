@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,9 +25,10 @@ import (
 	"github.com/gworker/gworker/internal/testkit"
 )
 
-// Workers poll once an hour, so a job that starts within wakeBound of its
-// add was announced by a notification. The bound is wide (a pick-up takes
-// milliseconds) and still a tiny fraction of the poll.
+// Workers poll once an hour: within a test, an idle worker fetches only
+// when its listen session hands it something (see timeline). wakeBound is
+// how long a job added while they are idle may take to run: wide (a
+// pick-up takes milliseconds), and still a tiny fraction of the poll.
 const (
 	pollInterval = time.Hour
 	wakeBound    = 5 * time.Second
@@ -96,44 +97,13 @@ var drivers = []driver{
 		}},
 }
 
-// noting records in events each Listen that returned a session
-// (testkit.Listened) and each notification received, as "notify:CHANNEL".
-type noting struct {
-	core.Database
-	events *testkit.Events
-}
-
-func (n noting) Listen(ctx context.Context, channels ...string) (core.Notifications, error) {
-	s, err := n.Database.Listen(ctx, channels...)
-	if err != nil {
-		return nil, err
-	}
-	n.events.Record(testkit.Listened)
-	return notingSession{Notifications: s, events: n.events}, nil
-}
-
-type notingSession struct {
-	core.Notifications
-	events *testkit.Events
-}
-
-func (s notingSession) Receive(ctx context.Context) (core.Notification, error) {
-	m, err := s.Notifications.Receive(ctx)
-	if err == nil && m.Channel != "" {
-		s.events.Record("notify:" + m.Channel)
-	}
-	return m, err
-}
-
-// runs records each handler run by payload number and by job id.
+// runs records each handler run by payload number and by job id, and
+// records "ran" and "ran:N" in ev.
 type runs struct {
-	mu    sync.Mutex
-	byN   map[int]int
-	byID  map[int64]int
-	ev    *testkit.Events
-	inQ   atomic.Int32 // jobs of the named queue running now
-	maxQ  atomic.Int32 // the most that ever ran at once
-	queue string
+	mu   sync.Mutex
+	byN  map[int]int
+	byID map[int64]int
+	ev   *testkit.Events
 }
 
 func (r *runs) ran(id int64, n int) {
@@ -141,8 +111,52 @@ func (r *runs) ran(id int64, n int) {
 	r.byN[n]++
 	r.byID[id]++
 	r.mu.Unlock()
+	r.ev.Record(fmt.Sprintf("ran:%d", n))
 	r.ev.Record("ran")
 }
+
+// Payload numbers: the job that checks the wake-up, and the named-queue
+// check's jobs: first and second of the queue, and an unrelated one.
+const (
+	wakeN      = 100
+	heldFirst  = 200
+	heldSecond = 201
+	unrelated  = 202
+)
+
+// heldQueue is the task of the named-queue check: the queue's first job
+// blocks until released.
+type heldQueue struct {
+	tl      *timeline
+	rec     *runs
+	started chan *core.Job // the first job, as its handler starts
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *heldQueue) run(ctx context.Context, job *core.Job) error {
+	var p struct{ N int }
+	if err := json.Unmarshal(job.Payload, &p); err != nil {
+		return err
+	}
+	h.tl.record(-1, fmt.Sprintf("start:%d", p.N), []int64{job.ID})
+	if p.N == heldFirst {
+		select {
+		case h.started <- job:
+		default: // it runs again: the test fails on its count
+		}
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	h.tl.record(-1, fmt.Sprintf("end:%d", p.N), []int64{job.ID})
+	h.rec.ran(job.ID, p.N)
+	return nil
+}
+
+func (h *heldQueue) letGo() { h.once.Do(func() { close(h.release) }) }
 
 func TestWorkersThroughPgBouncer(t *testing.T) {
 	b := pgbouncerFor(t)
@@ -175,10 +189,98 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	direct, err := pgx.Connect(ctx, b.direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close(context.WithoutCancel(ctx))
+	jobs := pgx.Identifier{schema, "jobs"}.Sanitize()
 
-	// Jobs 0-11 one by one with the Go client, 12-19 in a named queue
-	// with one AddJobs, 20-23 with SQL add_job; three jobs that fail for
-	// good.
+	events := &testkit.Events{}
+	rec := &runs{byN: map[int]int{}, byID: map[int64]int{}, ev: events}
+	const workers = 2
+	tl := newTimeline(workers, true)
+	work := core.RawTask("work", func(ctx context.Context, job *core.Job) error {
+		var p struct{ N int }
+		if err := json.Unmarshal(job.Payload, &p); err != nil {
+			return err
+		}
+		rec.ran(job.ID, p.N)
+		return nil
+	})
+	boom := core.RawTask("boom", func(context.Context, *core.Job) error { return errors.New("boom, on purpose") })
+	held := &heldQueue{tl: tl, rec: rec, started: make(chan *core.Job, 1), release: make(chan struct{})}
+	defer held.letGo()
+	hold := core.RawTask("hold", held.run)
+
+	logs := &testkit.Buffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for i := range errs {
+		// PollInterval an hour, and no refetch delay (the zero
+		// LocalQueue.RefetchDelay): an idle worker fetches only when its
+		// listen session hands it something.
+		w, err := core.NewWorker(core.WorkerOptions{
+			Database:     probe{Database: db, tl: tl, i: i},
+			Schema:       schema,
+			Tasks:        []core.Task{work, boom, hold},
+			Concurrency:  3,
+			PollInterval: pollInterval,
+			Logger:       log.With("worker", i),
+			// Called before each fetch: the fetch's start.
+			ForbiddenFlagsFunc: func(context.Context) ([]string, error) {
+				tl.fetchStarted(i)
+				return nil, nil
+			},
+			Hooks: core.Hooks{OnEvent: func(ctx context.Context, e core.Event) {
+				events.OnEvent(ctx, e)
+				if f, ok := e.(core.JobsFetched); ok {
+					tl.fetched(i, f.Jobs)
+				}
+			}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { errs[i] = w.Run(wctx) })
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("workers' logs:\n%s\ntimeline: %s", logs.String(), tl)
+		}
+	}()
+
+	// The wake-up. The workers have no job yet, so they have recorded no
+	// outcome: once both listen and are idle (see timeline), only a
+	// message of their listen sessions, on the direct connection, can
+	// make one fetch again before the poll, an hour away.
+	markCtx, cancelMark := context.WithTimeout(ctx, testkit.DefaultWait)
+	mark, err := tl.markIdle(markCtx)
+	cancelMark()
+	if err != nil {
+		t.Fatalf("the workers never were idle and listening, which the wake-up check needs: %v", err)
+	}
+	began := time.Now()
+	wake, err := u.AddRawJob(ctx, "work", map[string]int{"n": wakeN}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wakeCtx, cancelWake := context.WithTimeout(ctx, wakeBound)
+	defer cancelWake()
+	if err := events.Await(wakeCtx, fmt.Sprintf("ran:%d", wakeN), 1); err != nil {
+		t.Fatalf("a job added while the workers were idle did not run within %v (they poll every %v): no notification woke them", wakeBound, pollInterval)
+	}
+	elapsed := time.Since(began).Round(time.Millisecond)
+	checkWoken(t, tl.snapshot(), mark, wake.ID)
+	t.Logf("%s: add through pgbouncer -> handler done, woken by NOTIFY on the direct connection: %v", d.name, elapsed)
+	tl.ungate()
+
+	// The workload, while the workers run: jobs 0-11 one by one with the
+	// Go client, 12-19 in a named queue with one AddJobs, 20-23 with SQL
+	// add_job; three jobs that fail for good.
 	want := 0
 	for ; want < 12; want++ {
 		if _, err := u.AddRawJob(ctx, "work", map[string]int{"n": want}, nil); err != nil {
@@ -203,66 +305,8 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 			t.Fatal(err)
 		}
 	}
-
-	events := &testkit.Events{}
-	rec := &runs{byN: map[int]int{}, byID: map[int64]int{}, ev: events, queue: "serial"}
-	work := core.RawTask("work", func(ctx context.Context, job *core.Job) error {
-		var p struct{ N int }
-		if err := json.Unmarshal(job.Payload, &p); err != nil {
-			return err
-		}
-		if job.QueueName == rec.queue {
-			now := rec.inQ.Add(1)
-			defer rec.inQ.Add(-1)
-			for m := rec.maxQ.Load(); now > m && !rec.maxQ.CompareAndSwap(m, now); m = rec.maxQ.Load() {
-			}
-			// The job's own work, through pgbouncer, long enough that a
-			// second job of the queue run meanwhile would overlap it.
-			if _, err := db.Exec(ctx, "select pg_sleep(0.01)"); err != nil {
-				return err
-			}
-		}
-		rec.ran(job.ID, p.N)
-		return nil
-	})
-	boom := core.RawTask("boom", func(context.Context, *core.Job) error { return errors.New("boom, on purpose") })
-
-	logs := &testkit.Buffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i := range errs {
-		w, err := core.NewWorker(core.WorkerOptions{
-			Database:     noting{Database: db, events: events},
-			Schema:       schema,
-			Tasks:        []core.Task{work, boom},
-			Concurrency:  3,
-			PollInterval: pollInterval,
-			Logger:       log.With("worker", i),
-			Hooks:        core.Hooks{OnEvent: events.OnEvent},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Go(func() { errs[i] = w.Run(wctx) })
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("workers' logs:\n%s", logs.String())
-		}
-	}()
-
-	events.Wait(t, "ran", want)
+	events.Wait(t, "ran", want+1)
 	events.Wait(t, (core.JobPermanentlyFailed{}).EventName(), 3)
-	events.Wait(t, testkit.Listened, 2)
-	direct, err := pgx.Connect(ctx, b.direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close(context.WithoutCancel(ctx))
-	jobs := pgx.Identifier{schema, "jobs"}.Sanitize()
 	var left, failed int
 	testkit.Eventually(t, "the finished jobs' outcomes recorded", func() bool {
 		err := direct.QueryRow(ctx, "select count(*) filter (where task_identifier = 'work' or locked_at is not null), "+
@@ -271,23 +315,7 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 		return err == nil && left == 0 && failed == 3
 	})
 
-	// Both workers are idle and listen on their direct connections: only
-	// a notification brings them a new job before the next poll, an hour
-	// away.
-	notified := events.Count("notify:jobs:insert")
-	began := time.Now()
-	if _, err := u.AddRawJob(ctx, "work", map[string]int{"n": 100}, nil); err != nil {
-		t.Fatal(err)
-	}
-	wakeCtx, cancelWake := context.WithTimeout(ctx, wakeBound)
-	defer cancelWake()
-	if err := events.Await(wakeCtx, "ran", want+1); err != nil {
-		t.Fatalf("a job added while the workers were idle did not run within %v (they poll every %v): no notification woke them", wakeBound, pollInterval)
-	}
-	t.Logf("%s: add through pgbouncer -> handler done, woken by NOTIFY on the direct connection: %v", d.name, time.Since(began).Round(time.Millisecond))
-	if events.Count("notify:jobs:insert") <= notified {
-		t.Errorf("the new job ran, but no jobs:insert notification reached a worker")
-	}
+	serialQueue(t, ctx, u, direct, schema, tl, events, held)
 
 	stop()
 	wg.Wait()
@@ -304,16 +332,15 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 			t.Errorf("job %d ran %d times; want once", n, rec.byN[n])
 		}
 	}
-	if rec.byN[100] != 1 {
-		t.Errorf("the job added while idle ran %d times; want once", rec.byN[100])
+	for _, n := range []int{wakeN, heldFirst, heldSecond, unrelated} {
+		if rec.byN[n] != 1 {
+			t.Errorf("job %d ran %d times; want once", n, rec.byN[n])
+		}
 	}
 	for id, c := range rec.byID {
 		if c != 1 {
 			t.Errorf("job id %d ran %d times", id, c)
 		}
-	}
-	if m := rec.maxQ.Load(); m != 1 {
-		t.Errorf("at most %d jobs of the named queue ran at once; want 1 (serial)", m)
 	}
 	var locked int
 	if err := direct.QueryRow(ctx, "select count(*) from "+jobs+" where locked_at is not null").Scan(&locked); err != nil || locked != 0 {
@@ -322,6 +349,168 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 	if strings.Contains(logs.String(), "poll-only") {
 		t.Errorf("a worker went poll-only although it listens on a direct connection")
 	}
+}
+
+// checkWoken checks, from the timeline, that job id was locked by a fetch
+// that answered a jobs:insert notification: the fetch started after its
+// worker's listen session handed it one, after mark (every worker seen
+// idle), and no worker started a fetch after mark that did not answer
+// such a message (or a fetch already running could have taken the job).
+func checkWoken(t *testing.T, entries []entry, mark int, id int64) {
+	t.Helper()
+	got := slices.IndexFunc(entries, func(e entry) bool { return e.kind == kindFetched && slices.Contains(e.jobs, id) })
+	if got < 0 {
+		t.Fatalf("job %d ran, but no fetch the timeline saw returned it", id)
+	}
+	if entries[got].seq <= mark {
+		t.Fatalf("job %d was fetched (step %d) before it was added (after step %d)", id, entries[got].seq, mark)
+	}
+	w := entries[got].worker
+	handed := map[int]entry{} // each worker's last message after mark
+	var answered entry        // what the fetch that locked the job answered
+	for _, e := range entries[:got] {
+		if e.seq <= mark {
+			continue
+		}
+		switch e.kind {
+		case kindListen, kindInsert, kindReconnected:
+			handed[e.worker] = e
+		case kindFetch:
+			m, ok := handed[e.worker]
+			if !ok {
+				t.Errorf("worker %d started a fetch (step %d) after every worker was seen idle (step %d) "+
+					"with no message from its listen session since: it was not idle", e.worker, e.seq, mark)
+			}
+			if e.worker == w {
+				answered = m
+			}
+		}
+	}
+	if answered.kind != kindInsert {
+		what := "no message of its listen session"
+		if answered.kind != "" {
+			what = fmt.Sprintf("a %q message", answered.kind)
+		}
+		t.Errorf("the fetch that locked job %d (worker %d) answered %s, not a jobs:insert notification", id, w, what)
+	}
+}
+
+// serialQueue: jobs of a named queue never run at the same time. The
+// queue's first job blocks; meanwhile every worker fetches while the
+// second job is there to be taken, and none takes it; the queue is locked
+// by the first job's worker; released, the first job ends before the
+// second starts.
+func serialQueue(t *testing.T, ctx context.Context, u *core.Utils, direct *pgx.Conn, schema string, tl *timeline,
+	events *testkit.Events, held *heldQueue) {
+	const queue = "held"
+	queues := pgx.Identifier{schema, "_private_job_queues"}.Sanitize()
+	jobRows := pgx.Identifier{schema, "_private_jobs"}.Sanitize()
+	first, err := u.AddRawJob(ctx, "hold", map[string]int{"n": heldFirst}, &core.JobSpec{QueueName: queue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running *core.Job
+	select {
+	case running = <-held.started:
+	case <-ctx.Done():
+		t.Fatalf("the queue's first job never started")
+	}
+	if running.ID != first.ID || running.LockedBy == "" {
+		t.Fatalf("the handler got job %d locked by %q; want job %d, locked", running.ID, running.LockedBy, first.ID)
+	}
+	// lockedBy returns the locked_by of a row, "" when null, "(no row)"
+	// when there is none.
+	lockedBy := func(what, sql string, arg any) string {
+		t.Helper()
+		var by *string
+		err := direct.QueryRow(ctx, sql, arg).Scan(&by)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return "(no row)"
+		case err != nil:
+			t.Fatalf("%s: %v", what, err)
+		case by == nil:
+			return ""
+		}
+		return *by
+	}
+	queueBy := func() string {
+		return lockedBy("the queue's row", "select locked_by from "+queues+" where queue_name = $1", queue)
+	}
+	jobBy := func(id int64) string {
+		return lockedBy("the job's row", "select locked_by from "+jobRows+" where id = $1", id)
+	}
+	if by := queueBy(); by != running.LockedBy {
+		t.Errorf("while job 1 runs, queue %q is locked by %q; want %q, the worker running job 1", queue, by, running.LockedBy)
+	}
+	if by := jobBy(first.ID); by != running.LockedBy {
+		t.Errorf("while job 1 runs, it is locked by %q; want %q", by, running.LockedBy)
+	}
+
+	second, err := u.AddRawJob(ctx, "hold", map[string]int{"n": heldSecond}, &core.JobSpec{QueueName: queue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := tl.record(-1, "job 2 added", []int64{second.ID})
+	// An unrelated job: its notification makes every worker fetch again,
+	// while job 2 is there to be taken.
+	if _, err := u.AddRawJob(ctx, "work", map[string]int{"n": unrelated}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitCtx, cancelWait := context.WithTimeout(ctx, testkit.DefaultWait)
+	defer cancelWait()
+	if err := tl.await(waitCtx, func(es []entry) bool { return fetchedEach(es, added, len(tl.workers)) }); err != nil {
+		t.Fatalf("not every worker fetched after job 2 was added: %v", err)
+	}
+	if err := events.Await(waitCtx, fmt.Sprintf("ran:%d", unrelated), 1); err != nil {
+		t.Fatalf("the unrelated job did not run while job 1 held its queue: %v", err)
+	}
+	entries := tl.snapshot()
+	for _, e := range entries {
+		if e.kind == kindFetched && slices.Contains(e.jobs, second.ID) {
+			t.Errorf("worker %d fetched job 2 (step %d) while job 1 of its queue was running", e.worker, e.seq)
+		}
+		if e.kind == fmt.Sprintf("start:%d", heldSecond) {
+			t.Errorf("job 2 started (step %d) while job 1 of its queue was running", e.seq)
+		}
+	}
+	if by := queueBy(); by != running.LockedBy {
+		t.Errorf("while job 1 runs, after every worker fetched, queue %q is locked by %q; want %q", queue, by, running.LockedBy)
+	}
+	if by := jobBy(second.ID); by != "" {
+		t.Errorf("while job 1 runs, job 2 is locked by %q; want it waiting, unlocked", by)
+	}
+
+	held.letGo()
+	events.Wait(t, fmt.Sprintf("ran:%d", heldSecond), 1)
+	step := map[string]int{}
+	for _, e := range tl.snapshot() {
+		if strings.HasPrefix(e.kind, "start:") || strings.HasPrefix(e.kind, "end:") {
+			step[e.kind] = e.seq
+		}
+	}
+	end1, start2 := step[fmt.Sprintf("end:%d", heldFirst)], step[fmt.Sprintf("start:%d", heldSecond)]
+	if end1 == 0 || start2 == 0 || start2 < end1 {
+		t.Errorf("job 1 ended at step %d, job 2 started at step %d: they overlapped, or ran out of order", end1, start2)
+	}
+}
+
+// fetchedEach reports whether each of n workers started a fetch after
+// step after, and that fetch returned.
+func fetchedEach(entries []entry, after, n int) bool {
+	started, returned := map[int]bool{}, map[int]bool{}
+	for _, e := range entries {
+		if e.seq <= after {
+			continue
+		}
+		switch {
+		case e.kind == kindFetch:
+			started[e.worker] = true
+		case e.kind == kindFetched && started[e.worker]:
+			returned[e.worker] = true
+		}
+	}
+	return len(returned) == n
 }
 
 // TestWorkerWithoutListenConnection: a worker whose driver would LISTEN

@@ -163,6 +163,7 @@ func (b *bench) measure(ctx context.Context) {
 			for _, who := range rotate(filter(c.contenders, cGworker, cTuned), r) {
 				b.step(ctx, "latency split "+who, func(ctx context.Context) (string, error) { return b.latencySplit(ctx, who) })
 			}
+			b.step(ctx, "latency floor", b.latencyFloor)
 		}
 		if c.part(pScale) {
 			b.scaleRound(ctx, r)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	mathrand "math/rand/v2"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gworker/gworker/core"
@@ -85,8 +86,22 @@ func childMain(raw string) int {
 	}
 	defer db.Close()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// received: job id → when the worker had the answer of the fetch that
+	// locked it, an upper bound of that fetch's commit. The handler takes
+	// its entry as it starts: a job fetched again after a crash gets the
+	// later time.
+	var received sync.Map
+	onEvent := func(_ context.Context, e core.Event) {
+		if f, ok := e.(core.JobsFetched); ok {
+			now := time.Now()
+			for _, j := range f.Jobs {
+				received.Store(j.ID, now)
+			}
+		}
+	}
 	handler := func(ctx context.Context, job *core.Job) error {
 		start := time.Now()
+		fetchDone, _ := received.LoadAndDelete(job.ID)
 		var p jobPayload
 		if err := json.Unmarshal(job.Payload, &p); err != nil {
 			return fmt.Errorf("bad payload: %w", err)
@@ -104,6 +119,9 @@ func childMain(raw string) int {
 			Start: start, End: time.Now(), Outcome: outcome}
 		if job.LockedAt != nil {
 			line.Fetched = *job.LockedAt
+		}
+		if at, ok := fetchDone.(time.Time); ok {
+			line.Received = at
 		}
 		if _, err := runs.WriteString(line.String()); err != nil {
 			return err
@@ -125,6 +143,7 @@ func childMain(raw string) int {
 		CompleteJobBatchDelay: c.BatchDelay,
 		FailJobBatchDelay:     c.BatchDelay,
 		Recovery:              c.Recovery,
+		Hooks:                 core.Hooks{OnEvent: onEvent},
 	})
 	if err != nil {
 		return fail("NewWorker: %v", err)

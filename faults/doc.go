@@ -11,8 +11,13 @@
 //   - every job added ran to success at least once (nothing lost);
 //   - the jobs table empties within a bound once the fault is over (no job
 //     or named queue is left locked by a live worker);
-//   - no job ran twice, unless a crash explains it: a SIGKILLed worker's
-//     run, or a fetch the database forgot in an immediate shutdown;
+//   - no job ran twice, unless one of two mechanisms explains it, and the
+//     second run counts the same attempt as the first: a run of a worker
+//     SIGKILLed before its outcome was known to be committed, whose job
+//     the sweep of dead workers returned; or a fetch committed with
+//     synchronous_commit off at most 3 × wal_writer_delay (read from the
+//     server) before an immediate shutdown, or during it, which the
+//     database then forgot;
 //   - the workers kept running, did not spin the CPU while they could not
 //     reach the database, and said what was wrong in a bounded number of
 //     log lines, whatever the length of the outage;

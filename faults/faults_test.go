@@ -45,14 +45,35 @@ func (s *scenario) cycles(fault func(rep int) *window) {
 // stopServer shuts the cluster down, as pg_ctl stop -m mode.
 func (s *scenario) stopServer(mode pgtest.ShutdownMode) {
 	s.t.Helper()
+	var c crash
 	if mode == pgtest.ShutdownImmediate {
-		s.mu.Lock()
-		s.crashes = append(s.crashes, time.Now())
-		s.mu.Unlock()
+		c.walWriterDelay = s.walWriterDelay()
+		c.at = time.Now()
 	}
 	if err := s.srv.Shutdown(mode); err != nil {
 		s.t.Fatal(err)
 	}
+	if mode == pgtest.ShutdownImmediate {
+		c.down = time.Now()
+		s.t.Logf("immediate shutdown: postmaster signalled at %s, gone at %s; with wal_writer_delay %v, fetches committed from %s on may be forgotten",
+			c.at.Format(clock), c.down.Format(clock), c.walWriterDelay, c.at.Add(-c.asyncCommitRisk()).Format(clock))
+		s.mu.Lock()
+		s.crashes = append(s.crashes, c)
+		s.mu.Unlock()
+	}
+}
+
+// walWriterDelay reads the server's wal_writer_delay, which bounds how long
+// a commit made with synchronous_commit off may stay unwritten.
+func (s *scenario) walWriterDelay() time.Duration {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ms int64
+	if err := s.admin.QueryRow(ctx, "select setting::bigint from pg_settings where name = 'wal_writer_delay' and unit = 'ms'").Scan(&ms); err != nil {
+		s.t.Fatalf("read wal_writer_delay: %v", err)
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // startServer starts it again and waits until it answers.

@@ -66,10 +66,18 @@ type scenario struct {
 	removed   map[int64]bool      // jobs the fault itself deleted (dropped schema)
 	addErrors int
 	windows   []*window
-	crashes   []time.Time // immediate shutdowns: fetches committed without a flush may be forgotten
+	crashes   []crash // immediate shutdowns: fetches committed without a flush may be forgotten
 	load      *producer
 
 	res result
+}
+
+// crash is an immediate shutdown of the server: from the signal to the
+// postmaster (at) to its exit (down), after every backend's.
+type crash struct {
+	at, down time.Time
+	// walWriterDelay is the server's wal_writer_delay when it crashed.
+	walWriterDelay time.Duration
 }
 
 // window is one application of a fault, from its start to the moment it
@@ -368,7 +376,7 @@ outcome=ok
 case $input in
 *'"fail": true'* | *'"fail":true'*) [ "$GRAPHILE_WORKER_JOB_ATTEMPTS" = 1 ] && outcome=fail ;;
 esac
-echo "$n $GRAPHILE_WORKER_JOB_ID $GRAPHILE_WORKER_JOB_ATTEMPTS $FAULTS_WORKER $start $(date +%s%N) $outcome 0" >> "$FAULTS_RUNS"
+echo "$n $GRAPHILE_WORKER_JOB_ID $GRAPHILE_WORKER_JOB_ATTEMPTS $FAULTS_WORKER $start $(date +%s%N) $outcome 0 0" >> "$FAULTS_RUNS"
 [ $outcome = ok ] || { echo "` + deliberateFailure + `" >&2; exit 1; }
 `
 

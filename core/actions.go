@@ -17,11 +17,11 @@ const DefaultActionBatchSize = 1000
 // maxResultIDs caps ActionResult.IDs.
 const maxResultIDs = 1000
 
-// JobSelection says which jobs an action (RetryJobs, RescheduleMatching,
-// CompleteMatching, FailMatching, RemoveMatching, CancelMatching) changes:
-// the jobs with the given IDs, everything Filter matches, or, with both,
-// the jobs among IDs that Filter matches. One of them must be set; an empty
-// Filter (&JobFilter{}) selects every job.
+// JobSelection says which jobs an action (RetryJobs, RunNowMatching,
+// RescheduleMatching, CompleteMatching, FailMatching, RemoveMatching,
+// CancelMatching) changes: the jobs with the given IDs, everything Filter
+// matches, or, with both, the jobs among IDs that Filter matches. One of
+// them must be set; an empty Filter (&JobFilter{}) selects every job.
 //
 // The action runs in batches of BatchSize jobs, in id order, each batch
 // one statement (its own transaction, or a statement of the caller's
@@ -101,6 +101,23 @@ func (u *Utils) RetryJobs(ctx context.Context, sel JobSelection) (ActionResult, 
 		change: func(r renderer, a *sqlArgs) string {
 			return r.render(`update {{schema}}._private_jobs as j
   set attempts = 0, run_at = now(), locked_at = null, locked_by = null, updated_at = now()
+  from picked p where j.id = p.id
+  returning j.id, true as runnable`)
+		}})
+}
+
+// RunNowMatching makes the selected jobs run now, in one statement per
+// batch: run_at now for each; a permanently failed job (no attempts left)
+// also gets its attempts back (0), as RetryJobs gives them, while a job
+// with attempts left keeps its count. last_error stays. Jobs a worker
+// holds are skipped; an expired lock (older than 4 hours) is freed.
+// Workers are woken up (NOTIFY jobs:insert).
+func (u *Utils) RunNowMatching(ctx context.Context, sel JobSelection) (ActionResult, error) {
+	return u.runAction(ctx, sel, action{name: "run jobs now", eligible: unlockedJob,
+		change: func(r renderer, a *sqlArgs) string {
+			return r.render(`update {{schema}}._private_jobs as j
+  set attempts = case when j.attempts >= j.max_attempts then 0 else j.attempts end,
+      run_at = now(), locked_at = null, locked_by = null, updated_at = now()
   from picked p where j.id = p.id
   returning j.id, true as runnable`)
 		}})

@@ -298,3 +298,36 @@ func TestInspectAndActionsInTheCallersTransaction(t *testing.T) {
 		t.Fatalf("after the rollback: %+v", got)
 	}
 }
+
+// Run now moves run_at to now in one statement: a permanently failed job
+// gets its attempts back, a job with attempts left keeps them, a running
+// job is skipped and an expired lock is freed.
+func TestRunNowMatching(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a := addActionJobs(t, b)
+	waiting := a.batch[0]
+	b.exec(t, "update S._private_jobs set attempts = 2, run_at = now() + interval '1 hour', last_error = 'flaky' where id = $1", waiting)
+	before := b.job(t, a.running)
+	sel := core.JobSelection{IDs: []int64{a.failed, waiting, a.running, a.expired}}
+	res, err := b.utils.RunNowMatching(b.ctx, sel)
+	want := []int64{a.failed, waiting, a.expired}
+	slices.Sort(want)
+	if err != nil || res.Matched != 4 || res.Changed != 3 || res.Skipped != 1 || !slices.Equal(res.IDs, want) {
+		t.Fatalf("RunNowMatching = %+v, %v; want 4 matched, %v changed, the running job skipped", res, err, want)
+	}
+	now := b.dbNow(t)
+	for id, attempts := range map[int64]int16{a.failed: 0, waiting: 2, a.expired: 1} {
+		j := b.job(t, id)
+		if j.Attempts != attempts || j.RunAt.After(now) || j.LockedAt != nil || j.LockedBy != nil {
+			t.Fatalf("job %d after run now: attempts %d (want %d), run_at %v (want by %v), locked by %v",
+				id, j.Attempts, attempts, j.RunAt, now, deref(j.LockedBy))
+		}
+	}
+	if j := b.job(t, a.failed); deref(j.LastError) != "old failure" {
+		t.Fatalf("run now dropped last_error: %v", deref(j.LastError))
+	}
+	if j := b.job(t, a.running); !j.RunAt.Equal(before.RunAt) || j.Attempts != before.Attempts || deref(j.LockedBy) != "pool-live" {
+		t.Fatalf("a running job was changed: %+v, was %+v", j, before)
+	}
+}

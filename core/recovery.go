@@ -291,6 +291,9 @@ func (o SweepOptions) normalize() (SweepOptions, error) {
 
 // SweepResult is what a sweep did (or, for a dry run, would have done).
 type SweepResult struct {
+	// DryRun is true when the sweep only said what it would do
+	// (SweepOptions.DryRun) and changed nothing.
+	DryRun bool
 	// WorkerIDs are the registered workers found dead, sorted.
 	WorkerIDs []string
 	// RemovedWorkerIDs are those whose registry row was removed: all but
@@ -321,6 +324,7 @@ func (u *Utils) SweepStaleWorkers(ctx context.Context, opts SweepOptions) (Sweep
 		return SweepResult{}, err
 	}
 	res, _, err := u.sweep(ctx, o, "", false)
+	res.DryRun = o.DryRun
 	return res, err
 }
 

@@ -503,7 +503,7 @@ func TestSweepDryRunChangesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(res.WorkerIDs, []string{"pool-dead"}) || !slices.Equal(res.JobIDs, ids) || res.Jobs != 3 || res.Queues != 1 ||
+		if !res.DryRun || !slices.Equal(res.WorkerIDs, []string{"pool-dead"}) || !slices.Equal(res.JobIDs, ids) || res.Jobs != 3 || res.Queues != 1 ||
 			!slices.Equal(res.RemovedWorkerIDs, []string{"pool-dead"}) {
 			t.Fatalf("dry run (%s): %+v", action, res)
 		}

@@ -149,39 +149,16 @@ func (h *handler) apiJobs(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, err)
 		return
 	}
-	jobs := make([]jobJSON, 0, len(page.Jobs))
-	now := time.Now()
-	for _, j := range page.Jobs {
-		jobs = append(jobs, toJobJSON(j, now))
+	jobs := page.Jobs
+	if jobs == nil {
+		jobs = []*core.Job{}
 	}
+	// Each job in core's one encoding (core.Job.MarshalJSON), as gworker
+	// jobs --json prints it.
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs, "next": page.Next, "prev": page.Prev})
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func toJobJSON(j *core.Job, now time.Time) jobJSON {
-	null := func(s string) *string {
-		if s == "" {
-			return nil
-		}
-		return &s
-	}
-	out := jobJSON{ID: j.ID, QueueName: null(j.QueueName), TaskIdentifier: j.TaskIdentifier, Payload: j.Payload,
-		Priority: j.Priority, RunAt: rfc3339(j.RunAt), Attempts: j.Attempts, MaxAttempts: j.MaxAttempts, LastError: j.LastError,
-		CreatedAt: rfc3339(j.CreatedAt), UpdatedAt: rfc3339(j.UpdatedAt), Key: null(j.Key), LockedBy: null(j.LockedBy),
-		Revision: j.Revision, Flags: j.Flags, State: j.State(now)}
-	if j.LockedAt != nil {
-		s := rfc3339(*j.LockedAt)
-		out.LockedAt = &s
-	}
-	if out.Flags == nil {
-		out.Flags = []string{}
-	}
-	if len(out.Payload) == 0 {
-		out.Payload = json.RawMessage("null")
-	}
-	return out
-}
 
 func (h *handler) apiJob(w http.ResponseWriter, r *http.Request) {
 	id, err := parseID(r.PathValue("id"))
@@ -194,7 +171,7 @@ func (h *handler) apiJob(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toJobJSON(j, time.Now()))
+	writeJSON(w, http.StatusOK, j)
 }
 
 // actionRequest is the body of the job actions.
@@ -545,7 +522,7 @@ func (h *handler) apiAddJob(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, toJobJSON(job, time.Now()))
+	writeJSON(w, http.StatusCreated, job)
 }
 
 func (h *handler) apiQueues(w http.ResponseWriter, r *http.Request) {
@@ -774,18 +751,7 @@ func (h *handler) maintain(ctx context.Context, op string, req maintenanceReques
 		if req.DryRun {
 			res.Changed = 0
 		}
-		nz := func(s []string) []string {
-			if s == nil {
-				return []string{}
-			}
-			return s
-		}
-		ids := sr.JobIDs
-		if ids == nil {
-			ids = []int64{}
-		}
-		out = map[string]any{"dry_run": req.DryRun, "dead_workers": nz(sr.WorkerIDs), "removed_workers": nz(sr.RemovedWorkerIDs),
-			"foreign_lockers": nz(sr.ForeignWorkerIDs), "job_ids": ids, "jobs": sr.Jobs, "queues": sr.Queues}
+		out = sr // core's one encoding (core.SweepResult.MarshalJSON), as gworker sweep --json prints it
 	default:
 		return nil, badInput("unknown maintenance operation %q; the operations are cleanup, force-unlock and sweep", op)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -64,7 +65,7 @@ func TestEveryReadEndpointAnswersJSON(t *testing.T) {
 		{"/api/v1/me", []string{"name", "role", "read_only", "can_write"}},
 		{"/api/v1/stats", []string{"exact", "total", "by_state", "by_task", "by_queue"}},
 		{"/api/v1/jobs", []string{"jobs", "next", "prev"}},
-		{fmt.Sprintf("/api/v1/jobs/%d", j.ID), []string{"id", "task_identifier", "payload", "state", "run_at", "last_error", "flags"}},
+		{fmt.Sprintf("/api/v1/jobs/%d", j.ID), testkit.JobJSONKeys},
 		{"/api/v1/queues", []string{"queues"}},
 		{"/api/v1/tasks", []string{"tasks"}},
 		{"/api/v1/workers", []string{"workers", "other_lockers", "stale_threshold_seconds"}},
@@ -440,6 +441,9 @@ func TestAddJobValidatesLikeTheCommand(t *testing.T) {
 	}
 	r = b.do(t, "POST", "/api/v1/jobs", `{"task":"send_email","payload":{"to":"a@b.c"},"queue":"mail","run_at":"10m","max_attempts":3,"key":"k1","priority":-1,"flags":["vip"]}`, asOperator)
 	want(t, "add", r, http.StatusCreated)
+	if keys := testkit.JSONKeys(t, []byte(r.body)); !slices.Equal(keys, testkit.JobJSONKeys) {
+		t.Errorf("the added job has the keys %q, want %q", keys, testkit.JobJSONKeys)
+	}
 	var j struct {
 		ID          int64
 		Queue       string `json:"queue_name"`
@@ -492,14 +496,14 @@ func TestMaintenanceEndpoints(t *testing.T) {
 	lockFor(held.ID, "pool-gone")
 	r = b.do(t, "POST", "/api/v1/maintenance/sweep", `{"dry_run":true}`, asOperator)
 	want(t, "sweep", r, http.StatusOK)
-	var sw struct {
-		DryRun      bool     `json:"dry_run"`
-		DeadWorkers []string `json:"dead_workers"`
-		JobIDs      []int64  `json:"job_ids"`
+	if keys := testkit.JSONKeys(t, []byte(r.body)); !slices.Equal(keys, testkit.SweepJSONKeys) {
+		t.Errorf("the sweep answered the keys %q, want %q", keys, testkit.SweepJSONKeys)
 	}
+	var sw core.SweepResult
 	r.json(t, &sw)
-	if !sw.DryRun || !slices.Equal(sw.DeadWorkers, []string{"pool-gone"}) || !slices.Equal(sw.JobIDs, []int64{held.ID}) {
-		t.Fatalf("sweep dry run = %+v, want pool-gone dead holding job %d", sw, held.ID)
+	if wantSweep := (core.SweepResult{DryRun: true, WorkerIDs: []string{"pool-gone"}, RemovedWorkerIDs: []string{"pool-gone"},
+		JobIDs: []int64{held.ID}, Jobs: 1}); !reflect.DeepEqual(sw, wantSweep) {
+		t.Fatalf("sweep dry run = %+v, want %+v", sw, wantSweep)
 	}
 	if by := lockedBy(held.ID); by != "pool-gone" {
 		t.Fatalf("a dry run changed job %d: locked by %q", held.ID, by)

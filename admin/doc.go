@@ -68,7 +68,8 @@
 //	  JOB is {"id", "queue_name", "task_identifier", "payload", "priority",
 //	  "run_at", "attempts", "max_attempts", "last_error", "created_at",
 //	  "updated_at", "key", "locked_at", "locked_by", "revision", "flags",
-//	  "state"}, null where the column is.
+//	  "state"}, null where the column is, flags an array ([] when none):
+//	  core.Job's JSON encoding, the same object gworker jobs --json prints.
 //
 //	GET /api/v1/jobs/{id}
 //	  JOB, or 404.
@@ -128,5 +129,8 @@
 //	POST /api/v1/maintenance/force-unlock  {"worker_ids": ["pool-..."]}
 //	POST /api/v1/maintenance/sweep         {"dry_run": true}
 //	  cleanup and force-unlock answer {"done": true}; sweep answers
-//	  {"dry_run", "dead_workers", "removed_workers", "foreign_lockers", "job_ids", "jobs", "queues"}.
+//	  {"dry_run", "worker_ids", "removed_worker_ids", "foreign_worker_ids", "job_ids", "jobs",
+//	   "skipped_job_ids", "queues"}: core.SweepResult's JSON encoding, the same
+//	  object gworker sweep --json prints. (Before, the keys were dead_workers,
+//	  removed_workers and foreign_lockers, and skipped_job_ids was missing.)
 package admin

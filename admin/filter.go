@@ -183,25 +183,3 @@ func parseID(s string) (int64, error) {
 	}
 	return id, nil
 }
-
-// jobJSON is a job as the API returns it: the columns of
-// graphile-worker's jobs view, the payload, and the state.
-type jobJSON struct {
-	ID             int64           `json:"id"`
-	QueueName      *string         `json:"queue_name"`
-	TaskIdentifier string          `json:"task_identifier"`
-	Payload        json.RawMessage `json:"payload"`
-	Priority       int             `json:"priority"`
-	RunAt          string          `json:"run_at"`
-	Attempts       int             `json:"attempts"`
-	MaxAttempts    int             `json:"max_attempts"`
-	LastError      *string         `json:"last_error"`
-	CreatedAt      string          `json:"created_at"`
-	UpdatedAt      string          `json:"updated_at"`
-	Key            *string         `json:"key"`
-	LockedAt       *string         `json:"locked_at"`
-	LockedBy       *string         `json:"locked_by"`
-	Revision       int             `json:"revision"`
-	Flags          []string        `json:"flags"`
-	State          core.JobState   `json:"state"`
-}

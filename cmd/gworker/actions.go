@@ -368,7 +368,7 @@ With one ID, or --key KEY alone, it prints that job as one JSON object.`,
 }
 
 func printJobJSON(e *env, job *core.Job) error {
-	out, err := json.Marshal(newJobJSON(job))
+	out, err := json.Marshal(job) // core.Job's one encoding, as the admin API's
 	if err != nil {
 		return err
 	}

@@ -20,9 +20,11 @@ func addCommand() *command {
 		summary:  "add a job",
 		help: `
 Adds a job for the task IDENTIFIER with the payload JSON (default {}) and
-prints the job as one JSON object: the columns of the jobs view (id,
-task_identifier, queue_name, run_at, attempts, max_attempts, key, priority,
-flags, revision, ...) plus payload. The schema must exist (gworker migrate).`,
+prints the job as one JSON object, the same as a line of gworker jobs
+--json (see gworker help jobs): the columns of the jobs view (id,
+queue_name, task_identifier, payload, run_at, attempts, max_attempts, key,
+priority, flags, revision, ...) and state. The schema must exist (gworker
+migrate).`,
 		setup: func(fs *flagSet) action {
 			var o addOptions
 			fs.flag(&stringValue{p: &o.queue}, "NAME", "named queue: its jobs run one at a time, in order (default: none, run in parallel)", "queue")
@@ -93,7 +95,7 @@ func add(ctx context.Context, e *env, opts *commonFlags, o *addOptions, args []s
 	if err != nil {
 		return addError(schema, err)
 	}
-	out, err := json.Marshal(newJobJSON(job))
+	out, err := json.Marshal(job) // core.Job's one encoding, as the admin API's
 	if err != nil {
 		return fmt.Errorf("encode job %d: %w", job.ID, err)
 	}
@@ -146,61 +148,4 @@ func quoteShort(s string) string {
 		s = string(r[:57]) + "..."
 	}
 	return fmt.Sprintf("%q", s)
-}
-
-// jobJSON is a job as gworker add prints it: a row of the jobs view plus
-// the payload, with SQL NULL as null.
-type jobJSON struct {
-	ID             int64           `json:"id"`
-	QueueName      *string         `json:"queue_name"`
-	TaskIdentifier string          `json:"task_identifier"`
-	Payload        json.RawMessage `json:"payload"`
-	Priority       int             `json:"priority"`
-	RunAt          time.Time       `json:"run_at"`
-	Attempts       int             `json:"attempts"`
-	MaxAttempts    int             `json:"max_attempts"`
-	LastError      *string         `json:"last_error"`
-	CreatedAt      time.Time       `json:"created_at"`
-	UpdatedAt      time.Time       `json:"updated_at"`
-	Key            *string         `json:"key"`
-	LockedAt       *time.Time      `json:"locked_at"`
-	LockedBy       *string         `json:"locked_by"`
-	Revision       int             `json:"revision"`
-	Flags          map[string]bool `json:"flags"` // stored as {"flag": true}
-}
-
-func newJobJSON(j *core.Job) jobJSON {
-	null := func(s string) *string {
-		if s == "" {
-			return nil
-		}
-		return &s
-	}
-	out := jobJSON{
-		ID:             j.ID,
-		QueueName:      null(j.QueueName),
-		TaskIdentifier: j.TaskIdentifier,
-		Payload:        j.Payload,
-		Priority:       j.Priority,
-		RunAt:          j.RunAt,
-		Attempts:       j.Attempts,
-		MaxAttempts:    j.MaxAttempts,
-		LastError:      j.LastError,
-		CreatedAt:      j.CreatedAt,
-		UpdatedAt:      j.UpdatedAt,
-		Key:            null(j.Key),
-		LockedAt:       j.LockedAt,
-		LockedBy:       null(j.LockedBy),
-		Revision:       j.Revision,
-	}
-	if len(j.Flags) > 0 {
-		out.Flags = make(map[string]bool, len(j.Flags))
-		for _, f := range j.Flags {
-			out.Flags[f] = true
-		}
-	}
-	if len(out.Payload) == 0 {
-		out.Payload = json.RawMessage("null")
-	}
-	return out
 }

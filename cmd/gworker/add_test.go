@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gworker/gworker/internal/testkit"
 )
 
 // storedJob is a job read straight from the tables.
@@ -56,7 +59,7 @@ type addedJob struct {
 	Attempts       int             `json:"attempts"`
 	MaxAttempts    int             `json:"max_attempts"`
 	Key            *string         `json:"key"`
-	Flags          map[string]bool `json:"flags"`
+	Flags          []string        `json:"flags"`
 	Revision       int             `json:"revision"`
 	LastError      *string         `json:"last_error"`
 	LockedAt       *time.Time      `json:"locked_at"`
@@ -70,6 +73,9 @@ func (b *bundle) add(t *testing.T, args ...string) addedJob {
 	}
 	if strings.Count(r.stdout, "\n") != 1 {
 		t.Errorf("add printed %q, want one line", r.stdout)
+	}
+	if keys := testkit.JSONKeys(t, []byte(r.stdout)); !slices.Equal(keys, testkit.JobJSONKeys) {
+		t.Errorf("add printed the keys %q, want %q", keys, testkit.JobJSONKeys)
 	}
 	var j addedJob
 	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil {
@@ -112,7 +118,7 @@ func TestAddWithEveryFlagStoresThem(t *testing.T) {
 	// The printed job matches the row.
 	if out.TaskIdentifier != "send_email" || deref(out.QueueName) != "mail" || deref(out.Key) != "welcome-a" ||
 		out.Priority != -5 || out.MaxAttempts != 3 || out.Attempts != 0 || !out.RunAt.Equal(runAt) ||
-		!out.Flags["slow"] || !out.Flags["smtp"] || out.LastError != nil || out.LockedAt != nil {
+		!slices.Equal(out.Flags, []string{"slow", "smtp"}) || out.LastError != nil || out.LockedAt != nil {
 		t.Errorf("printed job = %+v", out)
 	}
 	var printed map[string]any
@@ -131,8 +137,8 @@ func TestAddDefaults(t *testing.T) {
 		got.priority != 0 || got.maxAttempts != 25 || got.attempts != 0 || got.runAtInFuture {
 		t.Errorf("stored job = %+v; want payload {}, no queue, key or flags, priority 0, max 25, runnable now", got)
 	}
-	if string(out.Payload) != "{}" || out.QueueName != nil || out.Key != nil || out.Flags != nil {
-		t.Errorf("printed job = %+v; want payload {} and null queue_name, key and flags", out)
+	if string(out.Payload) != "{}" || out.QueueName != nil || out.Key != nil || out.Flags == nil || len(out.Flags) != 0 {
+		t.Errorf("printed job = %+v; want payload {}, null queue_name and key, and flags []", out)
 	}
 }
 

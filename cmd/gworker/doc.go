@@ -94,9 +94,13 @@
 //
 // adds a job for the task IDENTIFIER with the payload JSON (default {}). TIME
 // is RFC 3339 (2030-01-02T15:04:05Z). It prints the job as one line of JSON:
-// the columns of the jobs view (id, queue_name, task_identifier, priority,
-// run_at, attempts, max_attempts, last_error, created_at, updated_at, key,
-// locked_at, locked_by, revision, flags) plus payload. The schema must exist.
+// the columns of the jobs view (id, queue_name, task_identifier, payload,
+// priority, run_at, attempts, max_attempts, last_error, created_at,
+// updated_at, key, locked_at, locked_by, revision, flags) and state, null
+// where the column is NULL, times RFC 3339 in UTC, flags an array ([] when
+// none). This is core.Job's JSON encoding: jobs --json, job --json, cancel
+// and remove --key, and the admin API print jobs the same way. The schema
+// must exist.
 //
 // # run
 //
@@ -202,8 +206,7 @@
 //
 // lists the jobs matching the filters, newest first, as a table cut to 80
 // columns (ID, STATE, TASK, QUEUE, ATTEMPTS, RUN AT, ERROR), or with --json
-// as one JSON object per job and line (the jobs view's columns, payload and
-// state). The states are ready, scheduled, running, retrying and failed.
+// as one JSON object per job and line (the object gworker add prints). The states are ready, scheduled, running, retrying and failed.
 // The cursors of the next and previous pages are printed on standard error.
 // --watch redraws the table every --interval until SIGINT.
 //
@@ -264,7 +267,10 @@
 // whose heartbeat is older than --threshold (default 5m), as running workers
 // do every sweep interval, and prints the dead workers, the jobs freed and
 // the queues unlocked. --dry-run changes nothing and prints what a sweep
-// would do.
+// would do. --json prints one JSON object instead, core.SweepResult's
+// encoding, as the admin API's sweep answers: {"dry_run", "worker_ids",
+// "removed_worker_ids", "foreign_worker_ids", "job_ids", "jobs",
+// "skipped_job_ids", "queues"}.
 //
 // # cron check
 //

@@ -135,9 +135,13 @@ STATE is ready (runnable now), scheduled (run_at in the future), running
 failed (no attempts left). After the page, standard error says how to get
 the next and previous pages (--after and --before take the cursors shown).
 
---json prints one JSON object per job and line instead: the columns of the
-jobs view plus payload and state. --watch refreshes the table every
---interval (default 2s) until Ctrl-C.`,
+--json prints one JSON object per job and line instead, the same object
+as gworker job --json, gworker add and the admin API: the keys id,
+queue_name, task_identifier, payload, priority, run_at, attempts,
+max_attempts, last_error, created_at, updated_at, key, locked_at,
+locked_by, revision, flags and state; null where the column is NULL, times
+RFC 3339 in UTC, flags an array ([] when none). --watch refreshes the
+table every --interval (default 2s) until Ctrl-C.`,
 		setup: func(fs *flagSet) action {
 			var o jobsOptions
 			o.interval = 2 * time.Second
@@ -219,7 +223,7 @@ func printJobPage(e *env, page core.JobPage, o *jobsOptions, now time.Time) erro
 	if o.json {
 		enc := json.NewEncoder(e.stdout)
 		for _, j := range page.Jobs {
-			if err := enc.Encode(newJobStateJSON(j, now)); err != nil {
+			if err := enc.Encode(j); err != nil {
 				return err
 			}
 		}
@@ -253,16 +257,6 @@ func printJobPage(e *env, page core.JobPage, o *jobsOptions, now time.Time) erro
 	return nil
 }
 
-// jobStateJSON is a job as jobs --json and job --json print it.
-type jobStateJSON struct {
-	jobJSON
-	State string `json:"state"`
-}
-
-func newJobStateJSON(j *core.Job, now time.Time) jobStateJSON {
-	return jobStateJSON{jobJSON: newJobJSON(j), State: string(j.State(now))}
-}
-
 func jobCommand() *command {
 	return &command{
 		name:     "job",
@@ -271,7 +265,8 @@ func jobCommand() *command {
 		help: `
 Shows the job: its state, every column of the jobs view, when its next
 attempt is due, its payload pretty-printed and its last error in full.
---json prints it as one JSON object (the columns plus payload and state).`,
+--json prints it as one JSON object, the same as a line of gworker jobs
+--json (see gworker help jobs) and the admin API's.`,
 		setup: func(fs *flagSet) action {
 			asJSON := false
 			fs.flag(&boolValue{p: &asJSON}, "", "print one JSON object", "json")
@@ -304,7 +299,7 @@ func showJob(ctx context.Context, e *env, opts *commonFlags, id int64, asJSON bo
 	}
 	now := time.Now()
 	if asJSON {
-		return json.NewEncoder(e.stdout).Encode(newJobStateJSON(j, now))
+		return json.NewEncoder(e.stdout).Encode(j)
 	}
 	state := j.State(now)
 	when := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) + " (" + ago(t, now) + ")" }

@@ -41,13 +41,17 @@ func (b *bundle) addStateJobs(t *testing.T) stateJobs {
 	return s
 }
 
-// jobLines decodes jobs --json output: one object per line.
+// jobLines decodes jobs --json output: one object per line, each with
+// exactly the keys of a job's JSON.
 func jobLines(t *testing.T, stdout string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, line := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
 		if line == "" {
 			continue
+		}
+		if keys := testkit.JSONKeys(t, []byte(line)); !slices.Equal(keys, testkit.JobJSONKeys) {
+			t.Errorf("jobs --json printed the keys %q, want %q", keys, testkit.JobJSONKeys)
 		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
@@ -134,7 +138,7 @@ func TestJobsJSONHasOneObjectPerJobLine(t *testing.T) {
 	if p, _ := ready["payload"].(map[string]any); p["to"] != "ada@example.com" || p["n"] != 1.0 {
 		t.Errorf("payload = %#v", ready["payload"])
 	}
-	if f, _ := ready["flags"].(map[string]any); f["vip"] != true {
+	if f, _ := ready["flags"].([]any); len(f) != 1 || f[0] != "vip" {
 		t.Errorf("flags = %#v", ready["flags"])
 	}
 	for i, state := range []string{"ready", "scheduled", "running", "retrying", "failed"} {
@@ -290,6 +294,9 @@ func TestJobShowsTheWholeRow(t *testing.T) {
 		t.Errorf("failed job:\n%s", r.stdout)
 	}
 	r = b.cli(t, "job", "--json", strconv.FormatInt(s.running, 10))
+	if keys := testkit.JSONKeys(t, []byte(r.stdout)); !slices.Equal(keys, testkit.JobJSONKeys) {
+		t.Errorf("job --json printed the keys %q, want %q", keys, testkit.JobJSONKeys)
+	}
 	var j map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil || j["state"] != "running" || j["locked_by"] != "worker-1" {
 		t.Errorf("job --json: %q (%v)", r.stdout, err)

@@ -192,7 +192,9 @@ If a sweep runs elsewhere, it waits for it.
 With --dry-run nothing changes: it prints what a sweep would do. It prints
 the dead workers, the jobs freed and the queues unlocked; with --json one
 JSON object with the keys dry_run, worker_ids, removed_worker_ids,
-foreign_worker_ids, job_ids, jobs and queues.`,
+foreign_worker_ids, job_ids, jobs, skipped_job_ids (the jobs a
+BeforeRecover hook left locked) and queues, every list an array: the same
+object as the admin API's sweep answers.`,
 		setup: func(fs *flagSet) action {
 			var o core.SweepOptions
 			asJSON := false
@@ -210,16 +212,6 @@ foreign_worker_ids, job_ids, jobs and queues.`,
 	}
 }
 
-type sweepJSON struct {
-	DryRun           bool     `json:"dry_run"`
-	WorkerIDs        []string `json:"worker_ids"`
-	RemovedWorkerIDs []string `json:"removed_worker_ids"`
-	ForeignWorkerIDs []string `json:"foreign_worker_ids"`
-	JobIDs           []int64  `json:"job_ids"`
-	Jobs             int      `json:"jobs"`
-	Queues           int      `json:"queues"`
-}
-
 func sweep(ctx context.Context, e *env, opts *commonFlags, o core.SweepOptions, asJSON bool) error {
 	u, closeDB, err := openUtils(ctx, e, opts)
 	if err != nil {
@@ -231,18 +223,8 @@ func sweep(ctx context.Context, e *env, opts *commonFlags, o core.SweepOptions, 
 		return err
 	}
 	if asJSON {
-		nonNil := func(s []string) []string {
-			if s == nil {
-				return []string{}
-			}
-			return s
-		}
-		ids := res.JobIDs
-		if ids == nil {
-			ids = []int64{}
-		}
-		b, err := json.Marshal(sweepJSON{DryRun: o.DryRun, WorkerIDs: nonNil(res.WorkerIDs), RemovedWorkerIDs: nonNil(res.RemovedWorkerIDs),
-			ForeignWorkerIDs: nonNil(res.ForeignWorkerIDs), JobIDs: ids, Jobs: res.Jobs, Queues: res.Queues})
+		// core.SweepResult's one encoding, as the admin API's sweep answers.
+		b, err := json.Marshal(res)
 		if err != nil {
 			return err
 		}

@@ -228,7 +228,7 @@ func (h *handler) runAction(ctx context.Context, name string, req actionRequest)
 	case "retry":
 		res, err = h.u.RetryJobs(ctx, sel)
 	case "run-now":
-		res, err = h.runNow(ctx, sel)
+		res, err = h.u.RunNowMatching(ctx, sel)
 	case "reschedule":
 		var spec core.RescheduleSpec
 		if spec, err = rescheduleSpec(req); err == nil {
@@ -252,59 +252,6 @@ func (h *handler) runAction(ctx context.Context, name string, req actionRequest)
 	}
 	h.audit(ctx, name, req, res, err)
 	return res, err
-}
-
-// runNow makes the selected jobs run now. A permanently failed job gets
-// its attempts back (as retry); a waiting one keeps its attempts and only
-// its run_at changes. Running jobs are left alone.
-func (h *handler) runNow(ctx context.Context, sel core.JobSelection) (core.ActionResult, error) {
-	base := core.JobFilter{}
-	if sel.Filter != nil {
-		base = *sel.Filter
-	}
-	within := func(states ...core.JobState) (core.JobSelection, bool) {
-		s := sel
-		f := base
-		if len(f.States) > 0 {
-			var keep []core.JobState
-			for _, st := range states {
-				if slices.Contains(f.States, st) {
-					keep = append(keep, st)
-				}
-			}
-			if len(keep) == 0 {
-				return s, false
-			}
-			states = keep
-		}
-		f.States = states
-		s.Filter = &f
-		return s, true
-	}
-	var total core.ActionResult
-	add := func(r core.ActionResult) {
-		total.Matched += r.Matched
-		total.Changed += r.Changed
-		total.Skipped += r.Skipped
-		total.IDs = append(total.IDs, r.IDs...)
-	}
-	if s, ok := within(core.JobStateFailed); ok {
-		r, err := h.u.RetryJobs(ctx, s)
-		add(r)
-		if err != nil {
-			return total, err
-		}
-	}
-	if s, ok := within(core.JobStateReady, core.JobStateScheduled, core.JobStateRetrying); ok {
-		now := time.Now()
-		r, err := h.u.RescheduleMatching(ctx, s, core.RescheduleSpec{RunAt: &now})
-		add(r)
-		if err != nil {
-			return total, err
-		}
-	}
-	slices.Sort(total.IDs)
-	return total, nil
 }
 
 func rescheduleSpec(req actionRequest) (core.RescheduleSpec, error) {

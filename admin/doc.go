@@ -87,7 +87,8 @@
 //	  the job does not exist. A job a worker holds is skipped (changed 0),
 //	  except by cancel. retry gives a job all its attempts back and runs it
 //	  now; run-now runs it now, giving a permanently failed one its attempts
-//	  back and leaving a waiting one's attempts alone.
+//	  back and leaving a waiting one's attempts alone, in one statement
+//	  (core's RunNowMatching) for the whole selection (per 1000 jobs).
 //
 //	POST /api/v1/jobs/actions/{action}
 //	  {"ids": [1, 2]} or {"filter": {"state": ["failed"], "task": ["send_email"], "queue": [...],

@@ -304,7 +304,9 @@ func TestRunOnceSummaryAndExitStatus(t *testing.T) {
 	for range 2 {
 		okIDs = append(okIDs, b.add(t, "ok").ID)
 	}
-	b.add(t, "bad")
+	// One attempt only: its retry must not come due before the second run
+	// below, however long the first one takes.
+	b.add(t, "bad", "--max-attempts", "1")
 	b.add(t, "send_emial")
 	b.add(t, "send_emial")
 	b.add(t, "other")

@@ -22,7 +22,6 @@ type workerSQL struct {
 	returnJobs    string
 	lockedJobs    string
 	missedCancels string
-	resetLockedAt string
 }
 
 func newWorkerSQL(r renderer, durableFetch bool) *workerSQL {
@@ -105,17 +104,6 @@ from back where q.id = back.job_queue_id and q.locked_by = $1`),
 		missedCancels: r.render(`select j.id, j.last_error from {{schema}}._private_jobs as j
 where j.locked_by = $1 and j.attempts >= j.max_attempts and j.updated_at >= j.locked_at
   and starts_with(j.last_error, $2::text)`),
-
-		// Frees locks a crashed worker left behind, after graphile-worker's
-		// fixed 4 hours.
-		resetLockedAt: r.render(`with j as (
-  update {{schema}}._private_jobs
-  set locked_at = null, locked_by = null, run_at = greatest(run_at, now())
-  where locked_at < now() - interval '4 hours'
-)
-update {{schema}}._private_job_queues
-set locked_at = null, locked_by = null
-where locked_at < now() - interval '4 hours'`),
 	}
 	for flags := 0; flags < 2; flags++ {
 		for local := 0; local < 2; local++ {

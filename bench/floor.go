@@ -55,12 +55,13 @@ func (b *bench) latencyFloor(ctx context.Context) (string, error) {
 // floorSamples returns n notification delays and n round trips, in
 // milliseconds, each taken after an idle gap of gap to 2×gap.
 func floorSamples(ctx context.Context, pool *pgxpool.Pool, n int, gap time.Duration) (notify, trip []float64, err error) {
-	listen, err := pool.Acquire(ctx)
+	pooled, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	// The LISTEN session must not go back to the pool.
-	defer listen.Hijack().Close(context.WithoutCancel(ctx))
+	listen := pooled.Hijack()
+	defer listen.Close(context.WithoutCancel(ctx))
 	if _, err := listen.Exec(ctx, "listen gwbench_floor"); err != nil {
 		return nil, nil, err
 	}
@@ -80,7 +81,7 @@ func floorSamples(ctx context.Context, pool *pgxpool.Pool, n int, gap time.Durat
 	go func() {
 		defer close(heard)
 		for {
-			if _, err := listen.Conn().WaitForNotification(lctx); err != nil {
+			if _, err := listen.WaitForNotification(lctx); err != nil {
 				return
 			}
 			heard <- time.Now()

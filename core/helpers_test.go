@@ -176,6 +176,16 @@ func deref[T any](p *T) any {
 // comes.
 func fireNext(t *testing.T, clock *clocktest.Clock, armedIn string) time.Time {
 	t.Helper()
+	at := pendingTimer(t, clock, armedIn)
+	clock.AdvanceTo(at)
+	return at
+}
+
+// pendingTimer waits until a timer armed in a function whose name contains
+// armedIn is pending on clock and returns when it fires, without moving
+// the clock.
+func pendingTimer(t *testing.T, clock *clocktest.Clock, armedIn string) time.Time {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testkit.DefaultWait)
 	defer cancel()
 	var at time.Time
@@ -191,6 +201,5 @@ func fireNext(t *testing.T, clock *clocktest.Clock, armedIn string) time.Time {
 	if err != nil {
 		t.Fatalf("no timer of %s came to be pending: %v", armedIn, err)
 	}
-	clock.AdvanceTo(at)
 	return at
 }

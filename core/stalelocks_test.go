@@ -8,7 +8,6 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/internal/clocktest"
-	"github.com/gworker/gworker/internal/testkit"
 )
 
 // staleReset names the stale-lock reset's timers, for ArmedIn.
@@ -17,29 +16,6 @@ const staleReset = "core.(*staleLockReset)"
 // resetStatement is how the switchDB keys the reset's statement (its first
 // three words).
 const resetStatement = "with stale_jobs as"
-
-// pendingTimer waits until a timer armed in a function whose name contains
-// armedIn is pending on clock and returns when it fires, without moving
-// the clock.
-func pendingTimer(t *testing.T, clock *clocktest.Clock, armedIn string) time.Time {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testkit.DefaultWait)
-	defer cancel()
-	var at time.Time
-	err := clock.WaitUntil(ctx, func(ts []clocktest.PendingTimer) bool {
-		for _, p := range ts {
-			if p.ArmedIn(armedIn) {
-				at = p.At
-				return true
-			}
-		}
-		return false
-	})
-	if err != nil {
-		t.Fatalf("no timer of %s came to be pending: %v", armedIn, err)
-	}
-	return at
-}
 
 // While the database is away, the stale-lock reset says so once, retries
 // on the worker's clock with a growing backoff (neither at once nor only

@@ -94,33 +94,7 @@ func TestRunWaitsForALateServer(t *testing.T) {
 	testkit.Eventually(t, "run to say it waits for the database", func() bool {
 		return strings.Contains(stderr.String(), "the database is not available yet")
 	})
-	select {
-	case code := <-done:
-		t.Fatalf("run exited (status %d) while the server was down; stderr:\n%s", code, stderr.String())
-	default:
-	}
-	if err := srv.Restart(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("run --once: exit %d after the server came up; stderr:\n%s", code, stderr.String())
-		}
-	case <-ctx.Done():
-		t.Fatalf("run did not finish after the server came up; stderr:\n%s", stderr.String())
-	}
-	s := stderr.String()
-	if n := strings.Count(s, "the database is not available yet"); n != 1 {
-		t.Errorf("run warned %d times about the outage; want once. stderr:\n%s", n, s)
-	}
-	if !strings.Contains(s, "the database is available; the worker started") {
-		t.Errorf("run did not say when it got through; stderr:\n%s", s)
-	}
-	entries, err := os.ReadDir(out)
-	if err != nil || len(entries) != 1 {
-		t.Errorf("the job ran %d times (%v); want once. stderr:\n%s", len(entries), err, s)
-	}
+	serverBack(t, ctx, srv, done, &stderr, out)
 }
 
 // Failures that do not clear by themselves end run at once.
@@ -203,33 +177,7 @@ func TestRunWaitsWhenTheServerGoesDownDuringItsStart(t *testing.T) {
 	testkit.Eventually(t, "run to try again and find no server", func() bool {
 		return strings.Contains(stderr.String(), "the database is still not available: no PostgreSQL server answers")
 	})
-	select {
-	case code := <-done:
-		t.Fatalf("run exited (status %d) when the server went down during its start; stderr:\n%s", code, stderr.String())
-	default:
-	}
-	if err := srv.Restart(ctx); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("run --once: exit %d after the server came back; stderr:\n%s", code, stderr.String())
-		}
-	case <-ctx.Done():
-		t.Fatalf("run did not finish after the server came back; stderr:\n%s", stderr.String())
-	}
-	s := stderr.String()
-	if n := strings.Count(s, "the database is not available yet"); n != 1 {
-		t.Errorf("run warned %d times about the outage; want once. stderr:\n%s", n, s)
-	}
-	if !strings.Contains(s, "the database is available; the worker started") {
-		t.Errorf("run did not say when it got through; stderr:\n%s", s)
-	}
-	entries, err := os.ReadDir(out)
-	if err != nil || len(entries) != 1 {
-		t.Errorf("the job ran %d times (%v); want once. stderr:\n%s", len(entries), err, s)
-	}
+	serverBack(t, ctx, srv, done, &stderr, out)
 }
 
 // A migration that fails for a reason of its own, not the connection's,
@@ -253,5 +201,40 @@ func TestRunFailsFastOnASchemaNewerThanItself(t *testing.T) {
 	if want := fmt.Sprintf("has breaking migration %d but this gworker knows only up to", core.LatestMigration+5); r.code != exitSchemaNewer ||
 		!strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "retrying") {
 		t.Errorf("run: exit %d, stderr:\n%s\nwant exit %d at once, saying %q", r.code, r.stderr, exitSchemaNewer, want)
+	}
+}
+
+// serverBack checks that run, waiting out the server's outage, has not
+// exited; restarts the server; and checks that run then gets through: exit
+// 0, one warning for the whole outage, a line when the worker started, and
+// the job run once (a file in out).
+func serverBack(t *testing.T, ctx context.Context, srv *pgtest.Server, done <-chan int, stderr *syncBuffer, out string) {
+	t.Helper()
+	select {
+	case code := <-done:
+		t.Fatalf("run exited (status %d) while the server was down; stderr:\n%s", code, stderr.String())
+	default:
+	}
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("run --once: exit %d after the server came up; stderr:\n%s", code, stderr.String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("run did not finish after the server came up; stderr:\n%s", stderr.String())
+	}
+	s := stderr.String()
+	if n := strings.Count(s, "the database is not available yet"); n != 1 {
+		t.Errorf("run warned %d times about the outage; want once. stderr:\n%s", n, s)
+	}
+	if !strings.Contains(s, "the database is available; the worker started") {
+		t.Errorf("run did not say when it got through; stderr:\n%s", s)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil || len(entries) != 1 {
+		t.Errorf("the job ran %d times (%v); want once. stderr:\n%s", len(entries), err, s)
 	}
 }

@@ -77,7 +77,13 @@ func floorSamples(ctx context.Context, pool *pgxpool.Pool, n int, gap time.Durat
 	}
 	heard := make(chan time.Time, 1)
 	lctx, stop := context.WithCancel(ctx)
-	defer stop()
+	// The listening goroutine must be gone before the connection closes
+	// (deferred above, so it runs after this).
+	defer func() {
+		stop()
+		for range heard {
+		}
+	}()
 	go func() {
 		defer close(heard)
 		for {

@@ -44,12 +44,15 @@ const (
 // worker asks the database for work far less often and the next batch is
 // already there when a slot frees.
 //
-// It is on by default, with batches that adapt to demand: the zero value
-// starts at Concurrency jobs per fetch, doubles the batch after a fetch
-// that came back full while slots waited for it, and halves it after one
-// that came back short, within Concurrency and DefaultLocalQueueMaxSize.
-// An idle or lightly loaded worker thus locks no more jobs than it has
-// slots, and a worker with a backlog fetches in batches big enough to
+// It is on by default, with batches that adapt to demand. The zero value
+// starts with no batch: a fetch asks for the free slots only. After a full
+// fetch during which a job finished, the batch becomes Concurrency jobs;
+// it doubles after each full fetch while a slot waited for it, up to
+// DefaultLocalQueueMaxSize, where slots that still wait make the next
+// fetch start as soon as one returns; it halves after a short fetch, or
+// one during which nothing finished, and below Concurrency it is gone
+// again. An idle or lightly loaded worker thus locks no more jobs than it
+// has slots, and a worker with a backlog fetches in batches big enough to
 // keep every slot busy.
 type LocalQueueOptions struct {
 	// Disabled turns the local queue off: each fetch then asks for as many

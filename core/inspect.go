@@ -732,8 +732,9 @@ order by t.identifier`), args...)
 
 // liveWorker is the condition on a row w of the worker registry that its
 // worker lives: its heartbeat is younger than $1 seconds (or twice its own
-// interval, if longer), as ListTasks and Cleanup judge it.
-const liveWorker = "w.last_heartbeat_at >= now() - greatest($1::float8 * interval '1 second', 2 * w.heartbeat_interval)"
+// interval, if longer): the opposite of staleBefore, by which the sweep
+// judges a worker dead.
+const liveWorker = "w.last_heartbeat_at >= " + staleBefore
 
 // hasTaskRegistry reports whether the schema's worker registry records the
 // tasks of each worker: not when graphile-worker installed the schema and

@@ -100,19 +100,6 @@ func (s *staleLockReset) run(ctx context.Context) {
 // reset runs the statement once and reports how many jobs and queues it
 // freed.
 func (s *staleLockReset) reset(ctx context.Context) (jobs, queues int64, err error) {
-	rows, err := s.w.db.Query(ctx, s.sql)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer rows.Close()
-	if rows.Next() {
-		err = rows.Scan(&jobs, &queues)
-	}
-	if err == nil {
-		err = rows.Err()
-	}
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
+	_, err = queryOne(ctx, s.w.db, s.sql, nil, &jobs, &queues)
 	return jobs, queues, err
 }

@@ -97,13 +97,7 @@ type action struct {
 // lock (older than 4 hours) is freed. Workers are woken up (NOTIFY
 // jobs:insert, as when jobs are added).
 func (u *Utils) RetryJobs(ctx context.Context, sel JobSelection) (ActionResult, error) {
-	return u.runAction(ctx, sel, action{name: "retry jobs", eligible: unlockedJob,
-		change: func(r renderer, a *sqlArgs) string {
-			return r.render(`update {{schema}}._private_jobs as j
-  set attempts = 0, run_at = now(), locked_at = null, locked_by = null, updated_at = now()
-  from picked p where j.id = p.id
-  returning j.id, true as runnable`)
-		}})
+	return u.runAction(ctx, sel, runNow("retry jobs", "0"))
 }
 
 // RunNowMatching makes the selected jobs run now, in one statement per
@@ -113,14 +107,19 @@ func (u *Utils) RetryJobs(ctx context.Context, sel JobSelection) (ActionResult, 
 // holds are skipped; an expired lock (older than 4 hours) is freed.
 // Workers are woken up (NOTIFY jobs:insert).
 func (u *Utils) RunNowMatching(ctx context.Context, sel JobSelection) (ActionResult, error) {
-	return u.runAction(ctx, sel, action{name: "run jobs now", eligible: unlockedJob,
+	return u.runAction(ctx, sel, runNow("run jobs now", "case when j.attempts >= j.max_attempts then 0 else j.attempts end"))
+}
+
+// runNow is the action of RetryJobs and RunNowMatching: run_at now and the
+// lock freed, with attempts set to the SQL expression attempts.
+func runNow(name, attempts string) action {
+	return action{name: name, eligible: unlockedJob,
 		change: func(r renderer, a *sqlArgs) string {
 			return r.render(`update {{schema}}._private_jobs as j
-  set attempts = case when j.attempts >= j.max_attempts then 0 else j.attempts end,
-      run_at = now(), locked_at = null, locked_by = null, updated_at = now()
+  set attempts = ` + attempts + `, run_at = now(), locked_at = null, locked_by = null, updated_at = now()
   from picked p where j.id = p.id
   returning j.id, true as runnable`)
-		}})
+		}}
 }
 
 // RescheduleMatching changes run_at, priority, attempts and max attempts

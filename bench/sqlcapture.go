@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gworker/gworker/bench/internal/heldsql"
 	"github.com/gworker/gworker/core"
 )
 
@@ -226,13 +227,8 @@ func heldPgbenchScript(schema string, fetch *captured, batch int) (string, error
 	if err != nil {
 		return "", err
 	}
-	s := q(schema)
-	lock := "select j.id from " + s + "._private_jobs as j" +
-		" where j.is_available = true and j.job_queue_id is null and j.run_at <= now()" +
-		" and j.task_id = any(array(select t.id from " + s + "._private_tasks as t where t.identifier = any(" + tasks + "::text[])))" +
-		" order by j.priority asc, j.run_at asc limit " + strconv.Itoa(batch) + " for update skip locked"
 	return "begin;\n" +
-		"select coalesce(array_agg(id), '{}')::text as ids from (" + lock + ") as held\n\\gset\n" +
-		"delete from " + s + "._private_jobs where id = any(:ids::bigint[]);\n" +
+		"select coalesce(array_agg(id), '{}')::text as ids from (" + heldsql.Lock(schema, "j.id", tasks, batch) + ") as held\n\\gset\n" +
+		heldsql.Delete(schema, ":ids") + ";\n" +
 		"commit;\n", nil
 }

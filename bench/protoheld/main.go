@@ -46,6 +46,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gworker/gworker/bench/internal/heldsql"
 )
 
 func main() {
@@ -94,22 +96,12 @@ type statements struct {
 }
 
 func newStatements(schema string, batch int) statements {
-	s := pgx.Identifier{schema}.Sanitize()
+	// The same columns core's fetch returns. Nothing is updated: the lock
+	// is the claim.
 	return statements{
-		// The same columns core's fetch returns; the filter is core's for
-		// jobs without a named queue, which lets the planner use
-		// jobs_no_queue_index. Nothing is updated: the lock is the claim.
-		fetch: fmt.Sprintf(`select j.id, j.job_queue_id, j.task_id, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts,
-  j.last_error, j.created_at, j.updated_at, j.key, j.locked_at, j.locked_by, j.revision, j.flags
-from %[1]s._private_jobs as j
-where j.is_available = true
-  and j.job_queue_id is null
-  and j.run_at <= now()
-  and j.task_id = any(array(select t.id from %[1]s._private_tasks as t where t.identifier = any($1::text[])))
-order by j.priority asc, j.run_at asc
-limit %[2]d
-for update skip locked`, s, batch),
-		delete: `delete from ` + s + `._private_jobs where id = any($1::bigint[])`,
+		fetch: heldsql.Lock(schema, `j.id, j.job_queue_id, j.task_id, j.payload, j.priority, j.run_at, j.attempts, j.max_attempts, `+
+			`j.last_error, j.created_at, j.updated_at, j.key, j.locked_at, j.locked_by, j.revision, j.flags`, "$1", batch),
+		delete: heldsql.Delete(schema, "$1"),
 	}
 }
 

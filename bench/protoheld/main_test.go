@@ -36,7 +36,7 @@ func TestParseFlags(t *testing.T) {
 func TestStatementsLockWithoutUpdating(t *testing.T) {
 	t.Parallel()
 	st := newStatements(`we"ird`, 250)
-	for _, want := range []string{`from "we""ird"._private_jobs as j`, "j.job_queue_id is null", "limit 250\nfor update skip locked",
+	for _, want := range []string{`from "we""ird"._private_jobs as j`, "j.job_queue_id is null", "limit 250 for update skip locked",
 		"j.revision, j.flags", `from "we""ird"._private_tasks as t where t.identifier = any($1::text[])`} {
 		if !strings.Contains(st.fetch, want) {
 			t.Errorf("fetch lacks %q:\n%s", want, st.fetch)

@@ -86,6 +86,19 @@ func (tl *timeline) recordLocked(worker int, kind string, jobs []int64) int {
 	return e.seq
 }
 
+// waitLocked releases tl.mu until the timeline changes or ctx ends, and
+// returns ctx.Err(). tl.mu is held on entry and on return.
+func (tl *timeline) waitLocked(ctx context.Context) error {
+	changed := tl.changed
+	tl.mu.Unlock()
+	select {
+	case <-changed:
+	case <-ctx.Done():
+	}
+	tl.mu.Lock()
+	return ctx.Err()
+}
+
 // idle: every fetch the worker started has returned, and the last message
 // that makes it fetch has been answered. tl.mu is held.
 func (s *probeState) idle() bool { return !s.owed && s.starts == s.returns }
@@ -98,14 +111,7 @@ func (tl *timeline) deliver(ctx context.Context, worker int, kind string, fetche
 	defer tl.mu.Unlock()
 	s := tl.workers[worker]
 	for tl.gated && fetches && !s.idle() {
-		changed := tl.changed
-		tl.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-		}
-		tl.mu.Lock()
-		if ctx.Err() != nil {
+		if tl.waitLocked(ctx) != nil {
 			break
 		}
 	}
@@ -172,15 +178,8 @@ func (tl *timeline) markIdle(ctx context.Context) (int, error) {
 		if all {
 			return tl.recordLocked(-1, kindMark, nil), nil
 		}
-		changed := tl.changed
-		tl.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-		}
-		tl.mu.Lock()
-		if ctx.Err() != nil {
-			return 0, fmt.Errorf("%w; the workers: %s", ctx.Err(), tl.stateLocked())
+		if err := tl.waitLocked(ctx); err != nil {
+			return 0, fmt.Errorf("%w; the workers: %s", err, tl.stateLocked())
 		}
 	}
 }
@@ -190,15 +189,8 @@ func (tl *timeline) await(ctx context.Context, cond func([]entry) bool) error {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	for !cond(tl.entries) {
-		changed := tl.changed
-		tl.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-		}
-		tl.mu.Lock()
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if err := tl.waitLocked(ctx); err != nil {
+			return err
 		}
 	}
 	return nil

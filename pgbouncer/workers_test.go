@@ -45,17 +45,7 @@ type driver struct {
 
 var drivers = []driver{
 	{name: "pgx", listenOption: "pgxdriver.ListenDSN(url)",
-		open: func(ctx context.Context, url, listenURL string) (core.Database, func() error, error) {
-			var opts []pgxdriver.Option
-			if listenURL != "" {
-				opts = append(opts, pgxdriver.ListenDSN(listenURL))
-			}
-			d, err := pgxdriver.Open(ctx, url, opts...)
-			if err != nil {
-				return nil, nil, err
-			}
-			return d, d.Close, nil
-		}},
+		open: opener(pgxdriver.Open, pgxdriver.ListenDSN)},
 	// pgxdriver.New over a pool the application made with pgx's defaults
 	// (named prepared statements): the Driver checks for a pooler at its
 	// first statement.
@@ -65,36 +55,36 @@ var drivers = []driver{
 			if err != nil {
 				return nil, nil, err
 			}
-			var opts []pgxdriver.Option
-			if listenURL != "" {
-				opts = append(opts, pgxdriver.ListenDSN(listenURL))
-			}
-			return pgxdriver.New(pool, opts...), func() error { pool.Close(); return nil }, nil
+			return pgxdriver.New(pool, listenOpts(listenURL, pgxdriver.ListenDSN)...), func() error { pool.Close(); return nil }, nil
 		}},
 	{name: "pq", listenOption: "pqdriver.ListenDSN(url)",
-		open: func(ctx context.Context, url, listenURL string) (core.Database, func() error, error) {
-			var opts []pqdriver.Option
-			if listenURL != "" {
-				opts = append(opts, pqdriver.ListenDSN(listenURL))
-			}
-			d, err := pqdriver.Open(ctx, url, opts...)
-			if err != nil {
-				return nil, nil, err
-			}
-			return d, d.Close, nil
-		}},
+		open: opener(pqdriver.Open, pqdriver.ListenDSN)},
 	{name: "bun", listenOption: "bundriver.ListenDSN(url)",
-		open: func(ctx context.Context, url, listenURL string) (core.Database, func() error, error) {
-			var opts []bundriver.Option
-			if listenURL != "" {
-				opts = append(opts, bundriver.ListenDSN(listenURL))
-			}
-			d, err := bundriver.Open(ctx, url, opts...)
-			if err != nil {
-				return nil, nil, err
-			}
-			return d, d.Close, nil
-		}},
+		open: opener(bundriver.Open, bundriver.ListenDSN)},
+}
+
+// opener is the open func of a driver package, given its Open and its
+// ListenDSN option.
+func opener[O any, D interface {
+	core.Database
+	Close() error
+}](open func(context.Context, string, ...O) (D, error), listenDSN func(string) O) func(context.Context, string, string) (core.Database, func() error, error) {
+	return func(ctx context.Context, url, listenURL string) (core.Database, func() error, error) {
+		d, err := open(ctx, url, listenOpts(listenURL, listenDSN)...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, d.Close, nil
+	}
+}
+
+// listenOpts is the driver's options: ListenDSN(listenURL) unless
+// listenURL is "".
+func listenOpts[O any](listenURL string, listenDSN func(string) O) []O {
+	if listenURL == "" {
+		return nil
+	}
+	return []O{listenDSN(listenURL)}
 }
 
 // runs records each handler run by payload number and by job id, and

@@ -75,6 +75,22 @@ func setup(t *testing.T, opts admin.Options) *bundle {
 	return &bundle{ctx: ctx, db: db, utils: u, schema: schema, srv: srv, base: srv.URL + opts.Prefix}
 }
 
+// servedBy returns a copy of b whose requests go to a new server (the
+// test's Basic users, no prefix) over u instead of b.utils; b.utils stays
+// the copy's utils, for the test's own reads and writes.
+func (b *bundle) servedBy(t *testing.T, u *core.Utils) *bundle {
+	t.Helper()
+	h, err := admin.NewHandler(u, admin.Options{Auth: basicUsers()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c := *b
+	c.srv, c.base = srv, srv.URL
+	return &c
+}
+
 // response is an answer, read whole.
 type response struct {
 	status int

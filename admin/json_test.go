@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -92,14 +91,7 @@ func TestSweepJSONListsSkippedJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := admin.NewHandler(u, admin.Options{Auth: basicUsers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	hooked := *b
-	hooked.base = srv.URL
+	hooked := b.servedBy(t, u)
 
 	for _, dry := range []bool{true, false} {
 		r := hooked.do(t, "POST", "/api/v1/maintenance/sweep", fmt.Sprintf(`{"dry_run":%t}`, dry), asOperator)

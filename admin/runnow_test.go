@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -82,14 +81,7 @@ func TestRunNowIsOneStatementOverAMixedSelection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := admin.NewHandler(u, admin.Options{Auth: basicUsers()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	rb := *b
-	rb.base = srv.URL
+	rb := b.servedBy(t, u)
 
 	r := rb.do(t, "POST", "/api/v1/jobs/actions/run-now", fmt.Sprintf(`{"ids":[%d,%d,%d]}`, failed, waiting, locked), asOperator)
 	want(t, "run-now", r, http.StatusOK)

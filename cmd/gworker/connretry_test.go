@@ -69,19 +69,7 @@ func TestRunWaitsForALateServer(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := pgtest.StartLocal(ctx, pgtest.Options{Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	environment := map[string]string{envDatabaseURL: srv.URL()}
-	tasks, out := t.TempDir(), t.TempDir()
-	writeScript(t, tasks, "late.sh", reportScript(out))
-	for _, args := range [][]string{{"migrate"}, {"add", "late"}} {
-		if r := runCLI(ctx, environment, args...); r.code != 0 {
-			t.Fatalf("%s: exit %d, stderr: %s", args[0], r.code, r.stderr)
-		}
-	}
+	srv, environment, tasks, out := serverWithJob(t, ctx, "late")
 	if err := srv.Shutdown(pgtest.ShutdownFast); err != nil {
 		t.Fatal(err)
 	}
@@ -127,19 +115,7 @@ func TestRunWaitsWhenTheServerGoesDownDuringItsStart(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, err := pgtest.StartLocal(ctx, pgtest.Options{Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	environment := map[string]string{envDatabaseURL: srv.URL()}
-	tasks, out := t.TempDir(), t.TempDir()
-	writeScript(t, tasks, "blip.sh", reportScript(out))
-	for _, args := range [][]string{{"migrate"}, {"add", "blip"}} {
-		if r := runCLI(ctx, environment, args...); r.code != 0 {
-			t.Fatalf("%s: exit %d, stderr: %s", args[0], r.code, r.stderr)
-		}
-	}
+	srv, environment, tasks, out := serverWithJob(t, ctx, "blip")
 
 	// Hold the migration ledger, so that run's migration, once connected,
 	// waits on it; the server then goes down under that statement.
@@ -202,6 +178,32 @@ func TestRunFailsFastOnASchemaNewerThanItself(t *testing.T) {
 		!strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "retrying") {
 		t.Errorf("run: exit %d, stderr:\n%s\nwant exit %d at once, saying %q", r.code, r.stderr, exitSchemaNewer, want)
 	}
+}
+
+// serverWithJob starts a server of the test's own, migrates its database
+// and adds one job of the given task, whose script notes each run in out.
+// It returns the server (stopped at the test's end), run's environment for
+// it, and the tasks directory.
+func serverWithJob(t *testing.T, ctx context.Context, task string) (srv *pgtest.Server, environment map[string]string, tasks, out string) {
+	t.Helper()
+	srv, err := pgtest.StartLocal(ctx, pgtest.Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Logf("stop the server: %v", err)
+		}
+	})
+	environment = map[string]string{envDatabaseURL: srv.URL()}
+	tasks, out = t.TempDir(), t.TempDir()
+	writeScript(t, tasks, task+".sh", reportScript(out))
+	for _, args := range [][]string{{"migrate"}, {"add", task}} {
+		if r := runCLI(ctx, environment, args...); r.code != 0 {
+			t.Fatalf("%s: exit %d, stderr: %s", args[0], r.code, r.stderr)
+		}
+	}
+	return srv, environment, tasks, out
 }
 
 // serverBack checks that run, waiting out the server's outage, has not

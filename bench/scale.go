@@ -243,17 +243,22 @@ func (b *bench) scaleOut(ctx context.Context, who string, procs, n, round int) (
 		return fail(waitErr)
 	}
 	// Backends write their last counters when they end: wait until the
-	// workers' are gone.
-	gone, polls := false, 0
-	for deadline := time.Now().Add(3 * time.Second); !gone && time.Now().Before(deadline); {
+	// workers' are gone. Counters read before would miss theirs, so a run
+	// whose backends outlive the wait fails rather than report them.
+	polls := 0
+	for deadline := time.Now().Add(10 * time.Second); ; {
 		var k int64
 		polls++
 		if err := conn.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name = $1", scaleAppName).Scan(&k); err != nil {
 			return fail(err)
 		}
-		if gone = k == 0; !gone {
-			time.Sleep(10 * time.Millisecond)
+		if k == 0 {
+			break
 		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("%d backends of the workers still in pg_stat_activity 10 s after their processes ended: their counters are not all written", k))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	// A backend leaves pg_stat_activity in its exit callbacks, next to
 	// the flush of its statistics: leave those a moment.

@@ -284,8 +284,10 @@ func (n *notifications) probe(ctx context.Context, db Querier) error {
 }
 
 // errPooler is Listen's error when the listening connection does not keep
-// its LISTEN.
-var errPooler = fmt.Errorf("pqdriver: listen: LISTEN cannot work on this connection: no notification reached it within %v, "+
-	"as happens when it goes through a connection pooler that does not keep a session between transactions "+
-	"(PgBouncer in transaction pooling mode, say); give the driver a direct connection to PostgreSQL for LISTEN "+
-	"with pqdriver.ListenDSN(url) (gworker run: --listen-connection URL): %w", probeTimeout, core.ErrNotificationsUnsupported)
+// its LISTEN, whichever check found it out: a statement that moved to
+// another server process (sessionMoves, which sends no notification) or a
+// probe notification that did not arrive within probeTimeout.
+var errPooler = fmt.Errorf("pqdriver: listen: LISTEN cannot work on this connection: it goes through a connection pooler "+
+	"that does not keep a session between transactions (PgBouncer in transaction pooling mode, say), so no notification "+
+	"would arrive; give the driver a direct connection to PostgreSQL for LISTEN "+
+	"with pqdriver.ListenDSN(url) (gworker run: --listen-connection URL): %w", core.ErrNotificationsUnsupported)

@@ -6,8 +6,8 @@
 // Open creates a pool from a connection string and owns it: Driver.Close
 // closes it. New wraps a pool you already have; the pool stays yours and
 // Driver.Close leaves it open. Both take the same options (ListenDSN,
-// ListenConnConfig, PollOnly, OnListenError). pqdriver and bundriver have the same Open, New,
-// Tx and Close, so switching drivers changes one line:
+// ListenConnConfig, PollOnly, OnListenError). pqdriver and bundriver have
+// the same Open, New, Tx and Close, so switching drivers changes one line:
 //
 //	d, err := pgxdriver.Open(ctx, url) // or pqdriver.Open, bundriver.Open
 //	// handle err
@@ -49,7 +49,9 @@
 // (exec when the description cache is turned off), and adds jobs with
 // INSERT rather than COPY. A mode the pool's configuration sets itself
 // (default_query_exec_mode in the connection string) is kept. Your own
-// statements on the pool follow its configuration: behind PgBouncer add
+// statements on the pool follow its configuration, and so do gworker's
+// statements on a transaction or connection you hand in with Tx or Conn
+// (there is no Driver to check for a pooler): behind PgBouncer add
 // default_query_exec_mode=cache_describe (or exec) to the connection
 // string for them.
 //
@@ -61,8 +63,10 @@
 //	d, err := pgxdriver.Open(ctx, pgbouncerURL, pgxdriver.ListenDSN(directURL))
 //
 // Listen checks that its connection keeps its LISTEN when it goes through
-// a pooler (a notification it sends itself must come back within a few
-// seconds). If not, it fails with an error naming ListenDSN, which wraps
+// a pooler: a statement it runs while a second connection of its own holds
+// a transaction open must stay on the same server process, and when that
+// cannot tell, a notification it sends itself must come back within a few
+// seconds. If not, it fails with an error naming ListenDSN, which wraps
 // core.ErrNotificationsUnsupported: a worker logs it once and polls (or
 // stops, with WorkerOptions.RequireNotifications). Where no connection can
 // LISTEN at all, say so with PollOnly: Listen then reports
@@ -71,8 +75,8 @@
 // # Notifications
 //
 // Listen opens a connection of its own with pgx.ConnectConfig, from
-// ListenDSN or ListenConnConfig, or else a copy of the pool's configuration; it is never
-// taken from the pool, so a long-lived listener cannot starve it. Whatever
+// ListenDSN or ListenConnConfig, or else a copy of the pool's
+// configuration; it is never taken from the pool, so a long-lived listener cannot starve it. Whatever
 // BuildContextWatcherHandler that configuration names, the listener
 // interrupts a wait with a read deadline, which returns at once and keeps
 // the connection (a cancel request would do nothing for an idle session).

@@ -3,10 +3,11 @@ package core
 import (
 	"fmt"
 	"log/slog"
-	mathrand "math/rand/v2"
 	"strings"
 	"sync"
 	"time"
+
+	retrywait "github.com/gworker/gworker/internal/backoff"
 )
 
 // A database outage is a normal event for a worker: the server restarts,
@@ -134,9 +135,5 @@ func (h *dbHealth) stableFor(now time.Time) time.Duration {
 
 // backoff grows from 100ms to max, with jitter.
 func backoff(failures int, max time.Duration) time.Duration {
-	d := 100 * time.Millisecond << min(failures, 10)
-	if d > max || d <= 0 {
-		d = max
-	}
-	return d/2 + time.Duration(mathrand.Int64N(int64(d/2)+1))
+	return retrywait.Wait(failures, 100*time.Millisecond, max)
 }

@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/gworker/gworker/internal/backoff"
 )
 
 // The wait between attempts to start: from startRetryMin, doubling up to
@@ -57,10 +58,7 @@ func (s *startWait) retry(ctx context.Context, err error) bool {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// Doubling, capped; each wait is drawn from the upper half of its
-	// range so that workers started together do not retry together.
-	d := min(startRetryMin<<min(s.failures-1, 5), startRetryMax)
-	t := time.NewTimer(d/2 + rand.N(d/2+1))
+	t := time.NewTimer(backoff.Wait(s.failures-1, startRetryMin, startRetryMax))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

@@ -291,21 +291,22 @@ func (w *watchdog) inFlight(except *call) []string {
 }
 
 // callHints add to an item's advice what is particular to one call.
-var callHints = map[string]string{
-	"Database.Query": "a Query on the pool also waits for a free connection: if earlier Rows or Transactions kept theirs " +
-		"(a Rows.Close, Commit or Rollback that does not give it back), the pool is empty; see \"rows lifecycle\" and \"transactions\"",
-	"Database.Exec": "an Exec on the pool also waits for a free connection: if earlier Rows or Transactions kept theirs " +
-		"(a Rows.Close, Commit or Rollback that does not give it back), the pool is empty; see \"rows lifecycle\" and \"transactions\"",
-	"Database.Begin": "Begin waits for a free connection of the pool: if earlier Rows or Transactions kept theirs " +
-		"(a Rows.Close, Commit or Rollback that does not give it back), the pool is empty; see \"rows lifecycle\" and \"transactions\"",
-	"Transaction.Commit":   "Commit and Rollback send COMMIT or ROLLBACK on the transaction's connection and return the server's answer; they wait for nothing else",
-	"Transaction.Rollback": "Commit and Rollback send COMMIT or ROLLBACK on the transaction's connection and return the server's answer; they wait for nothing else",
-	"Rows.Next":            "Next returns false at the end of every result, an empty one too, and never waits for anything but the server's next message",
-	"Rows.Scan":            "Scan converts the current row, already read; it does not wait",
-	"Rows.Close":           "Close discards the rest of the result and gives the connection back; it waits for nothing else",
-	"Database.Listen":      "Listen waits for the server's answer to each LISTEN and returns: it does not wait for a notification",
-	"Notifications.Close":  "Close must not wait for a Receive in progress, nor for the reader of the connection to see one more message: it ends them",
-}
+var callHints = func() map[string]string {
+	const emptyPool = "(a Rows.Close, Commit or Rollback that does not give it back), the pool is empty; see \"rows lifecycle\" and \"transactions\""
+	const txEnd = "Commit and Rollback send COMMIT or ROLLBACK on the transaction's connection and return the server's answer; they wait for nothing else"
+	return map[string]string{
+		"Database.Query":       "a Query on the pool also waits for a free connection: if earlier Rows or Transactions kept theirs " + emptyPool,
+		"Database.Exec":        "an Exec on the pool also waits for a free connection: if earlier Rows or Transactions kept theirs " + emptyPool,
+		"Database.Begin":       "Begin waits for a free connection of the pool: if earlier Rows or Transactions kept theirs " + emptyPool,
+		"Transaction.Commit":   txEnd,
+		"Transaction.Rollback": txEnd,
+		"Rows.Next":            "Next returns false at the end of every result, an empty one too, and never waits for anything but the server's next message",
+		"Rows.Scan":            "Scan converts the current row, already read; it does not wait",
+		"Rows.Close":           "Close discards the rest of the result and gives the connection back; it waits for nothing else",
+		"Database.Listen":      "Listen waits for the server's answer to each LISTEN and returns: it does not wait for a notification",
+		"Notifications.Close":  "Close must not wait for a Receive in progress, nor for the reader of the connection to see one more message: it ends them",
+	}
+}()
 
 // exitBlocked prints a blocked test's report, with the failures reported
 // before, and ends the test binary with status 1.

@@ -99,6 +99,9 @@ const (
 	cProto   = "proto-held"    // bench/protoheld: a batch's locks held in one open transaction (drain only, off by default)
 )
 
+// protoSlots is how many jobs proto-held runs at once (its -j).
+const protoSlots = 16
+
 func main() {
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
@@ -120,8 +123,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.rounds, "rounds", 3, "alternating rounds of every measurement")
 	fs.StringVar(&drainN, "n", "20000,200000", "drain sizes, comma-separated")
 	fs.IntVar(&c.defaultMaxN, "default-max-n", 0, "gworker with core's defaults drains only sizes up to this; 0 means every size")
-	fs.StringVar(&contenders, "contenders", "gworker,gworker-tuned,node,river", "who runs (node-default adds a latency row; proto-held adds a drain row for bench/protoheld, "+
-		"a prototype that holds each batch's row locks in one open transaction and deletes its jobs in it, -batch jobs per batch, 16 slots)")
+	fs.StringVar(&contenders, "contenders", "gworker,gworker-tuned,node,river", fmt.Sprintf("who runs (node-default adds a latency row; proto-held adds a drain row for bench/protoheld, "+
+		"a prototype that holds each batch's row locks in one open transaction and deletes its jobs in it, -batch jobs per batch, %d slots)", protoSlots))
 	fs.IntVar(&c.latencySamples, "latency-samples", 300, "sequential add→start samples per latency run")
 	fs.IntVar(&c.insertN, "insert-n", 50000, "jobs per bulk insert run")
 	fs.StringVar(&clients, "pgbench-clients", "2,4", "pgbench client counts for the SQL limit")
@@ -149,10 +152,10 @@ func parseFlags(args []string) (*config, error) {
 		fmt.Fprintf(fs.Output(), "Usage: go run ./bench [flags]\n\nRuns on $DATABASE_URL if set, else on a throwaway local PostgreSQL.\n\n"+
 			"Contenders (-contenders): gworker, gworker-tuned, node, river (the default set); node-default (latency only);\n"+
 			"proto-held (drain only, never by default): bench/protoheld, a prototype of the design that holds a batch's\n"+
-			"row locks in one open transaction (select ... for update skip locked, no update), runs the batch on 16 slots,\n"+
+			"row locks in one open transaction (select ... for update skip locked, no update), runs the batch on %d slots,\n"+
 			"deletes its jobs and commits in that transaction, and opens the next batch's transaction while one runs.\n"+
 			"It is a measurement for the A/B against core's fetch, not a feature. The sql part measures the SQL limit of\n"+
-			"both designs (core's statements, and begin; select ids for update skip locked; delete; commit).\n\nFlags:\n")
+			"both designs (core's statements, and begin; select ids for update skip locked; delete; commit).\n\nFlags:\n", protoSlots)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -63,7 +63,7 @@ func protoSettings(c *config) string {
 		return ""
 	}
 	return fmt.Sprintf("; proto-held = bench/protoheld, a prototype holding each batch's row locks in one open transaction "+
-		"(16 slots, %d jobs per batch, the next batch's transaction opened when half a batch is left, delete and durable commit per batch)", c.batch)
+		"(%d slots, %d jobs per batch, the next batch's transaction opened when half a batch is left, delete and durable commit per batch)", protoSlots, c.batch)
 }
 
 func joinInts(xs []int) string {

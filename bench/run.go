@@ -598,7 +598,7 @@ func (b *bench) drain(ctx context.Context, who string, n int, label string, refi
 			out, rss, err = b.runRiver(ctx, "-mode", "drain")
 		case cProto:
 			out, rss, err = b.runCmd(ctx, nil, b.protoBin, "-c", b.url, "-s", schemaGworker,
-				"-batch", strconv.Itoa(b.cfg.batch), "-j", "16", "-timeout", b.cfg.timeout.String())
+				"-batch", strconv.Itoa(b.cfg.batch), "-j", strconv.Itoa(protoSlots), "-timeout", b.cfg.timeout.String())
 		}
 	}
 	var jobs int

@@ -84,6 +84,11 @@ func (s *scenario) startServer() {
 	if err := s.srv.Restart(ctx); err != nil {
 		s.t.Fatal(err)
 	}
+	// The harness's pooled connections died with the old server, and the
+	// pool checks only those idle for over a second before handing them
+	// out: without this, the settle step's add can meet a dead one
+	// ("unexpected EOF") although the server is up.
+	s.admin.Reset()
 }
 
 // outage stops the server for d, or restarts it at once for d == 0.

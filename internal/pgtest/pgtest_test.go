@@ -338,15 +338,23 @@ func TestEarlyExitReportsLogTail(t *testing.T) {
 	t.Logf("%v", err)
 }
 
-// TestLocalServerOwnership checks the process-wide server's files and
-// process belong to the user it runs as: postgres when we are root.
+// TestLocalServerOwnership checks a local server's files and process
+// belong to the user it runs as: postgres when we are root. It checks the
+// process-wide server when that is local, else a cluster of its own.
 func TestLocalServerOwnership(t *testing.T) {
 	t.Parallel()
-	u := URL(t)
-	s, _ := processServer(t)
-	if s.Source() != SourceLocal {
-		t.Skipf("the test server comes from %s: there is no local directory to check", s.Source())
+	s, err := processServer(t)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if s.Source() != SourceLocal {
+		t.Logf("the process-wide server comes from %s; checking a local cluster of this test's own", s.Source())
+		if s, err = StartLocal(testContext(t, 2*time.Minute), Options{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Stop() })
+	}
+	u := s.URL()
 	wantUID := os.Geteuid()
 	if wantUID == 0 {
 		pg, err := user.Lookup("postgres")

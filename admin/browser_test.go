@@ -180,7 +180,7 @@ func TestBrowserRetryAFailedJobAndWatchItRunAndVanish(t *testing.T) {
 	if s := text(t, ctx, "#last-error"); s != "SMTP timeout" {
 		t.Fatalf("last error shown: %q", s)
 	}
-	run(t, ctx, "retry it", chromedp.Click(chromedp.CSS("#action-retry")), chromedp.WaitVisible(chromedp.CSS(".notice")))
+	run(t, ctx, "retry it", click("#action-retry"), chromedp.WaitVisible(chromedp.CSS(".notice")))
 	if s := text(t, ctx, ".jobstate"); !strings.Contains(s, "ready") {
 		t.Fatalf("after retry the job is %q, want ready", s)
 	}
@@ -286,11 +286,11 @@ func TestBrowserPageUnderAPrefix(t *testing.T) {
 	if bg := eval[string](t, ctx, `getComputedStyle(document.querySelector("header.top")).backgroundColor`); bg != "rgb(24, 32, 46)" {
 		t.Fatalf("the stylesheet did not apply: header background %q", bg)
 	}
-	run(t, ctx, "go to the jobs", chromedp.Click(chromedp.CSS(`header nav a[href="/ops/admin/jobs"]`)), chromedp.WaitVisible(chromedp.CSS("table.jobs")))
+	run(t, ctx, "go to the jobs", click(`header nav a[href="/ops/admin/jobs"]`), chromedp.WaitVisible(chromedp.CSS("table.jobs")))
 	if p := eval[string](t, ctx, "location.pathname"); p != "/ops/admin/jobs" {
 		t.Fatalf("at %q", p)
 	}
-	run(t, ctx, "pause the live updates", chromedp.Click(chromedp.CSS("#live-toggle")))
+	run(t, ctx, "pause the live updates", click("#live-toggle"))
 	if s := text(t, ctx, "#live-status"); s != "paused" {
 		t.Fatalf("live status %q after pausing", s)
 	}

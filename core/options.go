@@ -132,7 +132,10 @@ type WorkerOptions struct {
 	HandleSignals bool
 	// GracePeriod is how long shutdown waits for running jobs before
 	// cancelling their contexts; 0 means DefaultGracePeriod, negative means
-	// cancel at once.
+	// cancel at once. When the database is away at shutdown, it is also
+	// how long (at least a second) shutdown keeps trying to record
+	// outcomes, and then to return jobs a fetch may have locked without
+	// its answer reaching the worker.
 	GracePeriod time.Duration
 	// InterruptedRetryDelay is how long a job interrupted by shutdown waits
 	// before it may run again; 0 means DefaultInterruptedRetryDelay,

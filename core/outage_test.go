@@ -296,9 +296,19 @@ type lostFetchDB struct {
 	core.Database
 	lost   atomic.Bool
 	lostCh chan struct{} // closed when it lost an answer, if set
+	// failLookups is how many looks for the jobs locked by the worker
+	// fail, as if the database were away, after the lost answer.
+	failLookups atomic.Int32
+	lookups     atomic.Int32 // those looks, failed or not
 }
 
 func (l *lostFetchDB) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	if l.lost.Load() && isLockedLookup(sql) {
+		l.lookups.Add(1)
+		if l.failLookups.Add(-1) >= 0 {
+			return nil, errors.New("injected: connection refused (the database is restarting)")
+		}
+	}
 	if l.lost.Load() || !isFetch(sql) {
 		return l.Database.Query(ctx, sql, args...)
 	}
@@ -404,6 +414,61 @@ func TestShutdownReturnsTheJobsOfALostFetch(t *testing.T) {
 	}
 	if n := b.queryInt(t, "select count(*) from S._private_job_queues where locked_by is not null"); n != 0 {
 		t.Errorf("%d named queues still locked after shutdown", n)
+	}
+}
+
+// Shutdown's look for a lost fetch's jobs is tried again when the database
+// is away for a moment, on the worker's clock, instead of leaving the jobs
+// locked after one failure.
+func TestShutdownRetriesTheLookForALostFetchsJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	db := &lostFetchDB{Database: b.db, lostCh: make(chan struct{})}
+	const failures = 2
+	db.failLookups.Store(failures)
+	clock := clocktest.New(time.Now())
+	ran := &counter{}
+	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 2, Clock: clock,
+		Recovery: core.RecoveryOptions{Disabled: true},
+		Tasks:    []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
+	a := b.add(t, "t", nil, &core.JobSpec{QueueName: "q"})
+	c := b.add(t, "t", nil, nil)
+	stop := runInBackground(t, w)
+	select {
+	case <-db.lostCh:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no fetch answer was lost within 30s")
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	for i := range failures {
+		// Each failed look waits for a backoff timer before the next.
+		at := pendingTimer(t, clock, "returnLostFetch")
+		if n := db.lookups.Load(); n != int32(i+1) {
+			t.Fatalf("%d looks before backoff %d, want %d", n, i+1, i+1)
+		}
+		clock.AdvanceTo(at)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if n := db.lookups.Load(); n != failures+1 {
+		t.Fatalf("%d looks for the jobs, want %d failed and one that worked", n, failures+1)
+	}
+	if ids := ran.list(); len(ids) != 0 {
+		t.Fatalf("jobs %v ran; the test needs the lost fetch's jobs unseen", ids)
+	}
+	for _, id := range []int64{a.ID, c.ID} {
+		if j := b.job(t, id); j.LockedBy != nil || j.Attempts != 0 {
+			t.Errorf("job %d after shutdown: locked by %v, attempts %d; want unlocked, attempts 0\n%s",
+				id, deref(j.LockedBy), j.Attempts, strings.Join(sinkRecs(sink), "\n"))
+		}
+	}
+	if n := b.queryInt(t, "select count(*) from S._private_job_queues where locked_by is not null"); n != 0 {
+		t.Errorf("%d named queues still locked after shutdown", n)
+	}
+	if !sink.has("never received") {
+		t.Fatalf("the returned jobs were not logged:\n%s", strings.Join(sinkRecs(sink), "\n"))
 	}
 }
 
@@ -563,3 +628,8 @@ func TestPollOnlyDriverIsLoud(t *testing.T) {
 // isFetch tells the worker's fetch statement, which may also record
 // completions that ride it.
 func isFetch(sql string) bool { return strings.Contains(sql, "candidates as (") }
+
+// isLockedLookup matches the worker's look for the jobs it has locked.
+func isLockedLookup(sql string) bool {
+	return strings.HasPrefix(sql, "select j.id, j.job_queue_id from ") && strings.HasSuffix(sql, "where j.locked_by = $1")
+}

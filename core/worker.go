@@ -446,26 +446,46 @@ func jobIDs(jobs []*Job) []int64 {
 // answer was lost may have locked, when the worker had no chance to look
 // for them while it ran. Every outcome is recorded by then, so any job
 // still locked by this worker is one of them. Without this they would wait
-// for another worker's sweep, or graphile-worker's 4 hours.
+// for another worker's sweep, or graphile-worker's 4 hours. A failed look
+// is tried again with backoff for as long as the completer keeps trying
+// to record outcomes at shutdown: an outage is the likely reason a fetch's
+// answer was lost at all.
 func (r *runner) returnLostFetch() {
 	if !r.fetcher.reconcile || r.completer.gaveUp {
 		return // nothing lost, or the database is away: the sweep frees them
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), statementTimeout)
+	deadline := r.clock.Now().Add(r.completer.gracePeriod())
+	for failures := 1; ; failures++ {
+		orphans, err := r.returnLocked(min(statementTimeout, deadline.Sub(r.clock.Now())))
+		if err == nil {
+			if len(orphans) > 0 {
+				r.w.log.Warn("gworker: shutdown returned jobs locked by this worker that it never received (a fetch's answer was lost with its connection)",
+					slog.Any("job_ids", jobIDs(orphans)))
+			}
+			return
+		}
+		wait := backoff(failures, time.Second)
+		if !r.clock.Now().Add(wait).Before(deadline) {
+			r.w.log.Error("gworker: shutdown could not look for jobs a fetch may have locked without receiving them; "+
+				"any stay locked by this worker until a sweep of dead workers frees them (or graphile-worker's 4-hour rule, or force_unlock_workers)",
+				slog.Int("attempts", failures), slog.Any("error", err))
+			return
+		}
+		t := r.clock.NewTimer(wait)
+		<-t.C()
+	}
+}
+
+// returnLocked returns to the queue every job locked by this worker, and
+// returns them, within timeout.
+func (r *runner) returnLocked(timeout time.Duration) ([]*Job, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	orphans, err := r.w.lockedJobs(ctx, nil)
 	if err == nil && len(orphans) > 0 {
 		_, err = r.w.db.Exec(ctx, r.w.sql.returnJobs, r.w.id, jobIDs(orphans), nil, nil)
 	}
-	if err != nil {
-		r.w.log.Error("gworker: shutdown could not look for jobs a fetch may have locked without receiving them; "+
-			"a sweep of dead workers frees them", slog.Any("error", err))
-		return
-	}
-	if len(orphans) > 0 {
-		r.w.log.Warn("gworker: shutdown returned jobs locked by this worker that it never received (a fetch's answer was lost with its connection)",
-			slog.Any("job_ids", jobIDs(orphans)))
-	}
+	return orphans, err
 }
 
 // fill starts waiting jobs while slots are free.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gworker/gworker/core"
 	"github.com/gworker/gworker/internal/pglisten"
+	"github.com/gworker/gworker/internal/poolerror"
 )
 
 var errClosed = fmt.Errorf("bundriver: %w", core.ErrNotificationsClosed)
@@ -28,10 +29,11 @@ var errClosed = fmt.Errorf("bundriver: %w", core.ErrNotificationsClosed)
 // errPooler is Listen's error (after "bundriver: listen: ") when the
 // pings that confirm a pgdriver listener's LISTEN were sent but none came
 // back.
-var errPooler = fmt.Errorf("LISTEN cannot work on this connection: no notification reached it within %v, "+
-	"as happens when it goes through a connection pooler that does not keep a session between transactions "+
-	"(PgBouncer in transaction pooling mode, say); give the driver a direct connection to PostgreSQL for LISTEN "+
-	"with bundriver.ListenDSN(url) (gworker run: --listen-connection URL): %w", confirmTimeout, core.ErrNotificationsUnsupported)
+var errPooler = &poolerror.Error{
+	Reason: fmt.Sprintf("no notification reached it within %v, as happens when it goes through a connection pooler "+
+		"that does not keep a session between transactions (PgBouncer in transaction pooling mode, say)", confirmTimeout),
+	ListenOption: "bundriver.ListenDSN(url)",
+}
 
 // Listen opens a dedicated listening session and runs LISTEN on each
 // channel; it returns once the session listens. With ListenDSN it listens
@@ -95,11 +97,11 @@ func (d *Driver) throughPooler(ctx context.Context) (bool, error) {
 // notifications reach other clients' connections, which pgdriver fails on
 // ("unexpected message 'A'"). pgx's listener, through ListenDSN, checks
 // with a single notification of its own.
-var errPgdriverPooled = fmt.Errorf("bundriver: listen: LISTEN cannot work on this connection: the bun.DB goes through "+
-	"a connection pooler, and through PgBouncer in transaction pooling mode a LISTEN is lost (bun's pgdriver listener "+
-	"cannot check which mode without disturbing the pool's other connections); give the driver a direct connection to "+
-	"PostgreSQL (or a session pooling port) for LISTEN with bundriver.ListenDSN(url) (gworker run: --listen-connection URL): %w",
-	core.ErrNotificationsUnsupported)
+var errPgdriverPooled = fmt.Errorf("bundriver: listen: %w", &poolerror.Error{
+	Reason: "the bun.DB goes through a connection pooler, and through PgBouncer in transaction pooling mode a LISTEN is lost " +
+		"(bun's pgdriver listener cannot check which mode without disturbing the pool's other connections)",
+	ListenOption: "bundriver.ListenDSN(url)",
+})
 
 // listenPgx listens with pgx on a connection of its own.
 func (d *Driver) listenPgx(ctx context.Context, cfg *pgx.ConnConfig, channels []string) (core.Notifications, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/poolerror"
 )
 
 // notifications is a LISTEN session on a pq.Listener, which owns a
@@ -287,7 +288,4 @@ func (n *notifications) probe(ctx context.Context, db Querier) error {
 // its LISTEN, whichever check found it out: a statement that moved to
 // another server process (sessionMoves, which sends no notification) or a
 // probe notification that did not arrive within probeTimeout.
-var errPooler = fmt.Errorf("pqdriver: listen: LISTEN cannot work on this connection: it goes through a connection pooler "+
-	"that does not keep a session between transactions (PgBouncer in transaction pooling mode, say), so no notification "+
-	"would arrive; give the driver a direct connection to PostgreSQL for LISTEN "+
-	"with pqdriver.ListenDSN(url) (gworker run: --listen-connection URL): %w", core.ErrNotificationsUnsupported)
+var errPooler = fmt.Errorf("pqdriver: listen: %w", &poolerror.Error{ListenOption: "pqdriver.ListenDSN(url)"})

@@ -21,7 +21,7 @@
 // it notifies a channel of its own from the second connection and waits up
 // to ProbeTimeout for the notification. Through PgBouncer in transaction
 // pooling mode the session does not hold, and Open fails with a
-// *PoolerError, which wraps core.ErrNotificationsUnsupported and
+// *poolerror.Error, which wraps core.ErrNotificationsUnsupported and
 // names the driver's option for a direct connection (Options.ListenOption).
 // BackendPID is the same check for a driver's pool.
 //

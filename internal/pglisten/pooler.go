@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/gworker/gworker/core"
+	"github.com/gworker/gworker/internal/poolerror"
 )
 
 // ProbeTimeout bounds the wait for the probe notification that shows a
@@ -46,26 +46,6 @@ func BackendPID(ctx context.Context, c *pgconn.PgConn) (pid uint32, pooled bool,
 	return uint32(n), uint32(n) != c.PID(), nil
 }
 
-// PoolerError is what Open returns (after "PREFIX: listen: ") when its
-// connection goes through a connection pooler that does not keep a LISTEN.
-// It wraps
-// core.ErrNotificationsUnsupported, so that a worker polls and says why
-// once, instead of retrying a LISTEN that can never work.
-type PoolerError struct {
-	// ListenOption is the driver's option that names a direct connection,
-	// as the user writes it ("pgxdriver.ListenDSN(url)").
-	ListenOption string
-}
-
-func (e *PoolerError) Error() string {
-	return "LISTEN cannot work on this connection: it goes through a connection pooler that does not keep " +
-		"a session between transactions (PgBouncer in transaction pooling mode, say), so no notification would arrive; " +
-		"give the driver a direct connection to PostgreSQL for LISTEN with " + e.ListenOption +
-		" (gworker run: --listen-connection URL)"
-}
-
-func (e *PoolerError) Unwrap() error { return core.ErrNotificationsUnsupported }
-
 // sessionCheckTimeout bounds the wait of the listening connection's
 // statement while another connection holds a transaction open (see
 // sessionMoves).
@@ -76,7 +56,7 @@ const sessionCheckTimeout = 2 * time.Second
 // NOTIFY (see sessionMoves); when that cannot tell, it listens on a
 // channel of its own, notifies it from a second connection made with the
 // same configuration, and waits up to ProbeTimeout for the notification.
-// It returns a *PoolerError when the session does not hold.
+// It returns a *poolerror.Error when the session does not hold.
 func (n *Session) probe(ctx context.Context, conn *pgx.Conn, pid uint32) error {
 	other, err := pgx.ConnectConfig(ctx, n.cfg)
 	if err != nil {
@@ -92,7 +72,7 @@ func (n *Session) probe(ctx context.Context, conn *pgx.Conn, pid uint32) error {
 		return err
 	}
 	if moved {
-		return &PoolerError{ListenOption: n.listenOption}
+		return &poolerror.Error{ListenOption: n.listenOption}
 	}
 
 	b := make([]byte, 16)
@@ -116,7 +96,7 @@ func (n *Session) probe(ctx context.Context, conn *pgx.Conn, pid uint32) error {
 				return ctx.Err()
 			}
 			if wctx.Err() != nil {
-				return &PoolerError{ListenOption: n.listenOption}
+				return &poolerror.Error{ListenOption: n.listenOption}
 			}
 			return err
 		}

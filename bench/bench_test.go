@@ -313,11 +313,11 @@ func TestProcParsers(t *testing.T) {
 		t.Error("parseProcStat accepted a file without the cpu line")
 	}
 	// comm may hold spaces and parentheses.
-	st, err := parseProcPidStat("42 (postgres: a (b)) S 7 42 42 0 -1 4194560 100 0 0 0 11 22 33 44 20 0 1 0 5 0 0")
+	st, err := parseProcPidStat("42 (postgres: a (b)) Z 7 42 42 0 -1 4194560 100 0 0 0 11 22 33 44 20 0 1 0 5 0 0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.ppid != 7 || st.utime != 11 || st.stime != 22 || st.cutime != 33 || st.cstime != 44 {
+	if st.state != 'Z' || st.ppid != 7 || st.utime != 11 || st.stime != 22 || st.cutime != 33 || st.cstime != 44 {
 		t.Errorf("parseProcPidStat = %+v", st)
 	}
 	if _, err := parseProcPidStat("42 (x) S 7"); err == nil {

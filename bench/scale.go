@@ -243,8 +243,12 @@ func (b *bench) scaleOut(ctx context.Context, who string, procs, n, round int) (
 		return fail(waitErr)
 	}
 	// Backends write their last counters when they end: wait until the
-	// workers' are gone. Counters read before would miss theirs, so a run
-	// whose backends outlive the wait fails rather than report them.
+	// workers' are gone. A backend flushes its statistics before it
+	// leaves pg_stat_activity (PostgreSQL 15 on: before_shmem_exit
+	// callbacks run before on_shmem_exit's), and its CPU time reaches the
+	// postmaster's cutime once reaped. Counters read before would miss
+	// theirs, so a run whose backends outlive the wait fails rather than
+	// report them.
 	polls := 0
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		var k int64
@@ -252,17 +256,21 @@ func (b *bench) scaleOut(ctx context.Context, who string, procs, n, round int) (
 		if err := conn.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name = $1", scaleAppName).Scan(&k); err != nil {
 			return fail(err)
 		}
+		if k == 0 && b.pg.postmaster > 0 {
+			z, err := unreapedChildren(b.pg.postmaster)
+			if err != nil {
+				return fail(err)
+			}
+			k = int64(z)
+		}
 		if k == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("%d backends of the workers still in pg_stat_activity 10 s after their processes ended: their counters are not all written", k))
+			return fail(fmt.Errorf("%d backends of the workers still in pg_stat_activity or not reaped by the postmaster 10 s after their processes ended: their counters are not all written", k))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// A backend leaves pg_stat_activity in its exit callbacks, next to
-	// the flush of its statistics: leave those a moment.
-	time.Sleep(50 * time.Millisecond)
 	after, err := b.readCounters(ctx, conn)
 	if err != nil {
 		return fail(err)

@@ -401,7 +401,30 @@ func processTreeCPU(pid int) (float64, error) {
 	return total / clockTicks, nil
 }
 
+// unreapedChildren counts pid's children that have exited and that it has
+// not reaped yet: their CPU time is in neither a live child's nor pid's
+// cutime and cstime, but in their own /proc entry, which can go between
+// the reads of processTreeCPU.
+func unreapedChildren(pid int) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if cs, err := readProcStat(child); err == nil && cs.ppid == pid && cs.state == 'Z' {
+			n++
+		}
+	}
+	return n, nil
+}
+
 type procStat struct {
+	state                        byte // R, S, D, Z (a zombie: exited, its parent has not reaped it yet), ...
 	ppid                         int
 	utime, stime, cutime, cstime float64
 }
@@ -427,7 +450,7 @@ func parseProcPidStat(s string) (procStat, error) {
 	if len(f) < 15 {
 		return procStat{}, fmt.Errorf("/proc/PID/stat: %d fields after comm", len(f))
 	}
-	var st procStat
+	st := procStat{state: f[0][0]}
 	var err error
 	if st.ppid, err = strconv.Atoi(f[1]); err != nil {
 		return procStat{}, err

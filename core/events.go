@@ -71,6 +71,26 @@ type WorkerStopped struct {
 	Err      error
 }
 
+// FetchStarted: the worker asks the database for up to Asked jobs.
+// JobsFetched or FetchFailed follows.
+type FetchStarted struct {
+	WorkerID string
+	Asked    int
+}
+
+// FetchFailed: a fetch of up to Asked jobs failed with Err: the database
+// could not be reached or refused the statement. Failures counts the
+// fetches that failed in a row; the worker tries again after RetryIn, or
+// sooner on a notification. Jobs the fetch may have locked while its answer
+// was lost are looked for before the next fetch, and handed back.
+type FetchFailed struct {
+	WorkerID string
+	Asked    int
+	Err      error
+	Failures int
+	RetryIn  time.Duration
+}
+
 // JobsFetched: a fetch asked for up to Asked jobs and locked Jobs (perhaps
 // none).
 type JobsFetched struct {
@@ -191,6 +211,12 @@ func (WorkerShutdown) EventName() string { return "worker:shutdown" }
 
 // EventName implements Event.
 func (WorkerStopped) EventName() string { return "worker:stop" }
+
+// EventName implements Event.
+func (FetchStarted) EventName() string { return "worker:getJob:start" }
+
+// EventName implements Event.
+func (FetchFailed) EventName() string { return "worker:getJob:error" }
 
 // EventName implements Event.
 func (JobsFetched) EventName() string { return "worker:fetch" }

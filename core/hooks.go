@@ -582,6 +582,19 @@ func (r *runner) emitShutdown(ctx context.Context, fatal error) {
 	r.w.hooks.emit(context.WithoutCancel(ctx), e)
 }
 
+func (r *runner) emitFetchStarted(ctx context.Context, asked int) {
+	if r.w.hooks.observing() {
+		r.w.hooks.emit(ctx, FetchStarted{WorkerID: r.w.id, Asked: asked})
+	}
+}
+
+func (r *runner) emitFetchFailed(ctx context.Context, asked int, err error) {
+	if r.w.hooks.observing() {
+		r.w.hooks.emit(ctx, FetchFailed{WorkerID: r.w.id, Asked: asked, Err: err,
+			Failures: r.fetcher.failures, RetryIn: r.fetcher.retryIn})
+	}
+}
+
 func (r *runner) emitFetched(ctx context.Context, asked int, jobs []*Job) {
 	if r.w.hooks.observing() {
 		r.w.hooks.emit(ctx, JobsFetched{WorkerID: r.w.id, Asked: asked, Jobs: jobs})

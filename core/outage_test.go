@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -414,6 +415,74 @@ func TestShutdownReturnsTheJobsOfALostFetch(t *testing.T) {
 	}
 	if n := b.queryInt(t, "select count(*) from S._private_job_queues where locked_by is not null"); n != 0 {
 		t.Errorf("%d named queues still locked after shutdown", n)
+	}
+}
+
+// failingFetchDB refuses the first fetches, as if the server could not be
+// reached, while left is above zero.
+type failingFetchDB struct {
+	core.Database
+	left atomic.Int32
+}
+
+func (f *failingFetchDB) Query(ctx context.Context, sql string, args ...any) (core.Rows, error) {
+	if isFetch(sql) && f.left.Add(-1) >= 0 {
+		return nil, errUnreachable
+	}
+	return f.Database.Query(ctx, sql, args...)
+}
+
+// Every fetch is reported as it starts, and a failed one with its error,
+// how many failed in a row and the backoff before the next; the fetch
+// that works then reports the job it locked.
+func TestFetchEventsReportStartsFailuresAndBackoff(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	db := &failingFetchDB{Database: b.db}
+	const failures = 2
+	db.left.Store(failures)
+	rec := &hookRecorder{}
+	w, _ := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 2, PollInterval: 20 * time.Millisecond,
+		Hooks: core.Hooks{OnEvent: rec.record},
+		Tasks: []core.Task{core.RawTask("t", func(context.Context, *core.Job) error { return nil })}})
+	job := b.add(t, "t", nil, nil)
+	stop := runInBackground(t, w)
+	eventually(t, "the job to run and be recorded", func() bool { return len(b.jobs(t)) == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Each start is followed by its failure or its jobs, before the next.
+	var seq []string
+	open := 0
+	for _, e := range rec.all() {
+		switch e := e.(type) {
+		case core.FetchStarted:
+			if open != 0 || e.WorkerID != w.ID() || e.Asked < 1 || e.Asked > 2 {
+				t.Fatalf("worker:getJob:start %+v while a fetch asking for %d is open; events %v", e, open, rec.names())
+			}
+			open = e.Asked
+			seq = append(seq, "start")
+		case core.FetchFailed:
+			if e.Asked != open || e.WorkerID != w.ID() || !errors.Is(e.Err, errUnreachable) || e.RetryIn <= 0 {
+				t.Errorf("worker:getJob:error %+v after a start asking for %d, want the injected error and a backoff", e, open)
+			}
+			open = 0
+			seq = append(seq, fmt.Sprintf("failed %d", e.Failures))
+		case core.JobsFetched:
+			if e.Asked != open {
+				t.Errorf("worker:fetch %+v after a start asking for %d", e, open)
+			}
+			open = 0
+			seq = append(seq, fmt.Sprintf("fetched %d", len(e.Jobs)))
+			if len(e.Jobs) == 1 && e.Jobs[0].ID == job.ID {
+				seq = append(seq, "the job")
+			}
+		}
+	}
+	want := []string{"start", "failed 1", "start", "failed 2", "start", "fetched 1", "the job"}
+	if len(seq) < len(want) || !slices.Equal(seq[:len(want)], want) {
+		t.Fatalf("fetch events %v, want them to begin %v", seq, want)
 	}
 }
 

@@ -399,6 +399,7 @@ loop:
 		r.fetcher.woken(r.wake.take())
 		r.fill()
 		if n := r.fetcher.next(len(r.active), len(r.buffer)); n > 0 {
+			r.emitFetchStarted(ctx, n)
 			r.fetcher.start(ctx, n)
 		}
 		select {
@@ -505,6 +506,7 @@ func (r *runner) fill() {
 // queue the fetch could not yet see).
 func (r *runner) received(ctx context.Context, res fetchResult) (drained bool) {
 	if !r.fetcher.done(res) {
+		r.emitFetchFailed(ctx, res.n, res.err)
 		return false
 	}
 	r.emitFetched(ctx, res.n, res.jobs)

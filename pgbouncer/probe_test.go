@@ -12,9 +12,8 @@ import (
 )
 
 // A timeline records, in one order for all of a test's workers, what the
-// test needs to know to tell why a worker fetched: each fetch's start (the
-// worker's ForbiddenFlagsFunc, called before each fetch) and return (its
-// JobsFetched event), each LISTEN session the driver opened and each
+// test needs to know to tell why a worker fetched: each fetch's start (its
+// FetchStarted event) and return (its JobsFetched event), each LISTEN session the driver opened and each
 // message it delivered, and the test's own steps and handlers.
 //
 // A worker fetches on its own only at start (once), when its poll interval
@@ -131,7 +130,7 @@ func (tl *timeline) listenFailed(worker int, err error) {
 	tl.recordLocked(worker, "listen failed", nil)
 }
 
-// fetchStarted is the worker's ForbiddenFlagsFunc.
+// fetchStarted takes the worker's FetchStarted event.
 func (tl *timeline) fetchStarted(worker int) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()

@@ -66,6 +66,11 @@ func (p *plugin) onEvent(ctx context.Context, e core.Event) {
 		if e.Err != nil {
 			attrs = append(attrs, slog.String("error", e.Err.Error()))
 		}
+	case core.FetchStarted:
+		attrs = append(attrs, slog.String("worker", e.WorkerID), slog.Int("asked", e.Asked))
+	case core.FetchFailed:
+		attrs = append(attrs, slog.String("worker", e.WorkerID), slog.Int("asked", e.Asked), slog.String("error", e.Err.Error()),
+			slog.Int("failures", e.Failures), slog.Duration("retry_in", e.RetryIn))
 	case core.JobsFetched:
 		attrs = append(attrs, slog.String("worker", e.WorkerID), slog.Int("asked", e.Asked), slog.Int("got", len(e.Jobs)))
 	case core.JobStarted:
@@ -140,6 +145,11 @@ func (p *plugin) describe(e core.Event) (slog.Level, string) {
 			return slog.LevelError, "gworker: worker stopped with an error"
 		}
 		return p.routine, "gworker: worker stopped"
+	case core.FetchStarted:
+		return slog.LevelDebug, "gworker: fetching jobs"
+	case core.FetchFailed:
+		// Debug: the worker's own log says it once per outage, not per retry.
+		return slog.LevelDebug, "gworker: fetching jobs failed"
 	case core.JobsFetched:
 		return slog.LevelDebug, "gworker: jobs fetched"
 	case core.JobStarted:

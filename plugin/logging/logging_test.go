@@ -191,3 +191,29 @@ func TestLogsSnoozeWithItsDelayAndReason(t *testing.T) {
 		}
 	}
 }
+
+// Fetches are logged at Debug, a failed one with its error, how many
+// failed in a row and the backoff.
+func TestLogsFetchesAndFetchFailuresAtDebug(t *testing.T) {
+	t.Parallel()
+	buf := &testkit.Buffer{}
+	h := logging.New(logging.Options{Logger: slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}).Hooks()
+	ctx := context.Background()
+	h.OnEvent(ctx, core.FetchStarted{WorkerID: "w1", Asked: 8})
+	h.OnEvent(ctx, core.FetchFailed{WorkerID: "w1", Asked: 8, Err: errors.New("connection refused"), Failures: 3, RetryIn: 400 * time.Millisecond})
+	recs := records(t, buf)
+	if len(recs) != 2 {
+		t.Fatalf("records %v, want the start and the failure", recs)
+	}
+	for k, v := range map[string]any{"level": "DEBUG", "msg": "gworker: fetching jobs", "event": "worker:getJob:start", "worker": "w1", "asked": 8.0} {
+		if recs[0][k] != v {
+			t.Errorf("start record: %s = %v, want %v", k, recs[0][k], v)
+		}
+	}
+	for k, v := range map[string]any{"level": "DEBUG", "msg": "gworker: fetching jobs failed", "event": "worker:getJob:error", "worker": "w1",
+		"asked": 8.0, "error": "connection refused", "failures": 3.0, "retry_in": float64(400 * time.Millisecond)} {
+		if recs[1][k] != v {
+			t.Errorf("failure record: %s = %v, want %v", k, recs[1][k], v)
+		}
+	}
+}

@@ -46,6 +46,9 @@
 //	gworker.jobs.available  gauge      jobs that could run now, by
 //	                                   gworker.schema, while a worker with the
 //	                                   plugin runs on the schema
+//	gworker.fetch.errors    counter    fetches that failed (the database was
+//	                                   away or refused the statement); a
+//	                                   rising count is the alert to set
 //
 // The gauge counts with one indexed query (core.Utils.CountAvailableJobs)
 // when a collection finds the last count older than

@@ -59,6 +59,7 @@ type Plugin struct {
 	interval time.Duration
 
 	started, completed, failed, added metric.Int64Counter
+	fetchErrors                       metric.Int64Counter
 	duration                          metric.Float64Histogram
 	depth                             metric.Int64ObservableGauge
 	reg                               metric.Registration
@@ -106,6 +107,9 @@ func New(opts Options) (*Plugin, error) {
 	p.failed = counter("gworker.jobs.failed", "Job attempts that failed; gworker.job.will_retry tells retries from final failures.")
 	p.added = counter("gworker.jobs.added", "Jobs added through a client with the plugin.")
 	var err error
+	p.fetchErrors, err = meter.Int64Counter("gworker.fetch.errors", metric.WithUnit("{error}"),
+		metric.WithDescription("Fetches of jobs that failed: the database could not be reached or refused the statement."))
+	errs = append(errs, err)
 	p.duration, err = meter.Float64Histogram("gworker.job.duration", metric.WithUnit("s"),
 		metric.WithDescription("How long job handlers ran, by task and outcome."),
 		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
@@ -333,6 +337,8 @@ func (p *Plugin) onEvent(ctx context.Context, e core.Event) {
 		if ctx.Value(singleAddKey) != nil {
 			trace.SpanFromContext(ctx).SetAttributes(jobIDKey.Int64(e.Job.ID))
 		}
+	case core.FetchFailed:
+		p.fetchErrors.Add(ctx, 1)
 	case core.WorkerStarted:
 		p.watch(e.Schema, e.Utils)
 	case core.WorkerStopped:

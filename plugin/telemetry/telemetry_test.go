@@ -398,3 +398,26 @@ func TestMetricsCountJobsAndQueueDepth(t *testing.T) {
 		t.Error("queue depth still reported after the worker stopped")
 	}
 }
+
+// A failed fetch counts in gworker.fetch.errors, and nothing else does.
+func TestMetricsCountFetchErrors(t *testing.T) {
+	t.Parallel()
+	reader := sdkmetric.NewManualReader()
+	tel, err := telemetry.New(telemetry.Options{TracerProvider: tracenoop.NewTracerProvider(),
+		MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), QueueDepthInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Close()
+	onEvent := tel.Hooks().OnEvent
+	ctx := context.Background()
+	onEvent(ctx, core.FetchStarted{WorkerID: "w", Asked: 4})
+	onEvent(ctx, core.FetchFailed{WorkerID: "w", Asked: 4, Err: errors.New("connection refused"), Failures: 1, RetryIn: time.Second})
+	onEvent(ctx, core.FetchStarted{WorkerID: "w", Asked: 4})
+	onEvent(ctx, core.FetchFailed{WorkerID: "w", Asked: 4, Err: errors.New("connection refused"), Failures: 2, RetryIn: 2 * time.Second})
+	onEvent(ctx, core.FetchStarted{WorkerID: "w", Asked: 4})
+	onEvent(ctx, core.JobsFetched{WorkerID: "w", Asked: 4})
+	if got := sum(t, metrics(t, reader)["gworker.fetch.errors"]); got != 2 {
+		t.Fatalf("gworker.fetch.errors = %d, want 2", got)
+	}
+}

@@ -188,16 +188,20 @@ func flagsJSON(flags []string) json.RawMessage {
 // bulkNamesSQL creates missing tasks ($1) and queues ($2) and returns
 // (kind 't' or 'q', id, name, now()) for each. A name another session
 // creates at the same moment comes back through ON CONFLICT DO UPDATE.
+// Names are inserted in order, so that two sessions adding the same new
+// names cannot deadlock.
 const bulkNamesSQL = `with new_tasks as (
   insert into {{schema}}._private_tasks (identifier)
   select i from unnest($1::text[]) i
   where not exists (select 1 from {{schema}}._private_tasks t where t.identifier = i)
+  order by i
   on conflict (identifier) do update set identifier = excluded.identifier
   returning id, identifier
 ), new_queues as (
   insert into {{schema}}._private_job_queues (queue_name)
   select q from unnest($2::text[]) q
   where not exists (select 1 from {{schema}}._private_job_queues jq where jq.queue_name = q)
+  order by q
   on conflict (queue_name) do update set queue_name = excluded.queue_name
   returning id, queue_name
 )

@@ -637,6 +637,7 @@ const addJobsFastSQL = `with specs as (
   insert into {{schema}}._private_tasks (identifier)
   select distinct specs.identifier from specs
   where not exists (select 1 from {{schema}}._private_tasks t where t.identifier = specs.identifier)
+  order by 1 -- in order, so that two adds of the same new names cannot deadlock
   on conflict (identifier) do update set identifier = excluded.identifier
   returning id, identifier
 ), tasks as (
@@ -647,6 +648,7 @@ const addJobsFastSQL = `with specs as (
   select distinct specs.queue_name from specs
   where specs.queue_name is not null
     and not exists (select 1 from {{schema}}._private_job_queues q where q.queue_name = specs.queue_name)
+  order by 1
   on conflict (queue_name) do update set queue_name = excluded.queue_name
   returning id, queue_name
 ), queues as (

@@ -172,7 +172,16 @@ func (w *Worker) registerTasks(ctx context.Context) error {
 	for id := range w.tasks {
 		ids = append(ids, id)
 	}
-	if _, err := w.db.Exec(ctx, w.sql.registerTasks, ids); err != nil {
+	// Names go in in order; a deadlock can still come from a client that
+	// inserts them in another order (graphile-worker's add_jobs), and the
+	// statement changed nothing then: try again.
+	var err error
+	for range 3 {
+		if _, err = w.db.Exec(ctx, w.sql.registerTasks, ids); sqlState(err) != "40P01" {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("gworker: register tasks: %w", err)
 	}
 	rows, err := w.db.Query(ctx, w.sql.readTaskIDs, ids)

@@ -26,9 +26,12 @@ type workerSQL struct {
 
 func newWorkerSQL(r renderer, durableFetch bool) *workerSQL {
 	s := &workerSQL{
+		// In order: two workers starting together would otherwise lock
+		// the same new names in different orders, and deadlock.
 		registerTasks: r.render("insert into {{schema}}._private_tasks (identifier)" +
 			" select i from unnest($1::text[]) i" +
 			" where not exists (select 1 from {{schema}}._private_tasks t where t.identifier = i)" +
+			" order by i" +
 			" on conflict do nothing"),
 		readTaskIDs: r.render("select id, identifier from {{schema}}._private_tasks where identifier = any($1::text[])"),
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -220,14 +221,12 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 			Concurrency:  3,
 			PollInterval: pollInterval,
 			Logger:       log.With("worker", i),
-			// Called before each fetch: the fetch's start.
-			ForbiddenFlagsFunc: func(context.Context) ([]string, error) {
-				tl.fetchStarted(i)
-				return nil, nil
-			},
 			Hooks: core.Hooks{OnEvent: func(ctx context.Context, e core.Event) {
 				events.OnEvent(ctx, e)
-				if f, ok := e.(core.JobsFetched); ok {
+				switch f := e.(type) {
+				case core.FetchStarted:
+					tl.fetchStarted(i)
+				case core.JobsFetched:
 					tl.fetched(i, f.Jobs)
 				}
 			}},
@@ -235,7 +234,12 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wg.Go(func() { errs[i] = w.Run(wctx) })
+		wg.Go(func() {
+			// Logged as well, for a failure while the others still run.
+			if errs[i] = w.Run(wctx); errs[i] != nil {
+				log.Error("the worker's Run returned", "worker", i, "error", errs[i])
+			}
+		})
 	}
 	defer func() {
 		if t.Failed() {
@@ -251,7 +255,8 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 	mark, err := tl.markIdle(markCtx)
 	cancelMark()
 	if err != nil {
-		t.Fatalf("the workers never were idle and listening, which the wake-up check needs: %v", err)
+		t.Fatalf("the workers never were idle and listening, which the wake-up check needs: %v; the server's sessions:\n%s\nworkers' goroutines:\n%s",
+			err, sessions(ctx, direct), workerStacks())
 	}
 	began := time.Now()
 	wake, err := u.AddRawJob(ctx, "work", map[string]int{"n": wakeN}, nil)
@@ -554,6 +559,11 @@ func TestWorkerWithoutListenConnection(t *testing.T) {
 				}
 			}()
 			testkit.Eventually(t, "the warning that LISTEN cannot work through pgbouncer", func() bool {
+				select {
+				case err := <-done:
+					t.Fatalf("the worker's Run returned before it warned: %v", err)
+				default:
+				}
 				// One warning that says why and names the fix.
 				for line := range strings.Lines(logs.String()) {
 					if strings.Contains(line, "level=WARN") && strings.Contains(line, "PgBouncer in transaction pooling mode") &&
@@ -650,4 +660,34 @@ func TestPoolerDetected(t *testing.T) {
 			t.Errorf("%s: BackendPID = %d, pooled %v, %v; want pooled %v", tt.name, pid, pooled, err, tt.pooled)
 		}
 	}
+}
+
+// sessions describes the server's client sessions, for a failure: what
+// each runs or waits for, and since when its transaction is open.
+func sessions(ctx context.Context, conn *pgx.Conn) string {
+	rows, err := conn.Query(ctx, `select format('pid %s %s %s wait %s/%s xact %s: %s', pid, application_name, state,
+  wait_event_type, wait_event, now() - xact_start, left(query, 200))
+from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() order by pid`)
+	if err != nil {
+		return "(pg_stat_activity: " + err.Error() + ")"
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "(pg_stat_activity: " + err.Error() + ")"
+	}
+	return strings.Join(lines, "\n")
+}
+
+// workerStacks returns the stacks of the goroutines that run a worker's
+// start or loop, for a failure: where a worker that never started waits.
+func workerStacks() string {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "gworker/core.(*Worker).run(") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }

@@ -112,10 +112,10 @@
 // # Hooks, plugins and extensions
 //
 // Hooks (WorkerOptions.Hooks, UtilsOptions.Hooks) observe and steer every
-// step. OnEvent receives typed events (WorkerStarted, JobsFetched,
-// JobStarted, JobCompleted, JobFailed, JobPermanentlyFailed,
-// JobInterrupted, JobCancelled, JobSkipped, JobAdded, LocalQueueEvent,
-// WorkerShutdown, WorkerStopped, and CronEvent). Interceptors steer:
+// step. OnEvent receives typed events (WorkerStarted, FetchStarted,
+// FetchFailed, JobsFetched, JobStarted, JobCompleted, JobFailed,
+// JobPermanentlyFailed, JobInterrupted, JobCancelled, JobSkipped, JobAdded,
+// LocalQueueEvent, WorkerShutdown, WorkerStopped, and CronEvent). Interceptors steer:
 // BeforeJobRun continues, skips (the job goes back to the queue untouched,
 // never deleted) or fails a job; AroundJobRun wraps its handler;
 // AfterJobRun overrides its outcome; BeforeSchedule rewrites, skips or

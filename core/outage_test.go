@@ -380,44 +380,6 @@ func TestJobsOfALostFetchAreReturned(t *testing.T) {
 	}
 }
 
-// A worker shut down right after a fetch lost its answer hands back the
-// jobs that fetch locked, as they were, instead of leaving them locked for
-// another worker's sweep (off here) or graphile-worker's 4 hours.
-func TestShutdownReturnsTheJobsOfALostFetch(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	db := &lostFetchDB{Database: b.db, lostCh: make(chan struct{})}
-	ran := &counter{}
-	// The clock never moves: the worker polls no more after the lost
-	// answer, so only shutdown can look for the jobs.
-	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 2, Clock: clocktest.New(time.Now()),
-		Recovery: core.RecoveryOptions{Disabled: true},
-		Tasks:    []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
-	a := b.add(t, "t", nil, &core.JobSpec{QueueName: "q"})
-	c := b.add(t, "t", nil, nil)
-	stop := runInBackground(t, w)
-	select {
-	case <-db.lostCh:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no fetch answer was lost within 30s")
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if ids := ran.list(); len(ids) != 0 {
-		t.Fatalf("jobs %v ran; the test needs the lost fetch's jobs unseen", ids)
-	}
-	for _, id := range []int64{a.ID, c.ID} {
-		if j := b.job(t, id); j.LockedBy != nil || j.Attempts != 0 {
-			t.Errorf("job %d after shutdown: locked by %v, attempts %d; want unlocked, attempts 0\n%s",
-				id, deref(j.LockedBy), j.Attempts, strings.Join(sinkRecs(sink), "\n"))
-		}
-	}
-	if n := b.queryInt(t, "select count(*) from S._private_job_queues where locked_by is not null"); n != 0 {
-		t.Errorf("%d named queues still locked after shutdown", n)
-	}
-}
-
 // failingFetchDB refuses the first fetches, as if the server could not be
 // reached, while left is above zero.
 type failingFetchDB struct {
@@ -486,59 +448,98 @@ func TestFetchEventsReportStartsFailuresAndBackoff(t *testing.T) {
 	}
 }
 
+// lostFetchAtShutdown is what the shutdown tests of a lost fetch share: a
+// worker whose fetch of two jobs (one in a named queue) loses its answer,
+// with recovery off and a clock that never moves unless the test moves it,
+// so that the worker polls no more and only shutdown can look for the jobs.
+type lostFetchAtShutdown struct {
+	db    *lostFetchDB
+	clock *clocktest.Clock
+	ran   *counter
+	sink  *logSink
+	jobs  []int64
+	stop  func() error
+}
+
+// startLostFetch starts that worker and returns once the answer was lost.
+// failLookups is how many of its looks for the jobs fail.
+func startLostFetch(t *testing.T, b *bundle, failLookups int32) *lostFetchAtShutdown {
+	t.Helper()
+	l := &lostFetchAtShutdown{db: &lostFetchDB{Database: b.db, lostCh: make(chan struct{})}, clock: clocktest.New(time.Now()), ran: &counter{}}
+	l.db.failLookups.Store(failLookups)
+	var w *core.Worker
+	w, l.sink = b.worker(t, core.WorkerOptions{Database: l.db, Concurrency: 2, Clock: l.clock,
+		Recovery: core.RecoveryOptions{Disabled: true},
+		Tasks:    []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error { l.ran.record(j.ID); return nil })}})
+	l.jobs = []int64{b.add(t, "t", nil, &core.JobSpec{QueueName: "q"}).ID, b.add(t, "t", nil, nil).ID}
+	l.stop = runInBackground(t, w)
+	select {
+	case <-l.db.lostCh:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no fetch answer was lost within 30s")
+	}
+	return l
+}
+
+// checkReturned checks, after shutdown, that the jobs never ran and are
+// back as they were: unlocked, no attempt counted, their queue free.
+func (l *lostFetchAtShutdown) checkReturned(t *testing.T, b *bundle) {
+	t.Helper()
+	if ids := l.ran.list(); len(ids) != 0 {
+		t.Fatalf("jobs %v ran; the test needs the lost fetch's jobs unseen", ids)
+	}
+	for _, id := range l.jobs {
+		if j := b.job(t, id); j.LockedBy != nil || j.Attempts != 0 {
+			t.Errorf("job %d after shutdown: locked by %v, attempts %d; want unlocked, attempts 0\n%s",
+				id, deref(j.LockedBy), j.Attempts, strings.Join(sinkRecs(l.sink), "\n"))
+		}
+	}
+	if n := b.queryInt(t, "select count(*) from S._private_job_queues where locked_by is not null"); n != 0 {
+		t.Errorf("%d named queues still locked after shutdown", n)
+	}
+	if !l.sink.has("never received") {
+		t.Fatalf("the returned jobs were not logged:\n%s", strings.Join(sinkRecs(l.sink), "\n"))
+	}
+}
+
+// A worker shut down right after a fetch lost its answer hands back the
+// jobs that fetch locked, as they were, instead of leaving them locked for
+// another worker's sweep (off here) or graphile-worker's 4 hours.
+func TestShutdownReturnsTheJobsOfALostFetch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	l := startLostFetch(t, b, 0)
+	if err := l.stop(); err != nil {
+		t.Fatal(err)
+	}
+	l.checkReturned(t, b)
+}
+
 // Shutdown's look for a lost fetch's jobs is tried again when the database
 // is away for a moment, on the worker's clock, instead of leaving the jobs
 // locked after one failure.
 func TestShutdownRetriesTheLookForALostFetchsJobs(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	db := &lostFetchDB{Database: b.db, lostCh: make(chan struct{})}
 	const failures = 2
-	db.failLookups.Store(failures)
-	clock := clocktest.New(time.Now())
-	ran := &counter{}
-	w, sink := b.worker(t, core.WorkerOptions{Database: db, Concurrency: 2, Clock: clock,
-		Recovery: core.RecoveryOptions{Disabled: true},
-		Tasks:    []core.Task{core.RawTask("t", func(_ context.Context, j *core.Job) error { ran.record(j.ID); return nil })}})
-	a := b.add(t, "t", nil, &core.JobSpec{QueueName: "q"})
-	c := b.add(t, "t", nil, nil)
-	stop := runInBackground(t, w)
-	select {
-	case <-db.lostCh:
-	case <-time.After(30 * time.Second):
-		t.Fatal("no fetch answer was lost within 30s")
-	}
+	l := startLostFetch(t, b, failures)
 	stopped := make(chan error, 1)
-	go func() { stopped <- stop() }()
+	go func() { stopped <- l.stop() }()
 	for i := range failures {
 		// Each failed look waits for a backoff timer before the next.
-		at := pendingTimer(t, clock, "returnLostFetch")
-		if n := db.lookups.Load(); n != int32(i+1) {
+		at := pendingTimer(t, l.clock, "returnLostFetch")
+		if n := l.db.lookups.Load(); n != int32(i+1) {
 			t.Fatalf("%d looks before backoff %d, want %d", n, i+1, i+1)
 		}
-		clock.AdvanceTo(at)
+		l.clock.AdvanceTo(at)
 	}
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
 	}
-	if n := db.lookups.Load(); n != failures+1 {
+	if n := l.db.lookups.Load(); n != failures+1 {
 		t.Fatalf("%d looks for the jobs, want %d failed and one that worked", n, failures+1)
 	}
-	if ids := ran.list(); len(ids) != 0 {
-		t.Fatalf("jobs %v ran; the test needs the lost fetch's jobs unseen", ids)
-	}
-	for _, id := range []int64{a.ID, c.ID} {
-		if j := b.job(t, id); j.LockedBy != nil || j.Attempts != 0 {
-			t.Errorf("job %d after shutdown: locked by %v, attempts %d; want unlocked, attempts 0\n%s",
-				id, deref(j.LockedBy), j.Attempts, strings.Join(sinkRecs(sink), "\n"))
-		}
-	}
-	if n := b.queryInt(t, "select count(*) from S._private_job_queues where locked_by is not null"); n != 0 {
-		t.Errorf("%d named queues still locked after shutdown", n)
-	}
-	if !sink.has("never received") {
-		t.Fatalf("the returned jobs were not logged:\n%s", strings.Join(sinkRecs(sink), "\n"))
-	}
+	l.checkReturned(t, b)
 }
 
 // When the database comes back after an outage longer than the stale

@@ -32,6 +32,7 @@ type bouncer struct {
 	direct  string // PostgreSQL itself
 	pooled  string // the same database through pgbouncer, transaction pooling
 	session string // the same through pgbouncer, session pooling
+	port    int
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	log     *testkit.Buffer
@@ -149,10 +150,15 @@ func startBouncer(direct string) (*bouncer, error) {
 	if cfg.Password != "" {
 		server += " password=" + quote(cfg.Password)
 	}
-	ini := strings.Join([]string{
+	lines := []string{
 		"[databases]",
 		"gworker = " + server,
 		"gworker_session = " + server + " pool_mode=session",
+	}
+	for _, d := range drivers {
+		lines = append(lines, driverAlias(d.name)+" = "+server)
+	}
+	ini := strings.Join(append(lines,
 		"[pgbouncer]",
 		"listen_addr = 127.0.0.1",
 		fmt.Sprintf("listen_port = %d", port),
@@ -165,7 +171,7 @@ func startBouncer(direct string) (*bouncer, error) {
 		// refuses unless told to ignore it.
 		"ignore_startup_parameters = extra_float_digits",
 		"",
-	}, "\n")
+	), "\n")
 	iniPath := filepath.Join(dir, "pgbouncer.ini")
 	if err := os.WriteFile(iniPath, []byte(ini), 0o644); err != nil {
 		return nil, err
@@ -175,6 +181,7 @@ func startBouncer(direct string) (*bouncer, error) {
 		direct:  direct,
 		pooled:  fmt.Sprintf("postgres://gworker@127.0.0.1:%d/gworker?sslmode=disable", port),
 		session: fmt.Sprintf("postgres://gworker@127.0.0.1:%d/gworker_session?sslmode=disable", port),
+		port:    port,
 		exited:  make(chan struct{}),
 		log:     &testkit.Buffer{},
 		dir:     dir,
@@ -196,6 +203,20 @@ func startBouncer(direct string) (*bouncer, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// driverAlias is the pgbouncer database that the named driver's tests
+// reach the server through.
+func driverAlias(name string) string { return "gworker_" + strings.ReplaceAll(name, "-", "_") }
+
+// pooledFor is pooled with server connections of the named driver's own.
+// Through a transaction pooler a LISTEN stays with the server connection
+// it ran on, whichever client uses it next, and so do the notifications it
+// brings (a driver's pooler probe may leave one, by design of the check):
+// bun's pgdriver fails on a notification it did not ask for, so one
+// driver's tests must not get another's server connections.
+func (b *bouncer) pooledFor(name string) string {
+	return fmt.Sprintf("postgres://gworker@127.0.0.1:%d/%s?sslmode=disable", b.port, driverAlias(name))
 }
 
 // waitReady waits until a query through pgbouncer reaches the server.

@@ -163,7 +163,7 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	schema := pgtest.Schema(t)
-	db, closeDB, err := d.open(ctx, b.pooled, b.direct)
+	db, closeDB, err := d.open(ctx, b.pooledFor(d.name), b.direct)
 	if err != nil {
 		t.Fatalf("open %s through pgbouncer: %v", d.name, err)
 	}
@@ -520,7 +520,7 @@ func TestWorkerWithoutListenConnection(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			schema := pgtest.Schema(t)
-			db, closeDB, err := d.open(ctx, b.pooled, "")
+			db, closeDB, err := d.open(ctx, b.pooledFor(d.name), "")
 			if err != nil {
 				t.Fatalf("open %s through pgbouncer: %v", d.name, err)
 			}

@@ -172,8 +172,10 @@ const sessionCheckTimeout = 2 * time.Second
 // session, runs both of the first's statements on one server process. A
 // transaction pooler that hands out the server connection used last first,
 // as PgBouncer does, gave the first's to the second, so the first's next
-// statement runs on another: moved. When it runs on the same one all the
-// same, the answer is inconclusive (false), and the caller checks with a
+// statement runs on another: moved; the second's transaction running on the
+// first's server process says the same. When another client took that
+// server connection in between and the first's next statement still ran on
+// it, the answer is inconclusive (false), and the caller checks with a
 // notification.
 func sessionMoves(ctx context.Context, dsn string) (moved bool, err error) {
 	connector, err := pq.NewConnector(dsn)
@@ -217,7 +219,7 @@ func sessionMoves(ctx context.Context, dsn string) (moved bool, err error) {
 		}
 		return false, err
 	}
-	return after != before, nil
+	return after != before || held == before, nil
 }
 
 // probeTimeout bounds the wait for the probe notification. Through

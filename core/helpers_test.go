@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -201,16 +200,8 @@ func pendingTimer(t *testing.T, clock *clocktest.Clock, armedIn string) time.Tim
 	})
 	if err != nil {
 		// Where the worker waits instead says why.
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var gs []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "gworker/core.") {
-				gs = append(gs, g)
-			}
-		}
 		t.Fatalf("no timer of %s came to be pending: %v; %d other timers pending; the worker's goroutines:\n%s",
-			armedIn, err, len(clock.Timers()), strings.Join(gs, "\n\n"))
+			armedIn, err, len(clock.Timers()), testkit.Goroutines("gworker/core."))
 	}
 	return at
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -256,7 +255,7 @@ func workersThrough(t *testing.T, b *bouncer, d driver) {
 	cancelMark()
 	if err != nil {
 		t.Fatalf("the workers never were idle and listening, which the wake-up check needs: %v; the server's sessions:\n%s\nworkers' goroutines:\n%s",
-			err, sessions(ctx, direct), workerStacks())
+			err, sessions(ctx, direct), testkit.Goroutines("gworker/core.(*Worker).run("))
 	}
 	began := time.Now()
 	wake, err := u.AddRawJob(ctx, "work", map[string]int{"n": wakeN}, nil)
@@ -676,18 +675,4 @@ from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backen
 		return "(pg_stat_activity: " + err.Error() + ")"
 	}
 	return strings.Join(lines, "\n")
-}
-
-// workerStacks returns the stacks of the goroutines that run a worker's
-// start or loop, for a failure: where a worker that never started waits.
-func workerStacks() string {
-	buf := make([]byte, 1<<22)
-	buf = buf[:runtime.Stack(buf, true)]
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "gworker/core.(*Worker).run(") {
-			out = append(out, g)
-		}
-	}
-	return strings.Join(out, "\n\n")
 }

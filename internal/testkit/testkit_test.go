@@ -3,6 +3,7 @@ package testkit_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,4 +60,25 @@ func TestBufferCollectsConcurrentWrites(t *testing.T) {
 	if got := b.String(); got != "abab" {
 		t.Fatalf("got %q", got)
 	}
+}
+
+func TestGoroutinesKeepsOnlyThoseWithTheFrame(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{})
+	go parkedForGoroutinesTest(started, release)
+	<-started
+	got := testkit.Goroutines("testkit_test.parkedForGoroutinesTest")
+	// The parked goroutine, and not this one, which is running.
+	if !strings.Contains(got, "parkedForGoroutinesTest") || strings.Contains(got, "[running]") {
+		t.Fatalf("Goroutines kept:\n%s", got)
+	}
+	if testkit.Goroutines("no such frame anywhere") != "" {
+		t.Fatal("Goroutines kept stacks without the frame")
+	}
+}
+
+func parkedForGoroutinesTest(started, release chan struct{}) {
+	close(started)
+	<-release
 }

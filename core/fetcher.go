@@ -74,10 +74,8 @@ type fetcher struct {
 	reconcile bool
 	// outage logs fetch failures once per outage.
 	outage *outageLog
-	// failures counts the fetches that failed in a row, and retryIn is the
-	// backoff after the last of them.
-	failures int
-	retryIn  time.Duration
+	// failed describes the last failed fetch, for its event.
+	failed FetchFailed
 }
 
 func newFetcher(w *Worker, c *completer, held func() map[int64]bool, emit func(LocalQueueEvent), setLocalQueue func(bool)) *fetcher {
@@ -311,7 +309,7 @@ func (f *fetcher) start(ctx context.Context, n int) {
 func (f *fetcher) done(res fetchResult) bool {
 	f.fetching = false
 	if res.err != nil {
-		f.failures = f.outage.failed(res.err)
+		failures := f.outage.failed(res.err)
 		if res.ran {
 			// The statement may have locked jobs and committed while its
 			// answer was lost.
@@ -319,11 +317,11 @@ func (f *fetcher) done(res fetchResult) bool {
 		}
 		f.w.health.noteLoss(f.clock.Now())
 		f.pending = 0
-		f.retryIn = backoff(f.failures, f.pollInterval)
-		f.poll.Reset(f.retryIn)
+		wait := backoff(failures, f.pollInterval)
+		f.poll.Reset(wait)
+		f.failed = FetchFailed{WorkerID: f.w.id, Asked: res.n, Err: res.err, Failures: failures, RetryIn: wait}
 		return false
 	}
-	f.failures, f.retryIn = 0, 0
 	f.outage.ok()
 	if res.reconciled {
 		f.reconcile = false

@@ -588,10 +588,9 @@ func (r *runner) emitFetchStarted(ctx context.Context, asked int) {
 	}
 }
 
-func (r *runner) emitFetchFailed(ctx context.Context, asked int, err error) {
+func (r *runner) emitFetchFailed(ctx context.Context) {
 	if r.w.hooks.observing() {
-		r.w.hooks.emit(ctx, FetchFailed{WorkerID: r.w.id, Asked: asked, Err: err,
-			Failures: r.fetcher.failures, RetryIn: r.fetcher.retryIn})
+		r.w.hooks.emit(ctx, r.fetcher.failed)
 	}
 }
 

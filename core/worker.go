@@ -515,7 +515,7 @@ func (r *runner) fill() {
 // queue the fetch could not yet see).
 func (r *runner) received(ctx context.Context, res fetchResult) (drained bool) {
 	if !r.fetcher.done(res) {
-		r.emitFetchFailed(ctx, res.n, res.err)
+		r.emitFetchFailed(ctx)
 		return false
 	}
 	r.emitFetched(ctx, res.n, res.jobs)

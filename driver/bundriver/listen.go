@@ -30,8 +30,7 @@ var errClosed = fmt.Errorf("bundriver: %w", core.ErrNotificationsClosed)
 // pings that confirm a pgdriver listener's LISTEN were sent but none came
 // back.
 var errPooler = &poolerror.Error{
-	Reason: fmt.Sprintf("no notification reached it within %v, as happens when it goes through a connection pooler "+
-		"that does not keep a session between transactions (PgBouncer in transaction pooling mode, say)", confirmTimeout),
+	Reason:       fmt.Sprintf("no notification reached it within %v, as happens when %s", confirmTimeout, poolerror.Cause),
 	ListenOption: "bundriver.ListenDSN(url)",
 }
 

@@ -76,8 +76,9 @@
 //
 // Listen opens a connection of its own with pgx.ConnectConfig, from
 // ListenDSN or ListenConnConfig, or else a copy of the pool's
-// configuration; it is never taken from the pool, so a long-lived listener cannot starve it. Whatever
-// BuildContextWatcherHandler that configuration names, the listener
+// configuration; it is never taken from the pool, so a long-lived
+// listener cannot starve it. Whatever BuildContextWatcherHandler that
+// configuration names, the listener
 // interrupts a wait with a read deadline, which returns at once and keeps
 // the connection (a cancel request would do nothing for an idle session).
 //

@@ -6,9 +6,13 @@ package poolerror
 
 import "github.com/gworker/gworker/core"
 
+// Cause is why a connection cannot keep a LISTEN, for a Reason that adds
+// how the driver found out.
+const Cause = "it goes through a connection pooler that does not keep a session between transactions " +
+	"(PgBouncer in transaction pooling mode, say)"
+
 // defaultReason is what Error says when Reason is empty.
-const defaultReason = "it goes through a connection pooler that does not keep a session between transactions " +
-	"(PgBouncer in transaction pooling mode, say), so no notification would arrive"
+const defaultReason = Cause + ", so no notification would arrive"
 
 // Error is a driver's Listen error (after "DRIVER: listen: ") for a
 // connection that cannot keep a LISTEN. It wraps

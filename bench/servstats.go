@@ -383,22 +383,11 @@ func processTreeCPU(pid int) (float64, error) {
 		return 0, err
 	}
 	total := st.utime + st.stime + st.cutime + st.cstime
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil || child == pid {
-			continue
-		}
-		cs, err := readProcStat(child)
-		if err != nil || cs.ppid != pid {
-			continue
-		}
+	kids, err := children(pid)
+	for _, cs := range kids {
 		total += cs.utime + cs.stime
 	}
-	return total / clockTicks, nil
+	return total / clockTicks, err
 }
 
 // unreapedChildren counts pid's children that have exited and that it has
@@ -406,21 +395,34 @@ func processTreeCPU(pid int) (float64, error) {
 // cutime and cstime, but in their own /proc entry, which can go between
 // the reads of processTreeCPU.
 func unreapedChildren(pid int) (int, error) {
+	kids, err := children(pid)
+	n := 0
+	for _, cs := range kids {
+		if cs.state == 'Z' {
+			n++
+		}
+	}
+	return n, err
+}
+
+// children reads the /proc/PID/stat of pid's children; one that ends
+// while they are read is left out.
+func children(pid int) ([]procStat, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n := 0
+	var out []procStat
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())
 		if err != nil || child == pid {
 			continue
 		}
-		if cs, err := readProcStat(child); err == nil && cs.ppid == pid && cs.state == 'Z' {
-			n++
+		if cs, err := readProcStat(child); err == nil && cs.ppid == pid {
+			out = append(out, cs)
 		}
 	}
-	return n, nil
+	return out, nil
 }
 
 type procStat struct {

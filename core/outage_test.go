@@ -433,8 +433,10 @@ func TestFetchEventsReportStartsFailuresAndBackoff(t *testing.T) {
 			open = e.Asked
 			seq = append(seq, "start")
 		case core.FetchFailed:
-			if e.Asked != open || e.WorkerID != w.ID() || !errors.Is(e.Err, errUnreachable) || e.RetryIn <= 0 {
-				t.Errorf("worker:getJob:error %+v after a start asking for %d, want the injected error and a backoff", e, open)
+			// The backoff grows from 100ms, capped at the poll interval,
+			// and is drawn from the upper half of its range.
+			if e.Asked != open || e.WorkerID != w.ID() || !errors.Is(e.Err, errUnreachable) || e.RetryIn < 10*time.Millisecond || e.RetryIn > 20*time.Millisecond {
+				t.Errorf("worker:getJob:error %+v after a start asking for %d, want the injected error and a backoff of 10-20ms", e, open)
 			}
 			open = 0
 			seq = append(seq, fmt.Sprintf("failed %d", e.Failures))
